@@ -1,0 +1,48 @@
+# The README's two commands (`make demo`, `make test`) and their helpers.
+# Everything installs into .venv/ at the repository root, pinned by constraints.txt.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+FMNIST_DIR := /usr/share/datasets/fashion-mnist
+TORCH_WHEEL := $(wildcard /opt/wheels/torch-2.13.0+cpu-*.whl)
+DEMO_WORKDIR ?= workdirs/demo
+
+.PHONY: setup data demo test test-fast bench torch clean
+
+setup: $(STAMP)
+
+$(STAMP): setup.cfg constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+# Debian's Fashion-MNIST IDX files (offline real data); installed when we are root.
+data:
+	@if [ -f $(FMNIST_DIR)/train-images-idx3-ubyte.gz ]; then \
+	  echo "Fashion-MNIST found in $(FMNIST_DIR)"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  (apt-get install -y dataset-fashion-mnist || \
+	   (apt-get update && apt-get install -y dataset-fashion-mnist)); \
+	else \
+	  echo "Fashion-MNIST is missing: run 'sudo apt-get install -y dataset-fashion-mnist'"; \
+	fi
+
+# Train the default PixelCNN briefly on Fashion-MNIST; writes samples/, metrics.jsonl.
+demo: setup data
+	$(PY) -m gen_jax.main --config configs/pixelcnn.py:demo --workdir $(DEMO_WORKDIR)
+
+test: setup data
+	$(PY) -m pytest -q tests
+
+bench: setup
+	$(PY) -m gen_jax.bench --config configs/pixelcnn.py --what train
+
+# Optional: PyTorch CPU build for the benchmarks/ reference (local wheel, no CUDA).
+torch: setup
+	$(PY) -m pip install --quiet $(or $(TORCH_WHEEL),torch==2.13.0)
+
+clean:
+	rm -rf $(VENV) *.egg-info

@@ -1,0 +1,74 @@
+"""Config keys every experiment shares, and the `smoke` shrink.
+
+Experiment files in configs/ call `base_config()`, set their model, and
+finish with `finalize(config, arg)`, which applies the `smoke` variant and
+locks the config so that `--config.train.batchsize=...` (a typo) is an error.
+"""
+
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+
+  config.data = ml_collections.ConfigDict()
+  config.data.name = "fashion_mnist"
+  config.data.data_dir = ""  # TFDS data dir; "" = $TFDS_DATA_DIR or ~/tensorflow_datasets
+  config.data.idx_dir = ""  # local MNIST-format IDX files; "" = the dataset's default
+  config.data.train_split = "train"
+  config.data.eval_split = "test"
+  config.data.binarization = "none"  # none | fixed | dynamic
+  config.data.max_train_examples = 0  # 0 = all
+  config.data.max_eval_examples = 0  # 0 = all
+
+  config.model = ml_collections.ConfigDict()
+  config.model.name = ""
+
+  config.train = ml_collections.ConfigDict()
+  config.train.num_steps = 10_000
+  config.train.batch_size = 64
+  config.train.eval_batch_size = 500
+  config.train.learning_rate = 1e-3
+  config.train.lr_schedule = "cosine"  # cosine | constant (after warmup)
+  config.train.warmup_steps = 100
+  config.train.final_lr_fraction = 0.1
+  config.train.adam_b1 = 0.9
+  config.train.adam_b2 = 0.999
+  config.train.weight_decay = 0.0
+  config.train.grad_clip_norm = 1.0  # 0 = off
+  config.train.ema_decay = 0.0  # 0 = no EMA; eval and samples use the EMA when on
+  config.train.log_every = 50
+  config.train.eval_every = 1000  # 0 = only at the end
+  config.train.checkpoint_every = 500
+  config.train.sample_every = 2000  # 0 = only at the end
+  config.train.num_samples = 36
+  config.train.keep_checkpoints = 3
+  config.train.progress_bar = True
+  return config
+
+
+def shrink_for_smoke(config: ml_collections.ConfigDict) -> None:
+  """A CPU minute, compile included: few steps, a slice of the eval split."""
+  config.train.num_steps = 20
+  config.train.batch_size = 16
+  config.train.eval_batch_size = 250
+  config.train.warmup_steps = 2
+  config.train.log_every = 5
+  config.train.eval_every = 0
+  config.train.checkpoint_every = 10
+  config.train.sample_every = 0
+  config.train.num_samples = 4
+  config.data.max_eval_examples = 500
+
+
+def finalize(config: ml_collections.ConfigDict, arg: str | None,
+             variants: dict | None = None) -> ml_collections.ConfigDict:
+  """Applies the variant named by `arg` ('smoke' or one of `variants`) and locks."""
+  variants = {"smoke": shrink_for_smoke, **(variants or {})}
+  if arg:
+    if arg not in variants:
+      raise ValueError(f"unknown config variant {arg!r}; known: {', '.join(sorted(variants))}")
+    variants[arg](config)
+  config.lock()
+  return config

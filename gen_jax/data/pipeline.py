@@ -1,0 +1,124 @@
+"""In-memory splits, deterministic batches and per-process slicing.
+
+The splits this codebase trains on fit in host memory, and indexing an array is
+the fastest loader there is (see TOOLCHAIN.md), so a split is read once and
+every batch is a function of (seed, step): epoch e's order is a permutation
+drawn from (seed, e), step s takes the s-th global batch of it, and process p of
+P keeps the p-th contiguous slice. The data position of a run is therefore just
+its step, and a resumed run reads exactly the batches an uninterrupted one
+would have.
+"""
+
+import dataclasses
+import queue
+import threading
+from typing import Iterator
+
+import numpy as np
+
+from gen_jax.data import sources
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageSplit:
+  images: np.ndarray  # [N, H, W, C] uint8
+  labels: np.ndarray | None  # [N] int32
+
+  def __len__(self) -> int:
+    return len(self.images)
+
+  def take(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+    batch = {"image": self.images[indices]}
+    if self.labels is not None:
+      batch["label"] = self.labels[indices]
+    return batch
+
+
+def load_splits(data_config) -> tuple[ImageSplit, ImageSplit]:
+  """(train, eval) splits of `data_config.name`, optionally truncated."""
+  splits = []
+  for split, limit in ((data_config.train_split, data_config.max_train_examples),
+                       (data_config.eval_split, data_config.max_eval_examples)):
+    images, labels = sources.read_split(data_config.name, split,
+                                        data_dir=data_config.data_dir or None,
+                                        idx_dir=data_config.idx_dir or None)
+    if limit:
+      images, labels = images[:limit], None if labels is None else labels[:limit]
+    splits.append(ImageSplit(images, labels))
+  return splits[0], splits[1]
+
+
+def binarize(images: np.ndarray, mode: str, rng: np.random.Generator) -> np.ndarray:
+  """8-bit images -> {0, 1}: 'fixed' thresholds at 128, 'dynamic' draws Bernoulli(x/255)."""
+  if mode == "none":
+    return images
+  if mode == "fixed":
+    return (images >= 128).astype(np.uint8)
+  if mode == "dynamic":
+    return (rng.random(images.shape, np.float32) < images / np.float32(255)).astype(np.uint8)
+  raise ValueError(f"unknown binarization {mode!r}")
+
+
+class TrainBatches:
+  """Global batch `step` of a split, as this process's slice (drop-remainder epochs)."""
+
+  def __init__(self, split: ImageSplit, *, global_batch_size: int, seed: int,
+               process_index: int = 0, process_count: int = 1, binarization: str = "none"):
+    self.steps_per_epoch = len(split) // global_batch_size
+    if self.steps_per_epoch == 0:
+      raise ValueError(
+          f"batch size {global_batch_size} exceeds the {len(split)} training examples")
+    self.split, self.global_batch_size, self.seed = split, global_batch_size, seed
+    self.process_index, self.process_count = process_index, process_count
+    self.binarization = binarization
+    self._epoch, self._order = -1, None
+
+  def _epoch_order(self, epoch: int) -> np.ndarray:
+    if epoch != self._epoch:  # cache the current epoch's permutation
+      rng = np.random.default_rng([self.seed, epoch])
+      self._epoch, self._order = epoch, rng.permutation(len(self.split))
+    return self._order
+
+  def __call__(self, step: int) -> dict[str, np.ndarray]:
+    epoch, position = divmod(step, self.steps_per_epoch)
+    local = self.global_batch_size // self.process_count
+    start = position * self.global_batch_size + self.process_index * local
+    batch = self.split.take(self._epoch_order(epoch)[start:start + local])
+    rng = np.random.default_rng([self.seed, step, self.process_index, 1])
+    batch["image"] = binarize(batch["image"], self.binarization, rng)
+    return batch
+
+
+def eval_batches(split: ImageSplit, *, global_batch_size: int, process_index: int = 0,
+                 process_count: int = 1, binarization: str = "none",
+                 seed: int = 0) -> Iterator[dict[str, np.ndarray]]:
+  """The whole split in order, the last batch zero-padded; `mask` marks real rows."""
+  local = global_batch_size // process_count
+  for batch_index, start in enumerate(range(0, len(split), global_batch_size)):
+    indices = np.arange(start + process_index * local, start + (process_index + 1) * local)
+    mask = indices < len(split)
+    batch = split.take(np.where(mask, indices, 0))
+    rng = np.random.default_rng([seed, batch_index, process_index, 2])
+    batch["image"] = binarize(batch["image"], binarization, rng) * mask[:, None, None, None].astype(np.uint8)
+    batch["mask"] = mask.astype(np.float32)
+    yield batch
+
+
+def prefetch(iterator: Iterator, size: int = 2) -> Iterator:
+  """Runs `iterator` (e.g. host batching + device transfer) `size` items ahead in a thread."""
+  buffer: queue.Queue = queue.Queue(maxsize=size)
+  done = object()
+
+  def produce():
+    try:
+      for item in iterator:
+        buffer.put(item)
+    except BaseException as error:  # pylint: disable=broad-except  # re-raised in the consumer
+      buffer.put(error)
+    buffer.put(done)
+
+  threading.Thread(target=produce, daemon=True).start()
+  while (item := buffer.get()) is not done:
+    if isinstance(item, BaseException):
+      raise item
+    yield item

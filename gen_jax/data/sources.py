@@ -1,0 +1,90 @@
+"""Where each dataset comes from, resolved without ever waiting on a download.
+
+Order of preference for `read_split(name, split, ...)`:
+  1. a TFDS dataset prepared in ArrayRecord format under the TFDS data dir
+     (`tfds build NAME --file_format=array_record`), read with
+     `tfds.data_source(..., download=False)`;
+  2. for MNIST-format datasets, the gen_jax IDX build in the data dir, made on
+     first use from local IDX files (Debian's dataset-fashion-mnist by default);
+  3. otherwise a one-line error saying how to get the data.
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from gen_jax.data import idx_builder
+from gen_jax.errors import UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+  """Static facts about a dataset the models need before any data is read."""
+  image_shape: tuple[int, int, int]  # (H, W, C)
+  num_levels: int  # distinct values per sub-pixel: 256 for 8-bit, 2 for binary
+  num_classes: int  # 0 when unlabelled
+  default_idx_dir: str | None = None  # local MNIST-format files, if any
+  how_to_get: str = ""
+
+
+_PREPARE = ("prepare it once with TensorFlow and network: "
+            "`tfds build {name} --file_format=array_record` (then set TFDS_DATA_DIR or "
+            "--config.data.data_dir)")
+DATASETS = {
+    "fashion_mnist": DatasetSpec(
+        (28, 28, 1), 256, 10, "/usr/share/datasets/fashion-mnist",
+        "install the IDX files with `apt-get install -y dataset-fashion-mnist`, or set "
+        "--config.data.idx_dir to a directory holding them, or " + _PREPARE),
+    "mnist": DatasetSpec(
+        (28, 28, 1), 256, 10, None,
+        "set --config.data.idx_dir to a directory with the MNIST IDX files "
+        "(train-images-idx3-ubyte.gz, ...), or " + _PREPARE),
+    "binarized_mnist": DatasetSpec((28, 28, 1), 2, 0, None, _PREPARE),
+    "cifar10": DatasetSpec((32, 32, 3), 256, 10, None, _PREPARE),
+}
+
+
+def default_data_dir() -> str:
+  return os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
+
+
+def _read_source(source) -> tuple[np.ndarray, np.ndarray | None]:
+  """All examples of a random-access source as arrays (the splits fit in memory)."""
+  try:
+    examples = source.__getitems__(list(range(len(source))))  # one bulk read
+  except TypeError:  # sources without bulk reads (e.g. tfds.testing.mock_data's)
+    examples = [source[i] for i in range(len(source))]
+  images = np.stack([np.asarray(ex["image"], np.uint8) for ex in examples])
+  if images.ndim == 3:
+    images = images[..., None]
+  labels = (np.asarray([ex["label"] for ex in examples], np.int32)
+            if "label" in examples[0] else None)
+  return images, labels
+
+
+def read_split(name: str, split: str, *, data_dir: str | None = None,
+               idx_dir: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+  """([N, H, W, C] uint8 images, [N] int32 labels or None) of one split."""
+  if name not in DATASETS:
+    raise UserError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
+  spec = DATASETS[name]
+  data_dir = data_dir or default_data_dir()
+  try:
+    source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+  except Exception:  # pylint: disable=broad-except  # not prepared as ArrayRecord: next way
+    source = None
+  if source is not None:
+    return _read_source(source)
+  idx_dir = idx_dir or spec.default_idx_dir
+  if name in idx_builder.IdxImages.builder_configs:
+    path = idx_builder.prepared_dir(name, data_dir)
+    if path is None and idx_builder.has_idx_files(idx_dir):
+      path = idx_builder.build_from_idx(name, idx_dir, data_dir)
+    if path is not None:
+      return _read_source(tfds.builder_from_directory(path).as_data_source(split))
+  where = f"no ArrayRecord TFDS build in {data_dir}" + (
+      f", no IDX files in {idx_dir}" if name in idx_builder.IdxImages.builder_configs else "")
+  raise UserError(f"dataset {name!r} is not on disk ({where}): "
+                  f"{spec.how_to_get.format(name=name)}")

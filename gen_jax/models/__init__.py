@@ -1,0 +1,1 @@
+"""One file per model family: Flax NNX modules only, no losses."""

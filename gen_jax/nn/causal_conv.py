@@ -1,0 +1,107 @@
+"""Raster-order causal convolutions, cropped and shifted instead of masked.
+
+A PixelCNN mask on a k x k kernel keeps the k//2 rows above the centre and the
+taps left of the centre (mask A) or left of and at the centre (mask B): about
+half the taps of the full kernel. Rather than multiply a full kernel by a mask
+(and pay for the zeros), `CausalConv` holds only the live taps as two kernels:
+
+  above: [k//2, k]        rows i-k//2 .. i-1, columns j-k//2 .. j+k//2
+  row:   [1, k//2 (+1)]   row i, columns j-k//2 .. j-1 (and j itself)
+
+Each is a VALID convolution over an input padded so that output (i, j) sees
+only those pixels; negative padding crops the row or column that would leak
+the present pixel. For colour images the centre tap also carries the channel
+ordering R -> G -> B: features are split into one group per colour channel, and
+group g at pixel (i, j) may see groups < g (mask A) or <= g (mask B). Only the
+centre tap is masked, so the masked work is one 1x1 kernel, not k x k.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jax import lax
+
+_DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
+
+
+def channel_group_mask(in_features: int, out_features: int, num_groups: int,
+                       mask_type: str) -> np.ndarray:
+  """[in, out] 0/1 mask: out group g sees in groups < g ('A') or <= g ('B').
+
+  Feature f of n belongs to group f * num_groups // n, so the groups are
+  contiguous blocks (R features first, then G, then B).
+  """
+  group_in = np.arange(in_features) * num_groups // in_features  # [in]
+  group_out = np.arange(out_features) * num_groups // out_features  # [out]
+  if mask_type == "A":
+    return (group_in[:, None] < group_out[None, :]).astype(np.float32)
+  return (group_in[:, None] <= group_out[None, :]).astype(np.float32)
+
+
+def _init_kernel(rngs: nnx.Rngs, shape, fan_in: int) -> nnx.Param:
+  """Truncated-normal kernel with variance 1/fan_in (LeCun), fan_in over all taps."""
+  std = 1.0 / math.sqrt(fan_in) / 0.87962566  # undo the truncation's shrinkage
+  return nnx.Param(std * jax.random.truncated_normal(rngs.params(), -2.0, 2.0, shape))
+
+
+class CausalConv(nnx.Module):
+  """k x k raster-causal convolution (PixelCNN mask 'A' or 'B'), NHWC.
+
+  kernel_size 1 is the masked 1x1 convolution (only the centre tap).
+  """
+
+  def __init__(self, in_features: int, out_features: int, kernel_size: int,
+               mask_type: str, *, num_groups: int = 1, rngs: nnx.Rngs):
+    if mask_type not in ("A", "B"):
+      raise ValueError(f"mask_type must be 'A' or 'B', got {mask_type!r}")
+    if kernel_size % 2 != 1:
+      raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+    self.kernel_size = kernel_size
+    self.half = kernel_size // 2
+    self.num_groups = num_groups
+    self.mask_type = mask_type
+    # The centre tap exists unless it is fully masked (mask A, one group).
+    self.has_centre = mask_type == "B" or num_groups > 1
+    row_width = self.half + int(self.has_centre)
+    fan_in = in_features * (self.half * kernel_size + row_width)
+    self.above = (_init_kernel(rngs, (self.half, kernel_size, in_features, out_features), fan_in)
+                  if self.half > 0 else None)
+    self.row = (_init_kernel(rngs, (1, row_width, in_features, out_features), fan_in)
+                if row_width > 0 else None)
+    self.bias = nnx.Param(jnp.zeros((out_features,)))
+    self.in_features = in_features
+    self.out_features = out_features
+
+  def _row_kernel(self) -> jax.Array:
+    kernel = self.row[...]  # [1, width, Cin, Cout]
+    if self.num_groups > 1:  # the centre tap carries the R -> G -> B order
+      centre_mask = channel_group_mask(self.in_features, self.out_features,
+                                       self.num_groups, self.mask_type)
+      kernel = kernel.at[0, -1].multiply(centre_mask)
+    return kernel
+
+  def __call__(self, x: jax.Array) -> jax.Array:  # [B, H, W, Cin] -> [B, H, W, Cout]
+    if self.kernel_size == 1:  # a matmul over the channel axis
+      kernel = self._row_kernel()[0, 0]  # [Cin, Cout]
+      return lax.dot_general(x, kernel, (((x.ndim - 1,), (0,)), ((), ()))) + self.bias[...]
+    y = self.bias[...]
+    if self.above is not None:
+      # Output row i sees input rows i-half .. i-1: pad `half` on top, crop the last row.
+      y = y + lax.conv_general_dilated(
+          x, self.above[...], (1, 1), ((self.half, -1), (self.half, self.half)),
+          dimension_numbers=_DIMENSION_NUMBERS)
+    if self.row is not None:
+      kernel = self.row[...]  # [1, width, Cin, Cout]
+      if self.num_groups > 1:  # the centre tap carries the R -> G -> B order
+        centre_mask = channel_group_mask(self.in_features, self.out_features,
+                                         self.num_groups, self.mask_type)
+        kernel = kernel.at[0, -1].multiply(centre_mask)
+      # Output column j sees columns j-half .. j-1 (and j when the centre is live).
+      right = 0 if self.has_centre else -1
+      y = y + lax.conv_general_dilated(
+          x, kernel, (1, 1), ((0, 0), (self.half, right)),
+          dimension_numbers=_DIMENSION_NUMBERS)
+    return y

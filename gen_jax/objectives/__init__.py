@@ -1,0 +1,1 @@
+"""Pure loss and likelihood functions (no modules, no state)."""

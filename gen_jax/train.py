@@ -1,0 +1,253 @@
+"""The generic trainer: mesh, restore-or-init, one jit'd step, eval, samples, logs.
+
+It knows only the task interface of `gen_jax.tasks`, never a model by name.
+`run(config, workdir, mode)` with mode 'train' (resuming from the workdir's
+checkpoints), 'eval' (the whole eval split, once) or 'sample' (one grid).
+"""
+
+import dataclasses
+import json
+import math
+import os
+import signal
+import threading
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+from tqdm import tqdm
+
+from gen_jax import checkpointing, data, parallel, tasks
+from gen_jax.errors import NonFiniteError, UserError
+from gen_jax.writers import MetricWriter
+
+MODES = ("train", "eval", "sample")
+
+
+def validate_config(config, mesh) -> None:
+  """Checks values that can be wrong together, before anything compiles."""
+  if config.data.name not in data.DATASETS:
+    raise UserError(f"unknown data.name {config.data.name!r}; known: {', '.join(sorted(data.DATASETS))}")
+  if config.model.name not in tasks.TASKS:
+    raise UserError(f"unknown model.name {config.model.name!r}; known: {', '.join(sorted(tasks.TASKS))}")
+  if config.data.binarization not in ("none", "fixed", "dynamic"):
+    raise UserError(f"data.binarization={config.data.binarization!r}: use none, fixed or dynamic")
+  if config.train.num_steps < 0 or config.train.log_every <= 0:
+    raise UserError("train.num_steps must be >= 0 and train.log_every > 0")
+  parallel.check_batch_size(config.train.batch_size, mesh, "train.batch_size")
+  parallel.check_batch_size(config.train.eval_batch_size, mesh, "train.eval_batch_size")
+
+
+def dataset_spec(data_config) -> data.DatasetSpec:
+  """The dataset's static facts after preprocessing (binarized data has 2 levels)."""
+  spec = data.DATASETS[data_config.name]
+  return spec if data_config.binarization == "none" else dataclasses.replace(spec, num_levels=2)
+
+
+def is_due(step: int, every: int, last_step: int) -> bool:
+  """True every `every` steps (never when every == 0) and always at the last step."""
+  return step == last_step or (every > 0 and step % every == 0)
+
+
+def mean_metrics(history: list[dict]) -> dict[str, float]:
+  """Host means of a list of per-step device metric dicts (one sync)."""
+  history = jax.device_get(history)
+  return {k: float(np.mean([h[k] for h in history])) for k in history[0]}
+
+
+def check_finite(metrics: dict[str, float], step: int) -> None:
+  bad = [name for name, value in metrics.items() if not math.isfinite(value)]
+  if bad:
+    raise NonFiniteError(f"non-finite {', '.join(bad)} at step {step} "
+                         f"({', '.join(f'{k}={metrics[k]}' for k in bad)}); "
+                         "the last good checkpoint is kept")
+
+
+def evaluate(eval_step, state, split, rng, mesh, config, spec) -> dict[str, float]:
+  """Example-weighted means of the task's eval sums over the whole split."""
+  totals = None
+  for batch in data.eval_batches(split, global_batch_size=config.train.eval_batch_size,
+                                 process_index=jax.process_index(),
+                                 process_count=jax.process_count(),
+                                 binarization=config.data.binarization, seed=config.seed):
+    sums = eval_step(state, parallel.to_global(batch, mesh), rng)
+    totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+  totals = jax.device_get(totals)
+  count = float(totals.pop("num_examples"))
+  return {name: float(value) / count for name, value in totals.items()}
+
+
+class StopRequest:
+  """Turns SIGTERM/SIGINT into a flag the loop polls, so it can save before exiting."""
+
+  def __init__(self):
+    self.signal_number = None
+    self._previous = {}
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      for signum in (signal.SIGTERM, signal.SIGINT):
+        self._previous[signum] = signal.signal(signum, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    del frame
+    self.signal_number = signum
+
+  def __exit__(self, *exc):
+    for signum, handler in self._previous.items():
+      signal.signal(signum, handler)
+
+
+def abstract_checkpoint(task, init_rng, train_rng, example_batch, mesh) -> dict:
+  """ShapeDtypeStructs (replicated) of what a checkpoint holds: {'state', 'rng'}."""
+  replicated = parallel.replicated(mesh)
+  abstract = {"state": jax.eval_shape(task.init, init_rng, example_batch),
+              "rng": jax.ShapeDtypeStruct(train_rng.shape, train_rng.dtype)}
+  return jax.tree.map(
+      lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated), abstract)
+
+
+def example_batch(config, spec: data.DatasetSpec, mesh) -> dict:
+  """A global batch with the data's shapes and dtypes (zeros), for init and restore."""
+  local = config.train.batch_size // jax.process_count()
+  batch = {"image": np.zeros((local, *spec.image_shape), np.uint8)}
+  if spec.num_classes:
+    batch["label"] = np.zeros((local,), np.int32)
+  return parallel.to_global(batch, mesh)
+
+
+def restore_run(config, workdir: str, mesh=None):
+  """(state, step) of the newest readable checkpoint of the run in `workdir`."""
+  mesh = mesh or parallel.create_mesh()
+  spec = dataset_spec(config.data)
+  task = tasks.create_task(config, spec)
+  init_rng, train_rng, _, _ = jax.random.split(jax.random.PRNGKey(config.seed), 4)
+  checkpointer = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"))
+  restored = checkpointer.restore_latest(abstract_checkpoint(
+      task, init_rng, train_rng, example_batch(config, spec, mesh), mesh))
+  checkpointer.close()
+  if restored is None:
+    raise UserError(f"no checkpoint in {checkpointer.directory}")
+  return restored[0]["state"], int(restored[1]["step"])
+
+
+def restore_or_init(task, checkpointer, init_rng, train_rng, example_batch, mesh):
+  """(state, train_rng, step) from the newest readable checkpoint, or a fresh init."""
+  restored = checkpointer.restore_latest(
+      abstract_checkpoint(task, init_rng, train_rng, example_batch, mesh))
+  if restored is not None:
+    tree, metadata = restored
+    logging.info("restored step %d from %s", metadata["step"], checkpointer.directory)
+    return tree["state"], tree["rng"], int(metadata["step"])
+  state = jax.jit(task.init, out_shardings=parallel.replicated(mesh))(init_rng, example_batch)
+  return state, train_rng, 0
+
+
+def write_config(config, workdir: str) -> None:
+  if parallel.is_main_process():
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
+
+
+def run(config, workdir: str, mode: str = "train", mesh=None) -> dict[str, dict[str, float]]:
+  """Trains / evaluates / samples per `mode`; returns the last metrics by split."""
+  if mode not in MODES:
+    raise UserError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+  mesh = mesh or parallel.create_mesh()
+  validate_config(config, mesh)
+  spec = dataset_spec(config.data)
+  task = tasks.create_task(config, spec)
+  train_split, eval_split = data.load_splits(config.data)
+  batches = data.TrainBatches(train_split, global_batch_size=config.train.batch_size,
+                              seed=config.seed, process_index=jax.process_index(),
+                              process_count=jax.process_count(),
+                              binarization=config.data.binarization)
+  os.makedirs(workdir, exist_ok=True)
+  write_config(config, workdir)
+  writer = MetricWriter(workdir, enabled=parallel.is_main_process())
+  checkpointer = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"),
+                                            config.train.keep_checkpoints)
+  init_rng, train_rng, eval_rng, sample_rng = jax.random.split(jax.random.PRNGKey(config.seed), 4)
+  state, train_rng, step = restore_or_init(task, checkpointer, init_rng, train_rng,
+                                           example_batch(config, spec, mesh), mesh)
+  if mode != "train" and checkpointer.latest_step() is None:
+    raise UserError(f"--mode {mode} needs a checkpoint in {checkpointer.directory}; train first")
+
+  replicated, sharded = parallel.replicated(mesh), parallel.batch_sharded(mesh)
+  eval_step = jax.jit(task.eval_step, in_shardings=(replicated, sharded, replicated),
+                      out_shardings=replicated)
+  sample = jax.jit(task.sample, static_argnums=2, out_shardings=replicated)
+  results = {}
+
+  def do_eval(state, step):
+    results["eval"] = evaluate(eval_step, state, eval_split, eval_rng, mesh, config, spec)
+    writer.write_scalars(step, "eval", results["eval"])
+    logging.info("step %d eval %s", step, results["eval"])
+
+  def do_sample(state, step):
+    images = jax.device_get(sample(state, jax.random.fold_in(sample_rng, step),
+                                   config.train.num_samples))
+    logging.info("wrote %s", writer.write_images(step, "step", images))
+
+  try:
+    if mode == "eval":
+      do_eval(state, step)
+    elif mode == "sample":
+      do_sample(state, step)
+    else:
+      train_step = jax.jit(task.train_step, in_shardings=(replicated, sharded, replicated),
+                           out_shardings=(replicated, replicated), donate_argnums=0)
+      train_loop(config, state, step, train_rng, train_step, batches, mesh,
+                 writer, checkpointer, do_eval, do_sample, results)
+  finally:  # an error still finishes the saves in flight (the last good checkpoint)
+    checkpointer.close()
+    writer.close()
+  return results
+
+
+def train_loop(config, state, step, train_rng, train_step, batches, mesh, writer,
+               checkpointer, do_eval, do_sample, results):
+  """Steps from `step` to config.train.num_steps; saves on SIGTERM/SIGINT and exits."""
+  num_steps = config.train.num_steps
+  device_batches = data.prefetch(parallel.to_global(batches(s), mesh)
+                                 for s in range(step, num_steps))
+  history, last_log = [], (step, time.perf_counter())
+  progress = tqdm(total=num_steps, initial=step, unit="step", dynamic_ncols=True,
+                  disable=not (config.train.progress_bar and parallel.is_main_process()))
+
+  def save(step):
+    checkpointer.save(step, {"state": state, "rng": train_rng},
+                      {"step": step, "data_position": step, "num_devices": mesh.devices.size})
+
+  with StopRequest() as stop:
+    for batch in device_batches:
+      state, metrics = train_step(state, batch, train_rng)
+      step += 1
+      history.append(metrics)
+      progress.update()
+      stopping = stop.signal_number is not None  # read once: a signal may land mid-iteration
+      checkpoint_due = is_due(step, config.train.checkpoint_every, num_steps) or stopping
+      if is_due(step, config.train.log_every, num_steps):
+        means = mean_metrics(history)  # the only host sync: at logging/checkpoint time
+        check_finite(means, step)
+        elapsed = time.perf_counter() - last_log[1]
+        means["steps_per_s"] = (step - last_log[0]) / max(elapsed, 1e-9)
+        writer.write_scalars(step, "train", means)
+        progress.set_postfix(loss=f"{means['loss']:.4f}")
+        results["train"], history, last_log = means, [], (step, time.perf_counter())
+      if checkpoint_due:
+        if history:  # never save a state whose recent steps went non-finite
+          check_finite(mean_metrics(history), step)
+        save(step)
+      if stopping:
+        logging.warning("signal %d: saved step %d to %s, exiting", stop.signal_number,
+                        step, checkpointer.directory)
+        break
+      if is_due(step, config.train.eval_every, num_steps):
+        do_eval(state, step)
+      if is_due(step, config.train.sample_every, num_steps):
+        do_sample(state, step)
+  progress.close()

@@ -1,0 +1,44 @@
+"""Run outputs: metrics.jsonl, TensorBoard events, sample PNGs (process 0 only)."""
+
+import json
+import math
+import os
+
+import numpy as np
+from tensorboardX import SummaryWriter
+
+from gen_jax import sampling
+
+
+class MetricWriter:
+  """One JSON object a line ({"step", "split", metrics...}) plus TensorBoard scalars."""
+
+  def __init__(self, workdir: str, enabled: bool = True):
+    self.workdir, self.enabled = workdir, enabled
+    self._summary = SummaryWriter(os.path.join(workdir, "tensorboard")) if enabled else None
+
+  def write_scalars(self, step: int, split: str, metrics: dict[str, float]) -> None:
+    if not self.enabled:
+      return
+    record = {"step": int(step), "split": split,
+              **{k: float(v) if math.isfinite(float(v)) else str(float(v))
+                 for k, v in metrics.items()}}
+    with open(os.path.join(self.workdir, "metrics.jsonl"), "a") as f:
+      f.write(json.dumps(record) + "\n")
+    for name, value in metrics.items():
+      self._summary.add_scalar(f"{split}/{name}", float(value), step)
+    self._summary.flush()
+
+  def write_images(self, step: int, name: str, images: np.ndarray) -> str | None:
+    """Saves `samples/<name>_<step>.png` (a grid) and logs it to TensorBoard."""
+    if not self.enabled:
+      return None
+    path = os.path.join(self.workdir, "samples", f"{name}_{step}.png")
+    sampling.save_image_grid(path, images)
+    self._summary.add_image(name, sampling.image_grid(images), step, dataformats="HWC")
+    self._summary.flush()
+    return path
+
+  def close(self) -> None:
+    if self._summary is not None:
+      self._summary.close()

@@ -1,0 +1,71 @@
+"""Shared test setup: 2 fake CPU devices, tiny generated datasets, small configs."""
+
+import gzip
+import os
+import struct
+
+# Two host devices so the sharded path (batch split over 'data') runs in every
+# trainer test; set before JAX initialises its backend.
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                           " --xla_force_host_platform_device_count=2").strip()
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def write_idx(path: str, array: np.ndarray) -> None:
+  """Writes uint8 `array` as a gzipped IDX file (magic 0x08 type, ndim)."""
+  header = struct.pack(">i", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}i", *array.shape)
+  with gzip.open(path, "wb") as f:
+    f.write(header + array.astype(np.uint8).tobytes())
+
+
+def make_idx_dir(directory: str, num_train: int = 96, num_test: int = 40, seed: int = 0):
+  """A tiny MNIST-format directory; returns the arrays written, by split."""
+  rng = np.random.default_rng(seed)
+  os.makedirs(directory, exist_ok=True)
+  written = {}
+  for split, prefix, num in (("train", "train", num_train), ("test", "t10k", num_test)):
+    # Smooth-ish images (a blurred random field) so a model has something to learn.
+    images = rng.integers(0, 256, (num, 28, 28)).astype(np.uint8)
+    labels = rng.integers(0, 10, (num,)).astype(np.uint8)
+    write_idx(os.path.join(directory, f"{prefix}-images-idx3-ubyte.gz"), images)
+    write_idx(os.path.join(directory, f"{prefix}-labels-idx1-ubyte.gz"), labels)
+    written[split] = (images, labels)
+  return written
+
+
+@pytest.fixture(scope="session")
+def tiny_idx(tmp_path_factory):
+  """(idx_dir, tfds_data_dir, arrays) of a tiny Fashion-MNIST-format dataset."""
+  root = tmp_path_factory.mktemp("tiny_data")
+  arrays = make_idx_dir(str(root / "idx"))
+  return str(root / "idx"), str(root / "tfds"), arrays
+
+
+def load_config(filename: str, arg: str | None = None):
+  """configs/<filename>'s get_config(arg), loaded by path as config_flags does."""
+  import importlib.util
+  spec = importlib.util.spec_from_file_location(
+      "config_" + filename.replace(".py", ""), os.path.join(REPO, "configs", filename))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+def tiny_pixelcnn_config(tiny_idx, **train_overrides):
+  """configs/pixelcnn.py:smoke on the tiny dataset, with an even tinier model."""
+  config = load_config("pixelcnn.py", "smoke")
+  idx_dir, data_dir, _ = tiny_idx
+  with config.unlocked():
+    config.data.idx_dir, config.data.data_dir = idx_dir, data_dir
+    config.data.max_eval_examples = 0
+    config.model.features, config.model.head_features, config.model.num_blocks = 8, 8, 1
+    config.model.first_kernel_size = 3
+    config.train.eval_batch_size = 16
+    config.train.progress_bar = False
+    for key, value in train_overrides.items():
+      config.train[key] = value
+  return config

@@ -1,0 +1,100 @@
+"""The command line: one-line errors, SIGTERM saves, the :smoke config end to end, bench."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO
+from gen_jax.data import idx_builder
+
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+
+
+def command(*args, env_extra=None, **kwargs):
+  env = {**os.environ, **(env_extra or {})}
+  return subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=env, capture_output=True,
+                        text=True, timeout=600, **kwargs)
+
+
+def data_flags(tiny_idx, real_when_installed=False):
+  """Real Fashion-MNIST where installed (when asked), else the tiny generated IDX files."""
+  idx_dir, data_dir, _ = tiny_idx
+  if real_when_installed and idx_builder.has_idx_files(FASHION_MNIST_DIR):
+    return []
+  return [f"--config.data.idx_dir={idx_dir}", f"--config.data.data_dir={data_dir}"]
+
+
+def test_unknown_config_key_is_a_one_line_error(tmp_path):
+  result = command("gen_jax.main", "--config", "configs/pixelcnn.py:smoke",
+                   "--workdir", str(tmp_path), "--config.train.batchsize=32")
+  assert result.returncode != 0
+  assert result.stderr.strip().splitlines()[-1] == (
+      "error: unknown config key 'batchsize' in a --config override. "
+      'Did you mean "batch_size" instead of "batchsize"?')
+  assert "Traceback" not in result.stderr
+
+
+def test_user_errors_are_one_line(tiny_idx, tmp_path):
+  result = command("gen_jax.main", "--config", "configs/pixelcnn.py:smoke", "--workdir",
+                   str(tmp_path), "--config.train.batch_size=3", *data_flags(tiny_idx),
+                   env_extra={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+  assert result.returncode == 1 and "Traceback" not in result.stderr
+  assert result.stderr.strip().splitlines()[-1].startswith(
+      "error: train.batch_size=3 does not divide over 2 devices")
+  result = command("gen_jax.main", "--config", "configs/pixelcnn.py:smoke", "--workdir",
+                   str(tmp_path), "--config.data.name=mnist",
+                   f"--config.data.data_dir={tmp_path / 'empty'}")
+  assert result.returncode == 1 and "Traceback" not in result.stderr
+  assert "error: dataset 'mnist' is not on disk" in result.stderr.strip().splitlines()[-1]
+
+
+def test_sigterm_saves_a_checkpoint_and_exits(tiny_idx, tmp_path):
+  workdir = tmp_path / "run"
+  process = subprocess.Popen(
+      [sys.executable, "-m", "gen_jax.main", "--config", "configs/pixelcnn.py:smoke",
+       "--workdir", str(workdir), "--config.train.num_steps=100000",
+       "--config.train.log_every=1", "--config.train.checkpoint_every=100000",
+       "--config.train.progress_bar=False",
+       *data_flags(tiny_idx)],
+      cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  metrics = workdir / "metrics.jsonl"
+  deadline = time.time() + 300
+  while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 3):
+    time.sleep(0.2)
+  process.send_signal(signal.SIGTERM)
+  output, _ = process.communicate(timeout=120)
+  assert process.returncode == 0, output[-2000:]
+  saved = [int(s) for s in os.listdir(workdir / "checkpoints") if s.isdigit()]
+  assert len(saved) == 1 and 3 <= saved[0] < 100000, output[-3000:]  # saved where it stopped
+  assert f"saved step {saved[0]}" in output
+
+
+def test_smoke_config_end_to_end(tiny_idx, tmp_path):
+  """configs/pixelcnn.py:smoke through main: real Fashion-MNIST where installed."""
+  workdir = tmp_path / "smoke"
+  result = command("gen_jax.main", "--config", "configs/pixelcnn.py:smoke", "--workdir",
+                   str(workdir), *data_flags(tiny_idx, real_when_installed=True),
+                   env_extra={"TFDS_DATA_DIR": str(tmp_path / "tfds")})
+  assert result.returncode == 0, result.stderr[-3000:]
+  records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  evals = [r for r in records if r["split"] == "eval"]
+  assert evals and evals[-1]["bits_per_dim"] < 8.0  # better than uniform after 20 steps
+  assert (workdir / "samples" / "step_20.png").exists()
+  assert sorted(os.listdir(workdir / "checkpoints")) == ["10", "20"]
+
+
+def test_bench_prints_one_json_line():
+  result = command("gen_jax.bench", "--config", "configs/pixelcnn.py:smoke", "--steps", "3")
+  assert result.returncode == 0, result.stderr[-3000:]
+  (line,) = [l for l in result.stdout.splitlines() if l.startswith("{")]
+  figures = json.loads(line)
+  for key in ("examples_per_s", "step_ms_median", "compile_s", "peak_rss_mb"):
+    assert figures[key] > 0, key
+  assert figures["device"].startswith("cpu") and figures["model"]["name"] == "pixelcnn"
+  assert figures["examples_per_s"] == pytest.approx(
+      figures["batch_size"] / figures["step_ms_median"] * 1e3)
