@@ -6,7 +6,6 @@ checkpoints), 'eval' (the whole eval split, once) or 'sample' (one grid).
 """
 
 import dataclasses
-import json
 import math
 import os
 import signal

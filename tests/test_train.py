@@ -145,3 +145,17 @@ def test_non_finite_loss_stops_with_the_step_named(tiny_idx, tmp_path):
   assert saved and max(saved) < bad_step  # only good states were saved
   state, _ = train.restore_run(config, workdir)
   assert all(np.isfinite(x).all() for x in jax.tree.leaves(jax.device_get(state.params)))
+
+
+def test_colour_data_end_to_end_with_mock_tfds(tiny_idx, tmp_path):
+  """cifar10 (32x32x3, R->G->B ordering) through the trainer on TFDS mock data."""
+  import tensorflow_datasets as tfds
+  config = tiny_pixelcnn_config(tiny_idx, num_steps=2, checkpoint_every=2, num_samples=2)
+  with config.unlocked():
+    config.data.name, config.data.idx_dir = "cifar10", ""
+    config.model.features, config.model.head_features = 12, 12  # divisible by 2 x 3 groups
+  with tfds.testing.mock_data(num_examples=32):
+    results = train.run(config, str(tmp_path / "run"))
+  assert 0 < results["eval"]["bits_per_dim"] < 9
+  grid = Image.open(os.path.join(tmp_path, "run", "samples", "step_2.png"))
+  assert grid.mode == "RGB" and grid.size == (2 * 33 + 1, 33 + 1)

@@ -1,13 +1,11 @@
 """Data: the IDX -> TFDS build, deterministic batches, exact eval coverage, clear errors."""
 
-import os
 import time
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from conftest import make_idx_dir
 from gen_jax.data import ImageSplit, TrainBatches, eval_batches, idx_builder, pipeline, sources
 from gen_jax.errors import UserError
 
