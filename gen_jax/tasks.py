@@ -23,6 +23,7 @@ from flax import nnx
 
 from gen_jax.data.sources import DatasetSpec
 from gen_jax.errors import UserError
+from gen_jax.models.gated_pixelcnn import GatedPixelCNN
 from gen_jax.models.pixelcnn import PixelCNN
 from gen_jax.objectives import likelihoods
 from gen_jax import sampling
@@ -113,56 +114,92 @@ def module_functions(create_module: Callable[[nnx.Rngs], nnx.Module]):
   return create_params, apply
 
 
-# ---------------------------------------------------------------- PixelCNN
+# ------------------------------------------------- autoregressive image models
+# apply_fn(params, images, labels) -> logits [B, H, W, C, L]; labels is None
+# for unconditional models.
 
-def autoregressive_loss(params, batch, rng, *, apply_fn):
+def autoregressive_loss(params, batch, rng, *, apply_fn, conditional):
   """Mean bits/dim of batch['image'] under a per-sub-pixel categorical model."""
   del rng
   images = batch["image"]  # [B, H, W, C] uint8
-  nll = likelihoods.categorical_nll(apply_fn(params, images), images)  # [B] nats
+  logits = apply_fn(params, images, batch["label"] if conditional else None)
+  nll = likelihoods.categorical_nll(logits, images)  # [B] nats
   bpd = likelihoods.bits_per_dim(nll, images[0].size)
   return bpd.mean(), {"bits_per_dim": bpd.mean()}
 
 
-def autoregressive_eval_step(state, batch, rng, *, apply_fn):
+def autoregressive_eval_step(state, batch, rng, *, apply_fn, conditional):
   """Sums over the real (mask = 1) rows: bits/dim and nats per example."""
   del rng
   images, mask = batch["image"], batch["mask"]
-  nll = likelihoods.categorical_nll(apply_fn(eval_params(state), images), images)
+  logits = apply_fn(eval_params(state), images, batch["label"] if conditional else None)
+  nll = likelihoods.categorical_nll(logits, images)
   bpd = likelihoods.bits_per_dim(nll, images[0].size)
   return {"bits_per_dim": jnp.sum(bpd * mask), "nll_nats": jnp.sum(nll * mask),
           "num_examples": jnp.sum(mask)}
 
 
-def autoregressive_sample(state, rng, num, *, apply_fn, image_shape):
+def autoregressive_sample(state, rng, num, *, apply_fn, image_shape, num_classes):
+  """`num` samples; class-conditional models cycle through the classes (0, 1, ...)."""
+  labels = jnp.arange(num) % num_classes if num_classes else None
   images = jnp.zeros((num, *image_shape), jnp.uint8)
   return sampling.sample_autoregressive(
-      functools.partial(apply_fn, eval_params(state)), rng, images)
+      lambda x: apply_fn(eval_params(state), x, labels), rng, images)
+
+
+def create_autoregressive_task(config, spec: DatasetSpec, create_module,
+                               num_classes: int = 0) -> Task:
+  """Binds an image model (create_module(rngs)) to the categorical likelihood."""
+  create_params, apply_model = module_functions(create_module)
+  apply_fn = ((lambda p, x, y: apply_model(p, x, y)) if num_classes
+              else (lambda p, x, y: apply_model(p, x)))
+  tx, schedule = make_optimizer(config.train)
+  bound = dict(apply_fn=apply_fn, conditional=bool(num_classes))
+  return Task(
+      init=make_init(create_params, tx, config.train.ema_decay > 0),
+      train_step=make_train_step(functools.partial(autoregressive_loss, **bound), tx, schedule,
+                                 config.train.ema_decay),
+      eval_step=functools.partial(autoregressive_eval_step, **bound),
+      sample=functools.partial(autoregressive_sample, apply_fn=apply_fn,
+                               image_shape=spec.image_shape, num_classes=num_classes))
+
+
+def check_divisible(name: str, value: int, divisor: int, why: str) -> None:
+  if value % divisor:
+    raise UserError(f"{name}={value} must be a multiple of {divisor} ({why})")
 
 
 def create_pixelcnn_task(config, spec: DatasetSpec) -> Task:
   model_config = config.model
   num_channels = spec.image_shape[-1]
-  if model_config.features % (2 * num_channels):
-    raise UserError(f"model.features={model_config.features} must be a multiple of "
-                    f"{2 * num_channels} (two halves, one group per colour channel)")
-  create_params, apply_fn = module_functions(lambda rngs: PixelCNN(
+  check_divisible("model.features", model_config.features, 2 * num_channels,
+                  "two halves, one group per colour channel")
+  return create_autoregressive_task(config, spec, lambda rngs: PixelCNN(
       num_channels=num_channels, num_levels=spec.num_levels,
       features=model_config.features, num_blocks=model_config.num_blocks,
       kernel_size=model_config.kernel_size, first_kernel_size=model_config.first_kernel_size,
       head_features=model_config.head_features, rngs=rngs))
-  tx, schedule = make_optimizer(config.train)
-  loss = functools.partial(autoregressive_loss, apply_fn=apply_fn)
-  return Task(
-      init=make_init(create_params, tx, config.train.ema_decay > 0),
-      train_step=make_train_step(loss, tx, schedule, config.train.ema_decay),
-      eval_step=functools.partial(autoregressive_eval_step, apply_fn=apply_fn),
-      sample=functools.partial(autoregressive_sample, apply_fn=apply_fn,
-                               image_shape=spec.image_shape))
+
+
+def create_gated_pixelcnn_task(config, spec: DatasetSpec) -> Task:
+  model_config = config.model
+  num_channels = spec.image_shape[-1]
+  for key in ("features", "skip_features", "head_features"):
+    check_divisible(f"model.{key}", model_config[key], num_channels, "one group per colour channel")
+  num_classes = spec.num_classes if model_config.class_conditional else 0
+  if model_config.class_conditional and not num_classes:
+    raise UserError(f"model.class_conditional needs labels; {config.data.name} has none")
+  return create_autoregressive_task(config, spec, lambda rngs: GatedPixelCNN(
+      num_channels=num_channels, num_levels=spec.num_levels, features=model_config.features,
+      num_layers=model_config.num_layers, kernel_size=model_config.kernel_size,
+      first_kernel_size=model_config.first_kernel_size,
+      skip_features=model_config.skip_features, head_features=model_config.head_features,
+      num_classes=num_classes, rngs=rngs), num_classes)
 
 
 TASKS: dict[str, Callable[[Any, DatasetSpec], Task]] = {
     "pixelcnn": create_pixelcnn_task,
+    "gated_pixelcnn": create_gated_pixelcnn_task,
 }
 
 

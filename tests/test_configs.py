@@ -29,3 +29,19 @@ def test_config_is_locked_and_valid(filename, arg):
 def test_unknown_variant():
   with pytest.raises(ValueError, match="unknown config variant 'smok'"):
     load_config("pixelcnn.py", "smok")
+
+
+SMOKE_VARIANTS = [(f, "smoke") for f in CONFIG_FILES] + [("gated_pixelcnn.py", "conditional_smoke")]
+
+
+@pytest.mark.parametrize("filename,arg", SMOKE_VARIANTS)
+def test_smoke_variant_trains_evaluates_and_samples(filename, arg, tiny_idx, tmp_path):
+  config = load_config(filename, arg)
+  idx_dir, data_dir, _ = tiny_idx
+  with config.unlocked():
+    config.data.idx_dir, config.data.data_dir = idx_dir, data_dir
+    config.train.num_steps, config.train.checkpoint_every = 4, 4
+    config.train.eval_batch_size, config.train.progress_bar = 16, False
+  results = train.run(config, str(tmp_path / "run"))
+  assert 0 < results["eval"]["bits_per_dim"] < 9
+  assert os.path.exists(tmp_path / "run" / "samples" / "step_4.png")

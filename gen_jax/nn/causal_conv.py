@@ -41,7 +41,7 @@ def channel_group_mask(in_features: int, out_features: int, num_groups: int,
   return (group_in[:, None] <= group_out[None, :]).astype(np.float32)
 
 
-def _init_kernel(rngs: nnx.Rngs, shape, fan_in: int) -> nnx.Param:
+def init_kernel(rngs: nnx.Rngs, shape, fan_in: int) -> nnx.Param:
   """Truncated-normal kernel with variance 1/fan_in (LeCun), fan_in over all taps."""
   std = 1.0 / math.sqrt(fan_in) / 0.87962566  # undo the truncation's shrinkage
   return nnx.Param(std * jax.random.truncated_normal(rngs.params(), -2.0, 2.0, shape))
@@ -67,9 +67,9 @@ class CausalConv(nnx.Module):
     self.has_centre = mask_type == "B" or num_groups > 1
     row_width = self.half + int(self.has_centre)
     fan_in = in_features * (self.half * kernel_size + row_width)
-    self.above = (_init_kernel(rngs, (self.half, kernel_size, in_features, out_features), fan_in)
+    self.above = (init_kernel(rngs, (self.half, kernel_size, in_features, out_features), fan_in)
                   if self.half > 0 else None)
-    self.row = (_init_kernel(rngs, (1, row_width, in_features, out_features), fan_in)
+    self.row = (init_kernel(rngs, (1, row_width, in_features, out_features), fan_in)
                 if row_width > 0 else None)
     self.bias = nnx.Param(jnp.zeros((out_features,)))
     self.in_features = in_features

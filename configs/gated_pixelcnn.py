@@ -1,0 +1,38 @@
+"""Gated PixelCNN (van den Oord et al. 2016) on Fashion-MNIST, optionally class-conditional.
+
+  python -m gen_jax.main --config configs/gated_pixelcnn.py --workdir workdirs/gated
+  python -m gen_jax.main --config configs/gated_pixelcnn.py:conditional --workdir workdirs/gated_cond
+"""
+
+from gen_jax import config_defaults
+
+
+def get_config(arg=None):
+  config = config_defaults.base_config()
+  config.model.name = "gated_pixelcnn"
+  config.model.features = 64
+  config.model.num_layers = 8
+  config.model.kernel_size = 3
+  config.model.first_kernel_size = 7
+  config.model.skip_features = 64
+  config.model.head_features = 64
+  config.model.class_conditional = False
+
+  config.train.num_steps = 5000
+  config.train.batch_size = 64
+  config.train.ema_decay = 0.999
+  return config_defaults.finalize(config, arg, {
+      "smoke": smoke, "conditional": conditional,
+      "conditional_smoke": lambda c: (conditional(c), smoke(c))})
+
+
+def conditional(config):
+  config.model.class_conditional = True
+
+
+def smoke(config):
+  config_defaults.shrink_for_smoke(config)
+  config.model.features = 16
+  config.model.num_layers = 3
+  config.model.skip_features = 16
+  config.model.head_features = 16
