@@ -21,6 +21,9 @@ def get_config(arg=None):
   config.train.batch_size = 64
   config.train.learning_rate = 1e-3
   config.train.ema_decay = 0.999
+  # On a CPU, data parallel over 2 host devices: 1.25x faster steps on 2 cores
+  # (gen_jax.bench, configs/pixelcnn.py); no effect on GPU/TPU.
+  config.cpu_devices = 2
   return config_defaults.finalize(config, arg, {"smoke": smoke, "demo": demo})
 
 

@@ -89,6 +89,7 @@ def measure_torch_reference(config, num_steps: int) -> dict:
 def main(argv):
   del argv
   config = _CONFIG.value
+  parallel.configure_cpu_devices(config.cpu_devices)
   result = {"what": _WHAT.value, "config": config_flags.get_config_filename(flags.FLAGS["config"])}
   result.update(measure_train(config, _STEPS.value))
   if _REFERENCE.value == "torch":

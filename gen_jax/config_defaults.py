@@ -11,6 +11,8 @@ import ml_collections
 def base_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0
+  # Host CPU devices for data parallelism when running on CPU (0 = one device).
+  config.cpu_devices = 0
 
   config.data = ml_collections.ConfigDict()
   config.data.name = "fashion_mnist"

@@ -50,6 +50,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   quiet_orbax_info_logs()
+  parallel.configure_cpu_devices(_CONFIG.value.cpu_devices)
   parallel.initialize_distributed(_DISTRIBUTED.value)
   try:
     train.run(_CONFIG.value, _WORKDIR.value, _MODE.value)

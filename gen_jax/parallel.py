@@ -20,6 +20,16 @@ def initialize_distributed(enabled: bool) -> None:
     jax.distributed.initialize()
 
 
+def configure_cpu_devices(num_devices: int) -> None:
+  """Splits the host CPU into `num_devices` JAX devices (0: JAX's default, one).
+
+  Data parallel over host devices speeds up conv-heavy steps on a multi-core
+  CPU; it does nothing on GPU/TPU hosts. Must run before JAX starts its backend.
+  """
+  if num_devices > 0:
+    jax.config.update("jax_num_cpu_devices", num_devices)
+
+
 def create_mesh(devices=None) -> Mesh:
   """A 1-D data-parallel mesh with auto sharding (Flax convs need AxisType.Auto)."""
   devices = np.asarray(jax.devices() if devices is None else devices)
