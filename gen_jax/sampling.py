@@ -42,6 +42,32 @@ def sample_autoregressive(logits_fn: Callable[[jax.Array], jax.Array], rng: jax.
   return jax.lax.fori_loop(start, height * width * channels, draw, images)
 
 
+def sample_autoregressive_cached(init_cache: Callable, logits_at: Callable, rng: jax.Array,
+                                 images: jax.Array, *, start: int = 0) -> jax.Array:
+  """`sample_autoregressive`, recomputing only the current pixel of every layer.
+
+  Args:
+    init_cache: images [N, H, W, C] -> the model's empty activation cache.
+    logits_at: (cache, images, row, column) -> (logits [N, C, L] at that pixel, cache).
+    rng, images, start: as for `sample_autoregressive`; position p draws with
+      fold_in(rng, p), so both samplers give the same images for the same key.
+  """
+  _, height, width, channels = images.shape
+
+  def draw(position, carry):
+    images, cache = carry
+    row, rest = jnp.divmod(position, width * channels)
+    column, channel = jnp.divmod(rest, channels)
+    logits, cache = logits_at(cache, images, row, column)  # [N, C, L]
+    values = jax.random.categorical(jax.random.fold_in(rng, position), logits[:, channel])
+    observed = images[:, row, column, channel]
+    values = jnp.where(position >= start, values.astype(images.dtype), observed)
+    return images.at[:, row, column, channel].set(values), cache
+
+  images, _ = jax.lax.fori_loop(0, height * width * channels, draw, (images, init_cache(images)))
+  return images
+
+
 def image_grid(images: np.ndarray, num_columns: int | None = None, padding: int = 1) -> np.ndarray:
   """[N, H, W, C] uint8 -> one [rows*(H+p)+p, cols*(W+p)+p, C] uint8 mosaic."""
   images = np.asarray(images)

@@ -55,3 +55,35 @@ class PixelCNN(nnx.Module):
     h = self.head_hidden(jax.nn.relu(h))
     logits = self.head_out(jax.nn.relu(h))  # [B, H, W, C * L], channel-major groups
     return logits.reshape(*images.shape, self.num_levels)  # [B, H, W, C, L]
+
+  # ------------------------------------------------------------ cached sampling
+  # Every layer's output at an earlier pixel is final once that pixel is drawn
+  # (causality), so drawing pixel (i, j) needs each layer's output at (i, j)
+  # only. The cache holds the (zero-bordered) inputs of the residual blocks'
+  # k x k convolutions; the first layer reads the images themselves, and 1x1
+  # convolutions and residuals act on the pixel's feature vector alone.
+
+  def init_cache(self, images: jax.Array) -> list[jax.Array]:
+    num, height, width, _ = images.shape
+    return [block.spatial.pad_for_cache(
+        jnp.zeros((num, height, width, block.spatial.in_features))) for block in self.blocks]
+
+  def logits_at(self, cache: list[jax.Array], images: jax.Array, row, column):
+    """(logits [N, C, L] at pixel (row, column), updated cache)."""
+    x = images.astype(jnp.float32) * (2.0 / (self.num_levels - 1)) - 1.0  # [N, H, W, C]
+    h = self.first.at(self.first.pad_for_cache(x), row, column)  # [N, F]
+    block_caches = []
+    for block, block_cache in zip(self.blocks, cache):
+      y = jax.nn.relu(block.reduce(jax.nn.relu(h)))  # the k x k conv's input at this pixel
+      half = block.spatial.half
+      block_cache = _write(block_cache, y, row + half, column + half)
+      h = h + block.expand(jax.nn.relu(block.spatial.at(block_cache, row, column)))
+      block_caches.append(block_cache)
+    logits = self.head_out(jax.nn.relu(self.head_hidden(jax.nn.relu(h))))  # [N, C * L]
+    return logits.reshape(-1, self.num_channels, self.num_levels), block_caches
+
+
+def _write(cache: jax.Array, values: jax.Array, row, column) -> jax.Array:
+  """cache[:, row, column, :] = values ([N, C]) at traced indices."""
+  return jax.lax.dynamic_update_slice(cache, values[:, None, None, :].astype(cache.dtype),
+                                      (0, row, column, 0))

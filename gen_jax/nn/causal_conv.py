@@ -84,24 +84,44 @@ class CausalConv(nnx.Module):
     return kernel
 
   def __call__(self, x: jax.Array) -> jax.Array:  # [B, H, W, Cin] -> [B, H, W, Cout]
-    if self.kernel_size == 1:  # a matmul over the channel axis
+    bias = self.bias[...]
+    if self.row is None and self.above is None:  # mask A 1x1 with one group: sees nothing
+      return jnp.broadcast_to(bias, (*x.shape[:-1], self.out_features)).astype(x.dtype)
+    if self.kernel_size == 1:  # a matmul over the channel axis (cheaper than a 1x1 conv on CPU)
+      # As a 2-D [N, Cin] @ [Cin, Cout]: XLA's CPU dot then needs no transposed copies.
       kernel = self._row_kernel()[0, 0]  # [Cin, Cout]
-      return lax.dot_general(x, kernel, (((x.ndim - 1,), (0,)), ((), ()))) + self.bias[...]
+      y = x.reshape(-1, self.in_features) @ kernel + bias
+      return y.reshape(*x.shape[:-1], self.out_features)
+    # One VALID convolution with a [half + 1, k] kernel: the `above` rows, then the
+    # centre row with its taps right of (and, for mask A with one group, at) the centre
+    # held at exactly zero. One conv beats two on CPU even with the few zero taps.
+    row = self._row_kernel() if self.row is not None else jnp.zeros(
+        (1, 0, self.in_features, self.out_features), x.dtype)
+    row = jnp.pad(row, ((0, 0), (0, self.kernel_size - row.shape[1]), (0, 0), (0, 0)))
+    kernel = jnp.concatenate([self.above[...], row], axis=0)  # [half + 1, k, Cin, Cout]
+    # Output (i, j) sees rows i-half .. i and columns j-half .. j+half.
+    y = lax.conv_general_dilated(
+        x, kernel, (1, 1), ((self.half, 0), (self.half, self.half)),
+        dimension_numbers=_DIMENSION_NUMBERS)
+    return y + bias
+
+  def pad_for_cache(self, x: jax.Array) -> jax.Array:
+    """[N, H, W, C] -> [N, H + half, W + 2 half, C]: the zero border `at` reads."""
+    return jnp.pad(x, ((0, 0), (self.half, 0), (self.half, self.half), (0, 0)))
+
+  def at(self, padded: jax.Array, row: jax.Array, column: jax.Array) -> jax.Array:
+    """The output at one pixel, [N, Cout], from a `pad_for_cache`d input.
+
+    Reads only the live taps: rows row-half .. row-1 and row `row` up to the
+    centre, i.e. what the cached sampler has already filled in.
+    """
+    num, _, _, features = padded.shape
+    window = lax.dynamic_slice(padded, (0, row, column, 0),
+                               (num, self.half + 1, self.kernel_size, features))  # [N, half+1, k, C]
     y = self.bias[...]
     if self.above is not None:
-      # Output row i sees input rows i-half .. i-1: pad `half` on top, crop the last row.
-      y = y + lax.conv_general_dilated(
-          x, self.above[...], (1, 1), ((self.half, -1), (self.half, self.half)),
-          dimension_numbers=_DIMENSION_NUMBERS)
+      y = y + jnp.einsum("nhwc,hwcd->nd", window[:, :self.half], self.above[...])
     if self.row is not None:
-      kernel = self.row[...]  # [1, width, Cin, Cout]
-      if self.num_groups > 1:  # the centre tap carries the R -> G -> B order
-        centre_mask = channel_group_mask(self.in_features, self.out_features,
-                                         self.num_groups, self.mask_type)
-        kernel = kernel.at[0, -1].multiply(centre_mask)
-      # Output column j sees columns j-half .. j-1 (and j when the centre is live).
-      right = 0 if self.has_centre else -1
-      y = y + lax.conv_general_dilated(
-          x, kernel, (1, 1), ((0, 0), (self.half, right)),
-          dimension_numbers=_DIMENSION_NUMBERS)
+      kernel = self._row_kernel()  # [1, width, Cin, Cout]
+      y = y + jnp.einsum("nwc,wcd->nd", window[:, self.half, :kernel.shape[1]], kernel[0])
     return y

@@ -23,10 +23,13 @@ def categorical_nll(logits: jax.Array, targets: jax.Array) -> jax.Array:
   Returns:
     [B] nats per example.
   """
-  log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)  # [B, ..., L]
+  logits = logits.astype(jnp.float32)
+  # -log softmax(l)[x] = logsumexp(l) - l[x]: the [B, ..., L] log-probs are never
+  # materialised, and l[x] is a gather (not a one-hot select over all L levels).
   picked = jnp.take_along_axis(
-      log_probs, targets.astype(jnp.int32)[..., None], axis=-1)[..., 0]  # [B, ...]
-  return -jnp.sum(picked.reshape(picked.shape[0], -1), axis=-1)
+      logits, targets.astype(jnp.int32)[..., None], axis=-1)[..., 0]  # [B, ...]
+  nll = jax.nn.logsumexp(logits, axis=-1) - picked  # [B, ...]
+  return jnp.sum(nll.reshape(nll.shape[0], -1), axis=-1)
 
 
 def bits_per_dim(nll_nats: jax.Array, num_dims: int) -> jax.Array:
