@@ -8,6 +8,7 @@ Prints one JSON line. Figures are medians over repeated timed steps; with
 in the same process run and the ratio is reported as `speedup_vs_reference`.
 """
 
+import functools
 import json
 import resource
 import statistics
@@ -22,7 +23,8 @@ from gen_jax import parallel, tasks, train
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
                                           lock_config=True)
-_WHAT = flags.DEFINE_enum("what", "train", ["train"], "What to measure.")
+_WHAT = flags.DEFINE_enum("what", "train", ["train", "sample"], "What to measure.")
+_NUM_SAMPLES = flags.DEFINE_integer("num_samples", 16, "Images per sampling run (--what sample).")
 _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps (after compile + 2 warm-up steps).")
 _REFERENCE = flags.DEFINE_enum("reference", None, ["torch"],
                                "Also time the PyTorch eager equivalent in this process.")
@@ -72,6 +74,34 @@ def measure_train(config, num_steps: int) -> dict:
           "compile_s": compile_s, "num_devices": mesh.devices.size}
 
 
+def time_call(fn, *args) -> tuple[float, float, jax.Array]:
+  """(compile s, run s, output) of a jit'd function: first call compiles, second is timed."""
+  start = time.perf_counter()
+  compiled = fn.lower(*args).compile()
+  compile_s = time.perf_counter() - start
+  start = time.perf_counter()
+  out = jax.block_until_ready(compiled(*args))
+  return compile_s, time.perf_counter() - start, out
+
+
+def measure_sample(config, num_samples: int) -> dict:
+  """Naive vs cached ancestral sampling of an untrained model, same key: time and agreement."""
+  mesh = parallel.create_mesh()
+  spec = train.dataset_spec(config.data)
+  task = tasks.create_task(config, spec)
+  if task.sample_naive is None or task.sample is task.sample_naive:
+    raise app.UsageError(f"{config.model.name} has no cached sampler to compare")
+  state = jax.jit(task.init)(jax.random.PRNGKey(config.seed), synthetic_batch(config, spec, mesh))
+  rng = jax.random.PRNGKey(config.seed + 1)
+  naive_compile, naive_s, naive = time_call(
+      jax.jit(functools.partial(task.sample_naive, num=num_samples)), state, rng)
+  cached_compile, cached_s, cached = time_call(
+      jax.jit(functools.partial(task.sample, num=num_samples)), state, rng)
+  return {"num_samples": num_samples, "naive_s": naive_s, "cached_s": cached_s,
+          "speedup": naive_s / cached_s, "agree": bool((naive == cached).all()),
+          "naive_compile_s": naive_compile, "cached_compile_s": cached_compile}
+
+
 def measure_torch_reference(config, num_steps: int) -> dict:
   from benchmarks import pytorch_pixelcnn  # optional dependency: torch
   if config.model.name != "pixelcnn":
@@ -91,8 +121,11 @@ def main(argv):
   config = _CONFIG.value
   parallel.configure_cpu_devices(config.cpu_devices)
   result = {"what": _WHAT.value, "config": config_flags.get_config_filename(flags.FLAGS["config"])}
-  result.update(measure_train(config, _STEPS.value))
-  if _REFERENCE.value == "torch":
+  if _WHAT.value == "sample":
+    result.update(measure_sample(config, _NUM_SAMPLES.value))
+  else:
+    result.update(measure_train(config, _STEPS.value))
+  if _REFERENCE.value == "torch" and _WHAT.value == "train":
     result.update(measure_torch_reference(config, _STEPS.value))
     result["speedup_vs_reference"] = (result["reference_step_ms_median"]
                                       / result["step_ms_median"])

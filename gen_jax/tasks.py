@@ -43,6 +43,7 @@ class Task:
   train_step: Callable
   eval_step: Callable
   sample: Callable
+  sample_naive: Callable | None = None  # autoregressive: the reference for `sample`
 
 
 def make_optimizer(train_config) -> tuple[optax.GradientTransformation, optax.Schedule]:
@@ -108,8 +109,8 @@ def module_functions(create_module: Callable[[nnx.Rngs], nnx.Module]):
   def create_params(rng):
     return nnx.state(create_module(nnx.Rngs(params=rng)), nnx.Param).to_pure_dict()
 
-  def apply(params, *args, **kwargs):
-    return nnx.merge(graphdef, params)(*args, **kwargs)
+  def apply(params, *args, method: str = "__call__"):
+    return getattr(nnx.merge(graphdef, params), method)(*args)
 
   return create_params, apply
 
@@ -147,8 +148,17 @@ def autoregressive_sample(state, rng, num, *, apply_fn, image_shape, num_classes
       lambda x: apply_fn(eval_params(state), x, labels), rng, images)
 
 
+def autoregressive_sample_cached(state, rng, num, *, apply_fn, image_shape):
+  """`autoregressive_sample` through the model's init_cache/logits_at (same draws)."""
+  params = eval_params(state)
+  return sampling.sample_autoregressive_cached(
+      lambda x: apply_fn(params, x, method="init_cache"),
+      lambda cache, x, row, column: apply_fn(params, cache, x, row, column, method="logits_at"),
+      rng, jnp.zeros((num, *image_shape), jnp.uint8))
+
+
 def create_autoregressive_task(config, spec: DatasetSpec, create_module,
-                               num_classes: int = 0) -> Task:
+                               num_classes: int = 0, cached_sampling: bool = False) -> Task:
   """Binds an image model (create_module(rngs)) to the categorical likelihood."""
   create_params, apply_model = module_functions(create_module)
   apply_fn = ((lambda p, x, y: apply_model(p, x, y)) if num_classes
@@ -160,8 +170,12 @@ def create_autoregressive_task(config, spec: DatasetSpec, create_module,
       train_step=make_train_step(functools.partial(autoregressive_loss, **bound), tx, schedule,
                                  config.train.ema_decay),
       eval_step=functools.partial(autoregressive_eval_step, **bound),
-      sample=functools.partial(autoregressive_sample, apply_fn=apply_fn,
-                               image_shape=spec.image_shape, num_classes=num_classes))
+      sample=(functools.partial(autoregressive_sample_cached, apply_fn=apply_model,
+                                image_shape=spec.image_shape) if cached_sampling else
+              functools.partial(autoregressive_sample, apply_fn=apply_fn,
+                                image_shape=spec.image_shape, num_classes=num_classes)),
+      sample_naive=functools.partial(autoregressive_sample, apply_fn=apply_fn,
+                                     image_shape=spec.image_shape, num_classes=num_classes))
 
 
 def check_divisible(name: str, value: int, divisor: int, why: str) -> None:
@@ -178,7 +192,8 @@ def create_pixelcnn_task(config, spec: DatasetSpec) -> Task:
       num_channels=num_channels, num_levels=spec.num_levels,
       features=model_config.features, num_blocks=model_config.num_blocks,
       kernel_size=model_config.kernel_size, first_kernel_size=model_config.first_kernel_size,
-      head_features=model_config.head_features, rngs=rngs))
+      head_features=model_config.head_features, rngs=rngs),
+      cached_sampling=model_config.cached_sampling)
 
 
 def create_gated_pixelcnn_task(config, spec: DatasetSpec) -> Task:

@@ -98,3 +98,13 @@ def test_bench_prints_one_json_line():
   assert figures["device"].startswith("cpu") and figures["model"]["name"] == "pixelcnn"
   assert figures["examples_per_s"] == pytest.approx(
       figures["batch_size"] / figures["step_ms_median"] * 1e3)
+
+
+def test_bench_sample_reports_agreement_and_speedup():
+  result = command("gen_jax.bench", "--config", "configs/pixelcnn.py:smoke", "--what", "sample",
+                   "--num_samples", "2")
+  assert result.returncode == 0, result.stderr[-3000:]
+  (line,) = [l for l in result.stdout.splitlines() if l.startswith("{")]
+  figures = json.loads(line)
+  assert figures["agree"] is True
+  assert figures["speedup"] == pytest.approx(figures["naive_s"] / figures["cached_s"])
