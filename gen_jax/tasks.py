@@ -44,6 +44,8 @@ class Task:
   eval_step: Callable
   sample: Callable
   sample_naive: Callable | None = None  # autoregressive: the reference for `sample`
+  # complete(state, rng, images, labels, start) -> images with sub-pixels start.. redrawn
+  complete: Callable | None = None
 
 
 def make_optimizer(train_config) -> tuple[optax.GradientTransformation, optax.Schedule]:
@@ -140,21 +142,27 @@ def autoregressive_eval_step(state, batch, rng, *, apply_fn, conditional):
           "num_examples": jnp.sum(mask)}
 
 
-def autoregressive_sample(state, rng, num, *, apply_fn, image_shape, num_classes):
+def autoregressive_fill(state, rng, images, labels, start, *, apply_fn, conditional, cached):
+  """Draws sub-pixels start.. of `images` (raster order) and keeps the ones before.
+
+  `cached` goes through the model's init_cache/logits_at (unconditional models):
+  the same draws as the naive path, one pixel per layer per step.
+  """
+  params = eval_params(state)
+  if cached:
+    return sampling.sample_autoregressive_cached(
+        lambda x: apply_fn(params, x, method="init_cache"),
+        lambda cache, x, row, column: apply_fn(params, cache, x, row, column, method="logits_at"),
+        rng, images, start=start)
+  logits_fn = ((lambda x: apply_fn(params, x, labels)) if conditional
+               else (lambda x: apply_fn(params, x)))
+  return sampling.sample_autoregressive(logits_fn, rng, images, start=start)
+
+
+def autoregressive_sample(state, rng, num, *, fill, image_shape, num_classes):
   """`num` samples; class-conditional models cycle through the classes (0, 1, ...)."""
   labels = jnp.arange(num) % num_classes if num_classes else None
-  images = jnp.zeros((num, *image_shape), jnp.uint8)
-  return sampling.sample_autoregressive(
-      lambda x: apply_fn(eval_params(state), x, labels), rng, images)
-
-
-def autoregressive_sample_cached(state, rng, num, *, apply_fn, image_shape):
-  """`autoregressive_sample` through the model's init_cache/logits_at (same draws)."""
-  params = eval_params(state)
-  return sampling.sample_autoregressive_cached(
-      lambda x: apply_fn(params, x, method="init_cache"),
-      lambda cache, x, row, column: apply_fn(params, cache, x, row, column, method="logits_at"),
-      rng, jnp.zeros((num, *image_shape), jnp.uint8))
+  return fill(state, rng, jnp.zeros((num, *image_shape), jnp.uint8), labels, 0)
 
 
 def create_autoregressive_task(config, spec: DatasetSpec, create_module,
@@ -165,17 +173,18 @@ def create_autoregressive_task(config, spec: DatasetSpec, create_module,
               else (lambda p, x, y: apply_model(p, x)))
   tx, schedule = make_optimizer(config.train)
   bound = dict(apply_fn=apply_fn, conditional=bool(num_classes))
+  fill = functools.partial(autoregressive_fill, apply_fn=apply_model,
+                           conditional=bool(num_classes), cached=cached_sampling)
+  naive_fill = functools.partial(fill, cached=False)
+  sample_settings = dict(image_shape=spec.image_shape, num_classes=num_classes)
   return Task(
       init=make_init(create_params, tx, config.train.ema_decay > 0),
       train_step=make_train_step(functools.partial(autoregressive_loss, **bound), tx, schedule,
                                  config.train.ema_decay),
       eval_step=functools.partial(autoregressive_eval_step, **bound),
-      sample=(functools.partial(autoregressive_sample_cached, apply_fn=apply_model,
-                                image_shape=spec.image_shape) if cached_sampling else
-              functools.partial(autoregressive_sample, apply_fn=apply_fn,
-                                image_shape=spec.image_shape, num_classes=num_classes)),
-      sample_naive=functools.partial(autoregressive_sample, apply_fn=apply_fn,
-                                     image_shape=spec.image_shape, num_classes=num_classes))
+      sample=functools.partial(autoregressive_sample, fill=fill, **sample_settings),
+      sample_naive=functools.partial(autoregressive_sample, fill=naive_fill, **sample_settings),
+      complete=fill)
 
 
 def check_divisible(name: str, value: int, divisor: int, why: str) -> None:

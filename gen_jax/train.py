@@ -78,6 +78,26 @@ def evaluate(eval_step, state, split, rng, mesh, config, spec) -> dict[str, floa
   return {name: float(value) / count for name, value in totals.items()}
 
 
+def completion_grid(originals: np.ndarray, start: int, completions: np.ndarray) -> np.ndarray:
+  """Rows of originals, observed parts (unobserved sub-pixels grey) and completions."""
+  num = len(originals)
+  observed = originals.reshape(num, -1).copy()
+  observed[:, start:] = 128
+  return np.concatenate([originals, observed.reshape(originals.shape), completions])
+
+
+def write_completions(task, state, split, rng, num, step, writer) -> None:
+  """Completes the bottom half of the first `num` eval images: samples/completion_<step>.png."""
+  images = split.images[:num]
+  labels = None if split.labels is None else jnp.asarray(split.labels[:num])
+  height, width, channels = images.shape[1:]
+  start = (height // 2) * width * channels  # observe the top half
+  complete = jax.jit(task.complete, static_argnums=4)
+  completions = jax.device_get(complete(state, rng, jnp.asarray(images), labels, start))
+  grid = completion_grid(images, start, np.asarray(completions))
+  logging.info("wrote %s", writer.write_images(step, "completion", grid, num_columns=num))
+
+
 class StopRequest:
   """Turns SIGTERM/SIGINT into a flag the loop polls, so it can save before exiting."""
 
@@ -196,6 +216,9 @@ def run(config, workdir: str, mode: str = "train", mesh=None) -> dict[str, dict[
       do_eval(state, step)
     elif mode == "sample":
       do_sample(state, step)
+      if task.complete is not None:
+        write_completions(task, state, eval_split, jax.random.fold_in(jax.random.fold_in(sample_rng, step), 1),
+                          config.train.num_samples, step, writer)
     else:
       train_step = jax.jit(task.train_step, in_shardings=(replicated, sharded, replicated),
                            out_shardings=(replicated, replicated), donate_argnums=0)

@@ -29,13 +29,15 @@ class MetricWriter:
       self._summary.add_scalar(f"{split}/{name}", float(value), step)
     self._summary.flush()
 
-  def write_images(self, step: int, name: str, images: np.ndarray) -> str | None:
+  def write_images(self, step: int, name: str, images: np.ndarray,
+                   num_columns: int | None = None) -> str | None:
     """Saves `samples/<name>_<step>.png` (a grid) and logs it to TensorBoard."""
     if not self.enabled:
       return None
     path = os.path.join(self.workdir, "samples", f"{name}_{step}.png")
-    sampling.save_image_grid(path, images)
-    self._summary.add_image(name, sampling.image_grid(images), step, dataformats="HWC")
+    sampling.save_image_grid(path, images, num_columns)
+    self._summary.add_image(name, sampling.image_grid(images, num_columns), step,
+                            dataformats="HWC")
     self._summary.flush()
     return path
 

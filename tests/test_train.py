@@ -159,3 +159,22 @@ def test_colour_data_end_to_end_with_mock_tfds(tiny_idx, tmp_path):
   assert 0 < results["eval"]["bits_per_dim"] < 9
   grid = Image.open(os.path.join(tmp_path, "run", "samples", "step_2.png"))
   assert grid.mode == "RGB" and grid.size == (2 * 33 + 1, 33 + 1)
+
+
+def test_sample_mode_writes_a_completion_grid_that_keeps_the_observed_half(tiny_idx, tmp_path):
+  workdir = str(tmp_path / "run")
+  config = tiny_pixelcnn_config(tiny_idx, num_steps=2, checkpoint_every=2, num_samples=3)
+  train.run(config, workdir)
+  train.run(config, workdir, mode="sample")
+  grid = np.asarray(Image.open(os.path.join(workdir, "samples", "completion_2.png")))
+  cell = lambda row, col: grid[1 + row * 29:1 + row * 29 + 28, 1 + col * 29:1 + col * 29 + 28]
+  for col in range(3):
+    original, observed, completed = cell(0, col), cell(1, col), cell(2, col)
+    np.testing.assert_array_equal(observed[:14], original[:14])
+    assert np.all(observed[14:] == 128)
+    np.testing.assert_array_equal(completed[:14], original[:14])  # the top half is kept
+  # The eval split's first images are what was completed.
+  from gen_jax.data import sources
+  images, _ = sources.read_split("fashion_mnist", "test", data_dir=config.data.data_dir,
+                                 idx_dir=config.data.idx_dir)
+  np.testing.assert_array_equal(cell(0, 0), images[0, :, :, 0])
