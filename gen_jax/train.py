@@ -64,7 +64,7 @@ def check_finite(metrics: dict[str, float], step: int) -> None:
                          "the last good checkpoint is kept")
 
 
-def evaluate(eval_step, state, split, rng, mesh, config, spec) -> dict[str, float]:
+def evaluate(eval_step, state, split, rng, mesh, config) -> dict[str, float]:
   """Example-weighted means of the task's eval sums over the whole split."""
   totals = None
   for batch in data.eval_batches(split, global_batch_size=config.train.eval_batch_size,
@@ -202,7 +202,7 @@ def run(config, workdir: str, mode: str = "train", mesh=None) -> dict[str, dict[
   results = {}
 
   def do_eval(state, step):
-    results["eval"] = evaluate(eval_step, state, eval_split, eval_rng, mesh, config, spec)
+    results["eval"] = evaluate(eval_step, state, eval_split, eval_rng, mesh, config)
     writer.write_scalars(step, "eval", results["eval"])
     logging.info("step %d eval %s", step, results["eval"])
 

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from gen_jax import sampling
 
@@ -49,25 +50,23 @@ def test_image_grid_layout():
   assert grid[4, 5, 0] == 255  # empty cell stays white
 
 
-def test_cached_pixelcnn_sampling_equals_naive_sampling():
+@pytest.mark.parametrize("channels,features", [(1, 16), (3, 24)])
+def test_cached_pixelcnn_sampling_equals_naive_sampling(channels, features):
   """Same key -> identical images, grayscale and RGB (the R -> G -> B order included)."""
   from flax import nnx
   from gen_jax.models.pixelcnn import PixelCNN
-  for channels, features in ((1, 16), (3, 24)):
-    model = PixelCNN(num_channels=channels, num_levels=256, features=features, num_blocks=2,
-                     kernel_size=3, first_kernel_size=5, head_features=features, rngs=nnx.Rngs(0))
-    graphdef, params = nnx.split(model)
-    # Sharpen the model so draws depend strongly on the context (not near-uniform).
-    params = jax.tree.map(lambda p: 4.0 * p, params)
-    model = lambda: nnx.merge(graphdef, params)
-    images = jnp.zeros((3, 7, 6, channels), jnp.uint8)
-    rng = jax.random.PRNGKey(7)
-    naive = jax.jit(lambda r: sampling.sample_autoregressive(lambda x: model()(x), r, images))(rng)
-    cached = jax.jit(lambda r: sampling.sample_autoregressive_cached(
-        lambda x: model().init_cache(x), lambda c, x, i, j: model().logits_at(c, x, i, j),
-        r, images))(rng)
-    np.testing.assert_array_equal(naive, cached)
-    assert len(np.unique(np.asarray(naive))) > 10  # real draws, not a constant image
+  model = PixelCNN(num_channels=channels, num_levels=256, features=features, num_blocks=2,
+                   kernel_size=3, first_kernel_size=5, head_features=features, rngs=nnx.Rngs(0))
+  graphdef, params = nnx.split(model)
+  # Sharpen the model so draws depend strongly on the context (not near-uniform).
+  model = nnx.merge(graphdef, jax.tree.map(lambda p: 4.0 * p, params))
+  images = jnp.zeros((3, 7, 6, channels), jnp.uint8)
+  rng = jax.random.PRNGKey(7)
+  naive = jax.jit(lambda r: sampling.sample_autoregressive(model, r, images))(rng)
+  cached = jax.jit(lambda r: sampling.sample_autoregressive_cached(
+      model.init_cache, model.logits_at, r, images))(rng)
+  np.testing.assert_array_equal(naive, cached)
+  assert len(np.unique(np.asarray(naive))) > 10  # real draws, not a constant image
 
 
 def test_cached_completion_keeps_prefix_and_matches_naive():
