@@ -149,9 +149,9 @@ def autoregressive_fill(state, rng, images, labels, start, *, apply_fn, conditio
   the same draws as the naive path, one pixel per layer per step.
   """
   params = eval_params(state)
-  if cached:
+  if cached:  # conditional models keep their labels in the cache
     return sampling.sample_autoregressive_cached(
-        lambda x: apply_fn(params, x, method="init_cache"),
+        lambda x: apply_fn(params, x, *([labels] if conditional else []), method="init_cache"),
         lambda cache, x, row, column: apply_fn(params, cache, x, row, column, method="logits_at"),
         rng, images, start=start)
   logits_fn = ((lambda x: apply_fn(params, x, labels)) if conditional
@@ -218,7 +218,8 @@ def create_gated_pixelcnn_task(config, spec: DatasetSpec) -> Task:
       num_layers=model_config.num_layers, kernel_size=model_config.kernel_size,
       first_kernel_size=model_config.first_kernel_size,
       skip_features=model_config.skip_features, head_features=model_config.head_features,
-      num_classes=num_classes, rngs=rngs), num_classes)
+      num_classes=num_classes, rngs=rngs), num_classes,
+      cached_sampling=model_config.cached_sampling)
 
 
 TASKS: dict[str, Callable[[Any, DatasetSpec], Task]] = {

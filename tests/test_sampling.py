@@ -81,3 +81,23 @@ def test_cached_completion_keeps_prefix_and_matches_naive():
                                                  observed, start=10)
   np.testing.assert_array_equal(naive, cached)
   np.testing.assert_array_equal(naive.reshape(2, -1)[:, :10], observed.reshape(2, -1)[:, :10])
+
+
+@pytest.mark.parametrize("channels,features,num_classes", [(1, 16, 0), (3, 24, 0), (1, 16, 10)])
+def test_cached_gated_pixelcnn_sampling_equals_naive_sampling(channels, features, num_classes):
+  from flax import nnx
+  from gen_jax.models.gated_pixelcnn import GatedPixelCNN
+  model = GatedPixelCNN(num_channels=channels, num_levels=256, features=features, num_layers=3,
+                        kernel_size=3, first_kernel_size=5, skip_features=features,
+                        head_features=features, num_classes=num_classes, rngs=nnx.Rngs(0))
+  graphdef, params = nnx.split(model)
+  model = nnx.merge(graphdef, jax.tree.map(lambda p: 3.0 * p, params))
+  labels = jnp.array([1, 4, 7]) if num_classes else None
+  logits_fn = (lambda x: model(x, labels)) if num_classes else model
+  images = jnp.zeros((3, 6, 7, channels), jnp.uint8)
+  rng = jax.random.PRNGKey(3)
+  naive = jax.jit(lambda r: sampling.sample_autoregressive(logits_fn, r, images))(rng)
+  cached = jax.jit(lambda r: sampling.sample_autoregressive_cached(
+      lambda x: model.init_cache(x, labels), model.logits_at, r, images))(rng)
+  np.testing.assert_array_equal(naive, cached)
+  assert len(np.unique(np.asarray(naive))) > 10

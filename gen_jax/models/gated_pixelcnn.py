@@ -19,7 +19,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from gen_jax.nn.causal_conv import CausalConv
-from gen_jax.nn.gated import HorizontalConv, VerticalConv, down_shift
+from gen_jax.nn.gated import (HorizontalConv, VerticalConv, down_shift, horizontal_at,
+                             vertical_row)
 
 
 def gate(pre_activation: jax.Array) -> jax.Array:  # [..., 2F] -> [..., F]
@@ -62,7 +63,7 @@ class GatedPixelCNN(nnx.Module):
                kernel_size: int, first_kernel_size: int, skip_features: int,
                head_features: int, num_classes: int = 0, rngs: nnx.Rngs):
     groups = num_channels
-    self.num_channels, self.num_levels = num_channels, num_levels
+    self.num_channels, self.num_levels, self.num_classes = num_channels, num_levels, num_classes
     self.layers = nnx.List([
         GatedLayer(num_channels if i == 0 else features, features, skip_features,
                    first_kernel_size if i == 0 else kernel_size, groups, num_classes,
@@ -81,3 +82,65 @@ class GatedPixelCNN(nnx.Module):
     hidden = self.head_hidden(jax.nn.relu(skips))
     logits = self.head_out(jax.nn.relu(hidden))  # [B, H, W, C * L]
     return logits.reshape(*images.shape, self.num_levels)
+
+  # ------------------------------------------------------------ cached sampling
+  # The vertical stack at row r is final once row r is drawn; it is computed
+  # for the whole row when the sampler reaches column 0 of row r + 1 and kept
+  # as the link input (`link`, already down-shifted) and the next layer's
+  # vertical input (`vertical`). The horizontal stack is computed at the
+  # current pixel only, from caches of each layer's horizontal input.
+
+  def init_cache(self, images: jax.Array, labels: jax.Array | None = None) -> dict:
+    num, height, width, _ = images.shape
+    layers = self.layers
+    return {
+        "labels": jnp.zeros((num,), jnp.int32) if labels is None else labels,
+        "link": [jnp.zeros((num, height, width, layer.link.in_features)) for layer in layers],
+        "vertical": [jnp.zeros((num, height + layer.vertical.half, width,
+                                layer.vertical.kernel.shape[2])) for layer in layers[1:]],
+        "horizontal": [jnp.zeros((num, height, width + layer.horizontal.half,
+                                  layer.horizontal.kernel.shape[2])) for layer in layers[1:]],
+    }
+
+  def _update_vertical(self, cache: dict, x: jax.Array, row) -> dict:
+    """Computes every layer's vertical stack on row `row` - 1 (all of it drawn)."""
+    done = row - 1
+    link, vertical = list(cache["link"]), list(cache["vertical"])
+    v_input = jnp.pad(x, ((0, 0), (self.layers[0].vertical.half, 0), (0, 0), (0, 0)))
+    for index, layer in enumerate(self.layers):
+      v_pre = vertical_row(layer.vertical, v_input, done)  # [N, W, 2F]
+      link[index] = jax.lax.dynamic_update_slice(link[index], v_pre[:, None], (0, row, 0, 0))
+      if self.num_classes:
+        v_pre = v_pre + layer.condition_vertical(cache["labels"])[:, None, :]
+      if index + 1 < len(self.layers):
+        half = self.layers[index + 1].vertical.half
+        vertical[index] = jax.lax.dynamic_update_slice(
+            vertical[index], gate(v_pre)[:, None], (0, done + half, 0, 0))
+        v_input = vertical[index]
+    return {**cache, "link": link, "vertical": vertical}
+
+  def logits_at(self, cache: dict, images: jax.Array, row, column):
+    """(logits [N, C, L] at pixel (row, column), updated cache)."""
+    x = images.astype(jnp.float32) * (2.0 / (self.num_levels - 1)) - 1.0  # [N, H, W, C]
+    cache = jax.lax.cond((column == 0) & (row > 0),
+                         lambda c: self._update_vertical(c, x, row), lambda c: c, cache)
+    labels, horizontal = cache["labels"], list(cache["horizontal"])
+    first_half = self.layers[0].horizontal.half
+    h_input = jnp.pad(x, ((0, 0), (0, 0), (first_half, 0), (0, 0)))
+    h, skips = None, 0.0
+    for index, layer in enumerate(self.layers):
+      if index > 0:  # this layer's horizontal input at the pixel is the last layer's output
+        horizontal[index - 1] = jax.lax.dynamic_update_slice(
+            horizontal[index - 1], h[:, None, None, :],
+            (0, row, column + layer.horizontal.half, 0))
+        h_input = horizontal[index - 1]
+      h_pre = horizontal_at(layer.horizontal, h_input, row, column)
+      h_pre = h_pre + layer.link(cache["link"][index][:, row, column])
+      if self.num_classes:
+        h_pre = h_pre + layer.condition_horizontal(labels)
+      h_gated = gate(h_pre)  # [N, F]
+      h_out = layer.residual(h_gated)
+      h = h_out if layer.first else h + h_out
+      skips = skips + layer.skip(h_gated)
+    logits = self.head_out(jax.nn.relu(self.head_hidden(jax.nn.relu(skips))))  # [N, C * L]
+    return logits.reshape(-1, self.num_channels, self.num_levels), {**cache, "horizontal": horizontal}

@@ -58,3 +58,23 @@ class HorizontalConv(nnx.Module):
     return lax.conv_general_dilated(
         x, kernel, (1, 1), ((0, 0), (self.half, right)),
         dimension_numbers=_DIMENSION_NUMBERS) + self.bias[...]
+
+
+def horizontal_at(conv: HorizontalConv, padded: jax.Array, row, column) -> jax.Array:
+  """HorizontalConv's output at one pixel, [N, Cout], from its input padded by
+  `half` zero columns on the left ([N, H, W + half, Cin])."""
+  num, _, _, features = padded.shape
+  kernel = conv.kernel[...]  # [1, width, Cin, Cout]
+  if conv.num_groups > 1 and conv.has_centre:
+    kernel = kernel.at[0, -1].multiply(channel_group_mask(
+        conv.in_features, conv.out_features, conv.num_groups, conv.mask_type))
+  window = lax.dynamic_slice(padded, (0, row, column, 0), (num, 1, kernel.shape[1], features))
+  return jnp.einsum("nwc,wcd->nd", window[:, 0], kernel[0]) + conv.bias[...]
+
+
+def vertical_row(conv: VerticalConv, padded: jax.Array, row) -> jax.Array:
+  """VerticalConv's output on one whole row, [N, W, Cout], from its input padded by
+  `half` zero rows on top ([N, H + half, W, Cin])."""
+  num, _, width, features = padded.shape
+  window = lax.dynamic_slice(padded, (0, row, 0, 0), (num, conv.half + 1, width, features))
+  return conv(window)[:, -1]  # the last row sees exactly rows row-half .. row
