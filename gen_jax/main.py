@@ -17,7 +17,9 @@ _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file, e.g. configs/pixelcnn.py[:smoke].",
     lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, metrics, samples).")
-_MODE = flags.DEFINE_enum("mode", "train", list(train.MODES), "What to do with the run.")
+_MODE = flags.DEFINE_string(
+    "mode", "train", f"What to do with the run: {', '.join(train.MODES)}, or a mode of "
+    "the model's task (e.g. a VAE's interpolate).")
 _DISTRIBUTED = flags.DEFINE_bool(
     "distributed", False, "Call jax.distributed.initialize() (multi-host TPU VM / multi-GPU).")
 flags.mark_flags_as_required(["config", "workdir"])

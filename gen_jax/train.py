@@ -27,8 +27,6 @@ MODES = ("train", "eval", "sample")
 
 def validate_config(config, mesh) -> None:
   """Checks values that can be wrong together, before anything compiles."""
-  if config.data.name not in data.DATASETS:
-    raise UserError(f"unknown data.name {config.data.name!r}; known: {', '.join(sorted(data.DATASETS))}")
   if config.model.name not in tasks.TASKS:
     raise UserError(f"unknown model.name {config.model.name!r}; known: {', '.join(sorted(tasks.TASKS))}")
   if config.data.binarization not in ("none", "fixed", "dynamic"):
@@ -41,7 +39,7 @@ def validate_config(config, mesh) -> None:
 
 def dataset_spec(data_config) -> data.DatasetSpec:
   """The dataset's static facts after preprocessing (binarized data has 2 levels)."""
-  spec = data.DATASETS[data_config.name]
+  spec = data.get_spec(data_config)  # unknown names are a UserError
   return spec if data_config.binarization == "none" else dataclasses.replace(spec, num_levels=2)
 
 
@@ -132,9 +130,8 @@ def abstract_checkpoint(task, init_rng, train_rng, example_batch, mesh) -> dict:
 def example_batch(config, spec: data.DatasetSpec, mesh) -> dict:
   """A global batch with the data's shapes and dtypes (zeros), for init and restore."""
   local = config.train.batch_size // jax.process_count()
-  batch = {"image": np.zeros((local, *spec.image_shape), np.uint8)}
-  if spec.num_classes:
-    batch["label"] = np.zeros((local,), np.int32)
+  batch = {name: np.zeros((local, *shape), dtype)
+           for name, (shape, dtype) in spec.example_features().items()}
   return parallel.to_global(batch, mesh)
 
 
@@ -173,12 +170,13 @@ def write_config(config, workdir: str) -> None:
 
 def run(config, workdir: str, mode: str = "train", mesh=None) -> dict[str, dict[str, float]]:
   """Trains / evaluates / samples per `mode`; returns the last metrics by split."""
-  if mode not in MODES:
-    raise UserError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
   mesh = mesh or parallel.create_mesh()
-  validate_config(config, mesh)
   spec = dataset_spec(config.data)
+  validate_config(config, mesh)
   task = tasks.create_task(config, spec)
+  if mode not in MODES and mode not in task.modes:
+    raise UserError(f"unknown mode {mode!r} for {config.model.name}; use one of "
+                    f"{', '.join((*MODES, *task.modes))}")
   train_split, eval_split = data.load_splits(config.data)
   batches = data.TrainBatches(train_split, global_batch_size=config.train.batch_size,
                               seed=config.seed, process_index=jax.process_index(),
@@ -203,16 +201,26 @@ def run(config, workdir: str, mode: str = "train", mesh=None) -> dict[str, dict[
 
   def do_eval(state, step):
     results["eval"] = evaluate(eval_step, state, eval_split, eval_rng, mesh, config)
+    if task.split_metrics is not None:
+      results["eval"].update(task.split_metrics(state, eval_rng, eval_split, mesh))
     writer.write_scalars(step, "eval", results["eval"])
     logging.info("step %d eval %s", step, results["eval"])
 
   def do_sample(state, step):
-    images = jax.device_get(sample(state, jax.random.fold_in(sample_rng, step),
-                                   config.train.num_samples))
-    logging.info("wrote %s", writer.write_images(step, "step", images))
+    samples = jax.device_get(sample(state, jax.random.fold_in(sample_rng, step),
+                                    config.train.num_samples))
+    path = (task.write_samples(writer, step, samples) if task.write_samples is not None
+            else writer.write_images(step, "step", samples))
+    logging.info("wrote %s", path)
 
   try:
-    if mode == "eval":
+    if mode in task.modes:
+      results[mode] = task.modes[mode](state, jax.random.fold_in(sample_rng, step + 1),
+                                       eval_split, step, writer, mesh) or {}
+      if results[mode]:
+        writer.write_scalars(step, mode, results[mode])
+        logging.info("step %d %s %s", step, mode, results[mode])
+    elif mode == "eval":
       do_eval(state, step)
     elif mode == "sample":
       do_sample(state, step)

@@ -41,6 +41,18 @@ class MetricWriter:
     self._summary.flush()
     return path
 
+  def write_text(self, step: int, name: str, text: str) -> str | None:
+    """Saves `samples/<name>_<step>.txt` and logs it to TensorBoard."""
+    if not self.enabled:
+      return None
+    path = os.path.join(self.workdir, "samples", f"{name}_{step}.txt")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+      f.write(text)
+    self._summary.add_text(name, text, step)
+    self._summary.flush()
+    return path
+
   def close(self) -> None:
     if self._summary is not None:
       self._summary.close()

@@ -108,6 +108,14 @@ def test_batch_size_that_does_not_divide_devices_keeps_checkpoints(tiny_idx, tmp
   with pytest.raises(UserError, match=r"train.batch_size=3 does not divide over 2 devices"):
     train.run(config, workdir)
   assert os.listdir(os.path.join(workdir, "checkpoints")) == ["2"]
+  with config.unlocked():
+    config.train.batch_size = 4
+  with pytest.raises(UserError, match=r"unknown mode 'bogus' for pixelcnn; use one of train"):
+    train.run(config, workdir, mode="bogus")
+  with config.unlocked():
+    config.data.name = "fashion_mnits"
+  with pytest.raises(UserError, match=r"unknown data.name 'fashion_mnits'"):
+    train.run(config, workdir)
 
 
 def corrupt(directory):

@@ -3,9 +3,9 @@
 TFDS is imported only under this package.
 """
 
-from gen_jax.data.pipeline import (ImageSplit, eval_batches, load_splits, TrainBatches,
+from gen_jax.data.pipeline import (Split, eval_batches, image_split, load_splits, TrainBatches,
                                    prefetch)
-from gen_jax.data.sources import DATASETS, DatasetSpec
+from gen_jax.data.sources import DATASETS, DatasetSpec, get_spec, register
 
-__all__ = ["DATASETS", "DatasetSpec", "ImageSplit", "eval_batches", "load_splits",
-           "prefetch", "TrainBatches"]
+__all__ = ["DATASETS", "DatasetSpec", "Split", "eval_batches", "get_spec", "image_split",
+           "load_splits", "prefetch", "register", "TrainBatches"]

@@ -20,32 +20,45 @@ from gen_jax.data import sources
 
 
 @dataclasses.dataclass(frozen=True)
-class ImageSplit:
-  images: np.ndarray  # [N, H, W, C] uint8
-  labels: np.ndarray | None  # [N] int32
+class Split:
+  """A split held in memory: feature name -> [N, ...] array ('image', 'label', ...)."""
+  features: dict[str, np.ndarray]
 
   def __len__(self) -> int:
-    return len(self.images)
+    return len(next(iter(self.features.values())))
+
+  @property
+  def images(self) -> np.ndarray | None:  # [N, H, W, C] uint8
+    return self.features.get("image")
+
+  @property
+  def labels(self) -> np.ndarray | None:  # [N] int32
+    return self.features.get("label")
 
   def take(self, indices: np.ndarray) -> dict[str, np.ndarray]:
-    batch = {"image": self.images[indices]}
-    if self.labels is not None:
-      batch["label"] = self.labels[indices]
-    return batch
+    return {name: values[indices] for name, values in self.features.items()}
+
+  def head(self, limit: int) -> "Split":
+    """The first `limit` examples (all when limit is 0)."""
+    return self if not limit else Split({k: v[:limit] for k, v in self.features.items()})
 
 
-def load_splits(data_config) -> tuple[ImageSplit, ImageSplit]:
+def image_split(images: np.ndarray, labels: np.ndarray | None = None) -> Split:
+  return Split({"image": images} if labels is None else {"image": images, "label": labels})
+
+
+def load_splits(data_config) -> tuple[Split, Split]:
   """(train, eval) splits of `data_config.name`, optionally truncated."""
-  splits = []
-  for split, limit in ((data_config.train_split, data_config.max_train_examples),
-                       (data_config.eval_split, data_config.max_eval_examples)):
-    images, labels = sources.read_split(data_config.name, split,
-                                        data_dir=data_config.data_dir or None,
-                                        idx_dir=data_config.idx_dir or None)
-    if limit:
-      images, labels = images[:limit], None if labels is None else labels[:limit]
-    splits.append(ImageSplit(images, labels))
-  return splits[0], splits[1]
+  spec = sources.get_spec(data_config)
+  if spec.load is not None:
+    train, evaluation = (Split(features) for features in spec.load(data_config))
+  else:
+    train, evaluation = (image_split(*sources.read_split(
+        data_config.name, split, data_dir=data_config.data_dir or None,
+        idx_dir=data_config.idx_dir or None))
+                         for split in (data_config.train_split, data_config.eval_split))
+  return (train.head(data_config.max_train_examples),
+          evaluation.head(data_config.max_eval_examples))
 
 
 def binarize(images: np.ndarray, mode: str, rng: np.random.Generator) -> np.ndarray:
@@ -62,7 +75,7 @@ def binarize(images: np.ndarray, mode: str, rng: np.random.Generator) -> np.ndar
 class TrainBatches:
   """Global batch `step` of a split, as this process's slice (drop-remainder epochs)."""
 
-  def __init__(self, split: ImageSplit, *, global_batch_size: int, seed: int,
+  def __init__(self, split: Split, *, global_batch_size: int, seed: int,
                process_index: int = 0, process_count: int = 1, binarization: str = "none"):
     self.steps_per_epoch = len(split) // global_batch_size
     if self.steps_per_epoch == 0:
@@ -84,12 +97,13 @@ class TrainBatches:
     local = self.global_batch_size // self.process_count
     start = position * self.global_batch_size + self.process_index * local
     batch = self.split.take(self._epoch_order(epoch)[start:start + local])
-    rng = np.random.default_rng([self.seed, step, self.process_index, 1])
-    batch["image"] = binarize(batch["image"], self.binarization, rng)
+    if "image" in batch:
+      rng = np.random.default_rng([self.seed, step, self.process_index, 1])
+      batch["image"] = binarize(batch["image"], self.binarization, rng)
     return batch
 
 
-def eval_batches(split: ImageSplit, *, global_batch_size: int, process_index: int = 0,
+def eval_batches(split: Split, *, global_batch_size: int, process_index: int = 0,
                  process_count: int = 1, binarization: str = "none",
                  seed: int = 0) -> Iterator[dict[str, np.ndarray]]:
   """The whole split in order, the last batch zero-padded; `mask` marks real rows."""
@@ -97,9 +111,10 @@ def eval_batches(split: ImageSplit, *, global_batch_size: int, process_index: in
   for batch_index, start in enumerate(range(0, len(split), global_batch_size)):
     indices = np.arange(start + process_index * local, start + (process_index + 1) * local)
     mask = indices < len(split)
-    batch = split.take(np.where(mask, indices, 0))
-    rng = np.random.default_rng([seed, batch_index, process_index, 2])
-    batch["image"] = binarize(batch["image"], binarization, rng) * mask[:, None, None, None].astype(np.uint8)
+    batch = split.take(np.where(mask, indices, 0))  # padding repeats example 0
+    if "image" in batch:
+      rng = np.random.default_rng([seed, batch_index, process_index, 2])
+      batch["image"] = binarize(batch["image"], binarization, rng)
     batch["mask"] = mask.astype(np.float32)
     yield batch
 

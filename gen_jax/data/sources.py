@@ -11,6 +11,7 @@ Order of preference for `read_split(name, split, ...)`:
 
 import dataclasses
 import os
+from typing import Callable
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -21,12 +22,31 @@ from gen_jax.errors import UserError
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
-  """Static facts about a dataset the models need before any data is read."""
-  image_shape: tuple[int, int, int]  # (H, W, C)
-  num_levels: int  # distinct values per sub-pixel: 256 for 8-bit, 2 for binary
+  """Static facts about a dataset the models need before any data is read.
+
+  Image datasets give `image_shape` and get the features {'image', 'label'}.
+  Other data (text, time series, procedural images with factors) give their
+  `features` and a `load(data_config) -> (train, eval)` of feature dicts;
+  a spec that depends on the config (a sequence length, a corpus's alphabet)
+  is registered as a function data_config -> DatasetSpec instead.
+  """
+  image_shape: tuple[int, ...] | None  # (H, W, C); None for non-image data
+  num_levels: int  # distinct values per sub-pixel (or token): 256 for 8-bit, 2 for binary
   num_classes: int  # 0 when unlabelled
   default_idx_dir: str | None = None  # local MNIST-format files, if any
   how_to_get: str = ""
+  # name -> (shape of one example, numpy dtype name); None = image (+ label)
+  features: dict[str, tuple[tuple[int, ...], str]] | None = None
+  load: Callable | None = None  # (data_config) -> (train, eval) dicts of [N, ...] arrays
+  extras: dict | None = None  # anything else a task needs (e.g. a vocabulary)
+
+  def example_features(self) -> dict[str, tuple[tuple[int, ...], str]]:
+    if self.features is not None:
+      return dict(self.features)
+    features = {"image": (tuple(self.image_shape), "uint8")}
+    if self.num_classes:
+      features["label"] = ((), "int32")
+    return features
 
 
 _PREPARE = ("prepare it once with TensorFlow and network: "
@@ -44,6 +64,20 @@ DATASETS = {
     "binarized_mnist": DatasetSpec((28, 28, 1), 2, 0, None, _PREPARE),
     "cifar10": DatasetSpec((32, 32, 3), 256, 10, None, _PREPARE),
 }
+
+
+def register(name: str, spec: "DatasetSpec | Callable") -> None:
+  """Adds a dataset: a DatasetSpec, or a function data_config -> DatasetSpec."""
+  DATASETS[name] = spec
+
+
+def get_spec(data_config) -> DatasetSpec:
+  """The spec of data_config.name, resolved against the config when it depends on it."""
+  if data_config.name not in DATASETS:
+    raise UserError(f"unknown data.name {data_config.name!r}; "
+                    f"known: {', '.join(sorted(DATASETS))}")
+  spec = DATASETS[data_config.name]
+  return spec if isinstance(spec, DatasetSpec) else spec(data_config)
 
 
 def default_data_dir() -> str:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from gen_jax.data import ImageSplit, TrainBatches, eval_batches, idx_builder, pipeline, sources
+from gen_jax.data import image_split, TrainBatches, eval_batches, idx_builder, pipeline, sources
 from gen_jax.errors import UserError
 
 
@@ -61,7 +61,7 @@ def test_mock_tfds_source_is_read(tmp_path):
 
 def _split(num=50):
   images = np.arange(num, dtype=np.uint8)[:, None, None, None] * np.ones((1, 2, 2, 1), np.uint8)
-  return ImageSplit(images, np.arange(num, dtype=np.int32))
+  return image_split(images, np.arange(num, dtype=np.int32))
 
 
 def test_train_batches_are_a_function_of_seed_and_step():

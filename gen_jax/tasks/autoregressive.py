@@ -1,125 +1,23 @@
-"""The task registry: config.model.name -> a family's pure functions.
+"""Autoregressive image models bound to the per-sub-pixel categorical likelihood.
 
-A task is four pure functions over one explicit state pytree (DESIGN.md):
-
-  init(rng, example_batch) -> state
-  train_step(state, batch, rng) -> (state, metrics)
-  eval_step(state, batch, rng) -> per-batch sums, with `num_examples`
-  sample(state, rng, num) -> uint8 [num, H, W, C]
-
-The trainer knows only this interface. Most train steps come from one pure
-`loss(params, batch, rng) -> (loss, metrics)` through `make_train_step`.
+A model's apply_fn(params, images, labels) returns logits [B, H, W, C, L];
+labels is None for unconditional models. Models with `init_cache`/`logits_at`
+sample through the cached path (the same draws as the naive one).
 """
 
-import dataclasses
 import functools
-from typing import Any, Callable
 
-import flax.struct
-import jax
 import jax.numpy as jnp
-import optax
-from flax import nnx
 
+from gen_jax import sampling
 from gen_jax.data.sources import DatasetSpec
 from gen_jax.errors import UserError
 from gen_jax.models.gated_pixelcnn import GatedPixelCNN
 from gen_jax.models.pixelcnn import PixelCNN
 from gen_jax.objectives import likelihoods
-from gen_jax import sampling
+from gen_jax.tasks.common import (Task, check_divisible, eval_params, make_init,
+                                  make_optimizer, make_train_step, module_functions)
 
-
-@flax.struct.dataclass
-class TrainState:
-  step: jax.Array  # [] int32, the number of updates applied
-  params: Any  # pure dict of arrays
-  opt_state: Any
-  ema_params: Any = None  # exponential moving average of params, or None
-
-
-@dataclasses.dataclass(frozen=True)
-class Task:
-  init: Callable
-  train_step: Callable
-  eval_step: Callable
-  sample: Callable
-  sample_naive: Callable | None = None  # autoregressive: the reference for `sample`
-  # complete(state, rng, images, labels, start) -> images with sub-pixels start.. redrawn
-  complete: Callable | None = None
-
-
-def make_optimizer(train_config) -> tuple[optax.GradientTransformation, optax.Schedule]:
-  """Adam(W) with linear warmup, then constant or cosine decay; optional clipping."""
-  warmup = max(train_config.warmup_steps, 0)
-  if train_config.lr_schedule == "cosine":
-    schedule = optax.warmup_cosine_decay_schedule(
-        0.0, train_config.learning_rate, warmup, max(train_config.num_steps, warmup + 1),
-        end_value=train_config.learning_rate * train_config.final_lr_fraction)
-  else:
-    schedule = optax.warmup_constant_schedule(0.0, train_config.learning_rate, warmup)
-  parts = []
-  if train_config.grad_clip_norm > 0:
-    parts.append(optax.clip_by_global_norm(train_config.grad_clip_norm))
-  parts.append(optax.adamw(schedule, b1=train_config.adam_b1, b2=train_config.adam_b2,
-                           weight_decay=train_config.weight_decay))
-  return optax.chain(*parts), schedule
-
-
-def ema_update(ema_params, params, step: jax.Array, decay: float):
-  """ema <- d * ema + (1 - d) * params, with d warmed up as min(decay, (1+t)/(10+t))."""
-  d = jnp.minimum(decay, (1.0 + step) / (10.0 + step))
-  return jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, ema_params, params)
-
-
-def make_train_step(loss_fn: Callable, tx: optax.GradientTransformation,
-                    schedule: optax.Schedule, ema_decay: float) -> Callable:
-  """(state, batch, rng) -> (state, metrics) from a pure loss(params, batch, rng)."""
-
-  def train_step(state: TrainState, batch, rng):
-    rng = jax.random.fold_in(rng, state.step)
-    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, rng)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    ema_params = (None if state.ema_params is None
-                  else ema_update(state.ema_params, params, state.step, ema_decay))
-    metrics = {**metrics, "loss": loss, "grad_norm": optax.global_norm(grads),
-               "learning_rate": schedule(state.step)}
-    return TrainState(state.step + 1, params, opt_state, ema_params), metrics
-
-  return train_step
-
-
-def make_init(create_params: Callable, tx: optax.GradientTransformation,
-              use_ema: bool) -> Callable:
-  def init(rng, example_batch) -> TrainState:
-    del example_batch  # shapes come from the config
-    params = create_params(rng)
-    return TrainState(jnp.zeros((), jnp.int32), params, tx.init(params),
-                      params if use_ema else None)
-  return init
-
-
-def eval_params(state: TrainState):
-  """The parameters to evaluate and sample with: the EMA when there is one."""
-  return state.params if state.ema_params is None else state.ema_params
-
-
-def module_functions(create_module: Callable[[nnx.Rngs], nnx.Module]):
-  """(create_params(rng) -> pure dict, apply(params, *args)) for an NNX module."""
-  graphdef = nnx.graphdef(nnx.eval_shape(lambda: create_module(nnx.Rngs(0))))
-
-  def create_params(rng):
-    return nnx.state(create_module(nnx.Rngs(params=rng)), nnx.Param).to_pure_dict()
-
-  def apply(params, *args, method: str = "__call__"):
-    return getattr(nnx.merge(graphdef, params), method)(*args)
-
-  return create_params, apply
-
-
-# ------------------------------------------------- autoregressive image models
-# apply_fn(params, images, labels) -> logits [B, H, W, C, L]; labels is None
-# for unconditional models.
 
 def autoregressive_loss(params, batch, rng, *, apply_fn, conditional):
   """Mean bits/dim of batch['image'] under a per-sub-pixel categorical model."""
@@ -187,11 +85,6 @@ def create_autoregressive_task(config, spec: DatasetSpec, create_module,
       complete=fill)
 
 
-def check_divisible(name: str, value: int, divisor: int, why: str) -> None:
-  if value % divisor:
-    raise UserError(f"{name}={value} must be a multiple of {divisor} ({why})")
-
-
 def create_pixelcnn_task(config, spec: DatasetSpec) -> Task:
   model_config = config.model
   num_channels = spec.image_shape[-1]
@@ -222,13 +115,3 @@ def create_gated_pixelcnn_task(config, spec: DatasetSpec) -> Task:
       cached_sampling=model_config.cached_sampling)
 
 
-TASKS: dict[str, Callable[[Any, DatasetSpec], Task]] = {
-    "pixelcnn": create_pixelcnn_task,
-    "gated_pixelcnn": create_gated_pixelcnn_task,
-}
-
-
-def create_task(config, spec: DatasetSpec) -> Task:
-  if config.model.name not in TASKS:
-    raise UserError(f"unknown model.name {config.model.name!r}; known: {', '.join(sorted(TASKS))}")
-  return TASKS[config.model.name](config, spec)
