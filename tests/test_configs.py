@@ -1,6 +1,7 @@
 """Every config loads, locks, validates and has a :smoke variant."""
 
 import glob
+import math
 import os
 
 import pytest
@@ -43,5 +44,7 @@ def test_smoke_variant_trains_evaluates_and_samples(filename, arg, tiny_idx, tmp
     config.train.num_steps, config.train.checkpoint_every = 4, 4
     config.train.eval_batch_size, config.train.progress_bar = 16, False
   results = train.run(config, str(tmp_path / "run"))
-  assert 0 < results["eval"]["bits_per_dim"] < 9
-  assert os.path.exists(tmp_path / "run" / "samples" / "step_4.png")
+  assert results["eval"] and all(math.isfinite(v) for v in results["eval"].values())
+  if "bits_per_dim" in results["eval"]:
+    assert 0 < results["eval"]["bits_per_dim"] < 9
+  assert glob.glob(str(tmp_path / "run" / "samples" / "step_4.*"))
