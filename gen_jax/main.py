@@ -22,6 +22,10 @@ _MODE = flags.DEFINE_string(
     "the model's task (e.g. a VAE's interpolate).")
 _DISTRIBUTED = flags.DEFINE_bool(
     "distributed", False, "Call jax.distributed.initialize() (multi-host TPU VM / multi-GPU).")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "host:port of process 0 (auto-detected on TPU VMs / SLURM).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the job.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -53,8 +57,9 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   quiet_orbax_info_logs()
   parallel.configure_cpu_devices(_CONFIG.value.cpu_devices)
-  parallel.initialize_distributed(_DISTRIBUTED.value)
   try:
+    parallel.initialize_distributed(_DISTRIBUTED.value, _COORDINATOR.value,
+                                    _NUM_PROCESSES.value, _PROCESS_ID.value)
     train.run(_CONFIG.value, _WORKDIR.value, _MODE.value)
   except (UserError, NonFiniteError) as error:
     logging.flush()

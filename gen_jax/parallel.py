@@ -14,10 +14,25 @@ from gen_jax.errors import UserError
 DATA_AXIS = "data"
 
 
-def initialize_distributed(enabled: bool) -> None:
-  """Joins the multi-controller runtime (TPU VM / multi-GPU launch) when asked."""
-  if enabled:
-    jax.distributed.initialize()
+def initialize_distributed(enabled: bool, coordinator_address: str | None = None,
+                           num_processes: int | None = None, process_id: int | None = None,
+                           timeout_s: int = 300) -> None:
+  """Joins JAX's multi-controller runtime when asked.
+
+  On a TPU VM slice (or under SLURM / Open MPI) JAX finds the coordinator,
+  process count and id itself; elsewhere (several GPU hosts, or CPU processes
+  on one machine, whose collectives then run over gloo) pass them explicitly.
+  """
+  if not enabled:
+    if coordinator_address or num_processes or process_id is not None:
+      raise UserError("--coordinator_address/--num_processes/--process_id need --distributed")
+    return
+  try:
+    jax.distributed.initialize(coordinator_address, num_processes, process_id,
+                               initialization_timeout=timeout_s)
+  except (RuntimeError, ValueError) as error:
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    raise UserError(f"jax.distributed.initialize failed: {first_line}") from error
 
 
 def configure_cpu_devices(num_devices: int) -> None:
@@ -58,6 +73,17 @@ def to_global(local_batch, mesh: Mesh):
   sharding = batch_sharded(mesh)
   return jax.tree.map(
       lambda x: jax.make_array_from_process_local_data(sharding, x), local_batch)
+
+
+def replicate(tree, mesh: Mesh):
+  """Host values every process holds identically (seeds, rngs) -> replicated global arrays.
+
+  Multi-process jit and Orbax need global arrays; a key made outside jit is
+  local to one device of one process.
+  """
+  sharding = replicated(mesh)
+  return jax.tree.map(
+      lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), tree)
 
 
 def is_main_process() -> bool:

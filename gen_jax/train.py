@@ -140,7 +140,8 @@ def restore_run(config, workdir: str, mesh=None):
   mesh = mesh or parallel.create_mesh()
   spec = dataset_spec(config.data)
   task = tasks.create_task(config, spec)
-  init_rng, train_rng, _, _ = jax.random.split(jax.random.PRNGKey(config.seed), 4)
+  init_rng, train_rng, _, _ = parallel.replicate(
+      jax.random.split(jax.random.PRNGKey(config.seed), 4), mesh)
   checkpointer = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"))
   restored = checkpointer.restore_latest(abstract_checkpoint(
       task, init_rng, train_rng, example_batch(config, spec, mesh), mesh))
@@ -187,7 +188,8 @@ def run(config, workdir: str, mode: str = "train", mesh=None) -> dict[str, dict[
   writer = MetricWriter(workdir, enabled=parallel.is_main_process())
   checkpointer = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"),
                                             config.train.keep_checkpoints)
-  init_rng, train_rng, eval_rng, sample_rng = jax.random.split(jax.random.PRNGKey(config.seed), 4)
+  init_rng, train_rng, eval_rng, sample_rng = parallel.replicate(
+      jax.random.split(jax.random.PRNGKey(config.seed), 4), mesh)
   state, train_rng, step = restore_or_init(task, checkpointer, init_rng, train_rng,
                                            example_batch(config, spec, mesh), mesh)
   if mode != "train" and checkpointer.latest_step() is None:

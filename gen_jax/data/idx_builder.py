@@ -104,8 +104,12 @@ class IdxImages(tfds.core.GeneratorBasedBuilder):
 def build_from_idx(name: str, idx_dir: str, data_dir: str) -> str:
   """Writes `name` from the IDX files in `idx_dir` into `data_dir`; returns its path."""
   builder = IdxImages(config=name, idx_dir=idx_dir, data_dir=data_dir, file_format="array_record")
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+  try:
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+  except FileExistsError:  # another process (multi-process job) finished the same build first
+    if prepared_dir(name, data_dir) is None:
+      raise
   return builder.data_dir
 
 
