@@ -17,6 +17,7 @@ def get_config(arg=None):
   config.model.skip_features = 64
   config.model.head_features = 64
   config.model.class_conditional = False
+  config.model.remat = False  # True: recompute block activations in backward (less memory)
   config.model.cached_sampling = True  # same samples as naive; rows and pixels cached
 
   config.train.num_steps = 5000

@@ -16,6 +16,7 @@ def get_config(arg=None):
   config.model.kernel_size = 3
   config.model.first_kernel_size = 7
   config.model.head_features = 64
+  config.model.remat = False  # True: recompute block activations in backward (less memory)
   config.model.cached_sampling = True  # same samples as naive, one pixel per layer per draw
 
   config.train.num_steps = 5000

@@ -39,6 +39,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.train.adam_b2 = 0.999
   config.train.weight_decay = 0.0
   config.train.grad_clip_norm = 1.0  # 0 = off
+  config.train.grad_accum_steps = 1  # k micro-batches of batch_size / k per update
+  config.train.compute_dtype = "float32"  # float32 | bfloat16 (params and optimizer stay fp32)
   config.train.ema_decay = 0.0  # 0 = no EMA; eval and samples use the EMA when on
   config.train.log_every = 50
   config.train.eval_every = 1000  # 0 = only at the end

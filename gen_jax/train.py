@@ -33,7 +33,16 @@ def validate_config(config, mesh) -> None:
     raise UserError(f"data.binarization={config.data.binarization!r}: use none, fixed or dynamic")
   if config.train.num_steps < 0 or config.train.log_every <= 0:
     raise UserError("train.num_steps must be >= 0 and train.log_every > 0")
+  if config.train.compute_dtype not in ("float32", "bfloat16"):
+    raise UserError(f"train.compute_dtype={config.train.compute_dtype!r}: use float32 or bfloat16")
+  accum = config.train.grad_accum_steps
+  if accum < 1 or config.train.batch_size % accum:
+    raise UserError(f"train.grad_accum_steps={accum} must be >= 1 and divide "
+                    f"train.batch_size={config.train.batch_size}")
   parallel.check_batch_size(config.train.batch_size, mesh, "train.batch_size")
+  if accum > 1:
+    parallel.check_batch_size(config.train.batch_size // accum, mesh,
+                              "train.batch_size / train.grad_accum_steps")
   parallel.check_batch_size(config.train.eval_batch_size, mesh, "train.eval_batch_size")
 
 

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from gen_jax.nn.causal_conv import CausalConv
+from gen_jax.nn.precision import compute_dtype
 from gen_jax.nn.gated import (HorizontalConv, VerticalConv, down_shift, horizontal_at,
                              vertical_row)
 
@@ -56,14 +57,20 @@ class GatedLayer(nnx.Module):
     return gate(v_pre), h_out if self.first else h + h_out, self.skip(h_gated)
 
 
+def call(module: nnx.Module, *args):
+  return module(*args)
+
+
 class GatedPixelCNN(nnx.Module):
   """uint8 images [B, H, W, C] (+ labels [B]) -> logits [B, H, W, C, num_levels]."""
 
   def __init__(self, *, num_channels: int, num_levels: int, features: int, num_layers: int,
                kernel_size: int, first_kernel_size: int, skip_features: int,
-               head_features: int, num_classes: int = 0, rngs: nnx.Rngs):
+               head_features: int, num_classes: int = 0, remat: bool = False,
+               rngs: nnx.Rngs):
     groups = num_channels
     self.num_channels, self.num_levels, self.num_classes = num_channels, num_levels, num_classes
+    self.remat = remat  # recompute each layer's activations in the backward pass
     self.layers = nnx.List([
         GatedLayer(num_channels if i == 0 else features, features, skip_features,
                    first_kernel_size if i == 0 else kernel_size, groups, num_classes,
@@ -74,10 +81,11 @@ class GatedPixelCNN(nnx.Module):
                                num_groups=groups, rngs=rngs)
 
   def __call__(self, images: jax.Array, labels: jax.Array | None = None) -> jax.Array:
-    x = images.astype(jnp.float32) * (2.0 / (self.num_levels - 1)) - 1.0  # [B, H, W, C]
+    x = images.astype(compute_dtype(self)) * (2.0 / (self.num_levels - 1)) - 1.0  # [B, H, W, C]
     v, h, skips = x, x, 0.0
+    apply_layer = nnx.remat(call) if self.remat else call
     for layer in self.layers:
-      v, h, skip = layer(v, h, labels)
+      v, h, skip = apply_layer(layer, v, h, labels)
       skips = skips + skip
     hidden = self.head_hidden(jax.nn.relu(skips))
     logits = self.head_out(jax.nn.relu(hidden))  # [B, H, W, C * L]
@@ -121,7 +129,7 @@ class GatedPixelCNN(nnx.Module):
 
   def logits_at(self, cache: dict, images: jax.Array, row, column):
     """(logits [N, C, L] at pixel (row, column), updated cache)."""
-    x = images.astype(jnp.float32) * (2.0 / (self.num_levels - 1)) - 1.0  # [N, H, W, C]
+    x = images.astype(compute_dtype(self)) * (2.0 / (self.num_levels - 1)) - 1.0  # [N, H, W, C]
     cache = jax.lax.cond((column == 0) & (row > 0),
                          lambda c: self._update_vertical(c, x, row), lambda c: c, cache)
     labels, horizontal = cache["labels"], list(cache["horizontal"])

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from gen_jax.nn.causal_conv import CausalConv
+from gen_jax.nn.precision import compute_dtype
 
 
 class ResidualBlock(nnx.Module):
@@ -30,13 +31,18 @@ class ResidualBlock(nnx.Module):
     return h + y
 
 
+def call(module: nnx.Module, *args):
+  return module(*args)
+
+
 class PixelCNN(nnx.Module):
   """Maps uint8 images [B, H, W, C] to logits [B, H, W, C, num_levels]."""
 
   def __init__(self, *, num_channels: int, num_levels: int, features: int,
                num_blocks: int, kernel_size: int, first_kernel_size: int,
-               head_features: int, rngs: nnx.Rngs):
+               head_features: int, remat: bool = False, rngs: nnx.Rngs):
     groups = num_channels
+    self.remat = remat  # recompute each block's activations in the backward pass
     self.num_channels = num_channels
     self.num_levels = num_levels
     self.first = CausalConv(num_channels, features, first_kernel_size, "A",
@@ -48,10 +54,11 @@ class PixelCNN(nnx.Module):
                                num_groups=groups, rngs=rngs)
 
   def __call__(self, images: jax.Array) -> jax.Array:
-    x = images.astype(jnp.float32) * (2.0 / (self.num_levels - 1)) - 1.0  # [B, H, W, C] in [-1, 1]
+    x = images.astype(compute_dtype(self)) * (2.0 / (self.num_levels - 1)) - 1.0  # [B, H, W, C] in [-1, 1]
     h = self.first(x)  # [B, H, W, F]
+    apply_block = nnx.remat(call) if self.remat else call
     for block in self.blocks:
-      h = block(h)
+      h = apply_block(block, h)
     h = self.head_hidden(jax.nn.relu(h))
     logits = self.head_out(jax.nn.relu(h))  # [B, H, W, C * L], channel-major groups
     return logits.reshape(*images.shape, self.num_levels)  # [B, H, W, C, L]
@@ -70,7 +77,7 @@ class PixelCNN(nnx.Module):
 
   def logits_at(self, cache: list[jax.Array], images: jax.Array, row, column):
     """(logits [N, C, L] at pixel (row, column), updated cache)."""
-    x = images.astype(jnp.float32) * (2.0 / (self.num_levels - 1)) - 1.0  # [N, H, W, C]
+    x = images.astype(compute_dtype(self)) * (2.0 / (self.num_levels - 1)) - 1.0  # [N, H, W, C]
     h = self.first.at(self.first.pad_for_cache(x), row, column)  # [N, F]
     block_caches = []
     for block, block_cache in zip(self.blocks, cache):

@@ -16,7 +16,8 @@ from gen_jax.models.gated_pixelcnn import GatedPixelCNN
 from gen_jax.models.pixelcnn import PixelCNN
 from gen_jax.objectives import likelihoods
 from gen_jax.tasks.common import (Task, check_divisible, eval_params, make_init,
-                                  make_optimizer, make_train_step, module_functions)
+                                  make_optimizer, make_train_step, module_functions,
+                                  train_settings)
 
 
 def autoregressive_loss(params, batch, rng, *, apply_fn, conditional):
@@ -78,7 +79,7 @@ def create_autoregressive_task(config, spec: DatasetSpec, create_module,
   return Task(
       init=make_init(create_params, tx, config.train.ema_decay > 0),
       train_step=make_train_step(functools.partial(autoregressive_loss, **bound), tx, schedule,
-                                 config.train.ema_decay),
+                                 config.train.ema_decay, **train_settings(config.train)),
       eval_step=functools.partial(autoregressive_eval_step, **bound),
       sample=functools.partial(autoregressive_sample, fill=fill, **sample_settings),
       sample_naive=functools.partial(autoregressive_sample, fill=naive_fill, **sample_settings),
@@ -94,7 +95,7 @@ def create_pixelcnn_task(config, spec: DatasetSpec) -> Task:
       num_channels=num_channels, num_levels=spec.num_levels,
       features=model_config.features, num_blocks=model_config.num_blocks,
       kernel_size=model_config.kernel_size, first_kernel_size=model_config.first_kernel_size,
-      head_features=model_config.head_features, rngs=rngs),
+      head_features=model_config.head_features, remat=model_config.remat, rngs=rngs),
       cached_sampling=model_config.cached_sampling)
 
 
@@ -111,7 +112,7 @@ def create_gated_pixelcnn_task(config, spec: DatasetSpec) -> Task:
       num_layers=model_config.num_layers, kernel_size=model_config.kernel_size,
       first_kernel_size=model_config.first_kernel_size,
       skip_features=model_config.skip_features, head_features=model_config.head_features,
-      num_classes=num_classes, rngs=rngs), num_classes,
+      num_classes=num_classes, remat=model_config.remat, rngs=rngs), num_classes,
       cached_sampling=model_config.cached_sampling)
 
 

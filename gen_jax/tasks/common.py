@@ -73,13 +73,61 @@ def ema_update(ema_params, params, step: jax.Array, decay: float):
   return jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, ema_params, params)
 
 
+def cast_floating(tree, dtype):
+  """Floating-point leaves of `tree` in `dtype` (mixed precision: bf16 compute, fp32 master)."""
+  return jax.tree.map(
+      lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
+
+
+def split_micro_batches(batch, num: int):
+  """[B, ...] leaves -> [num, B/num, ...]; micro-batch j takes rows j, j+num, ...
+
+  Interleaving keeps each device's rows on that device: a device holding a
+  contiguous block of B/n rows holds a contiguous block of every micro-batch.
+  """
+  return jax.tree.map(lambda x: x.reshape(x.shape[0] // num, num, *x.shape[1:]).swapaxes(0, 1),
+                      batch)
+
+
+def train_settings(train_config) -> dict:
+  """make_train_step's precision and accumulation keywords from config.train."""
+  return {"grad_accum_steps": train_config.grad_accum_steps,
+          "compute_dtype": train_config.compute_dtype}
+
+
 def make_train_step(loss_fn: Callable, tx: optax.GradientTransformation,
-                    schedule: optax.Schedule, ema_decay: float) -> Callable:
-  """(state, batch, rng) -> (state, metrics) from a pure loss(params, batch, rng)."""
+                    schedule: optax.Schedule, ema_decay: float, *, grad_accum_steps: int = 1,
+                    compute_dtype: str = "float32") -> Callable:
+  """(state, batch, rng) -> (state, metrics) from a pure loss(params, batch, rng).
+
+  compute_dtype='bfloat16' runs the loss on a bf16 copy of the params (fp32
+  master params, optimizer and gradients). grad_accum_steps=k averages the
+  gradients of k micro-batches (a lax.scan): the update of batch B with the
+  activation memory of B/k.
+  """
+  def cast_loss(params, batch, rng):
+    return loss_fn(cast_floating(params, jnp.dtype(compute_dtype)), batch, rng)
+
+  grad_fn = jax.value_and_grad(cast_loss if compute_dtype != "float32" else loss_fn, has_aux=True)
+
+  def accumulated_grads(params, batch, rng):
+    if grad_accum_steps == 1:
+      return grad_fn(params, batch, rng)
+
+    def add_micro_batch(totals, inputs):
+      index, micro_batch = inputs
+      out = grad_fn(params, micro_batch, jax.random.fold_in(rng, index))
+      return jax.tree.map(jnp.add, totals, out), None
+
+    zeros = jax.tree.map(jnp.zeros_like, jax.eval_shape(
+        grad_fn, params, jax.tree.map(lambda x: x[:x.shape[0] // grad_accum_steps], batch), rng))
+    totals, _ = jax.lax.scan(add_micro_batch, zeros, (jnp.arange(grad_accum_steps),
+                                                      split_micro_batches(batch, grad_accum_steps)))
+    return jax.tree.map(lambda t: t / grad_accum_steps, totals)
 
   def train_step(state: TrainState, batch, rng):
     rng = jax.random.fold_in(rng, state.step)
-    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, rng)
+    (loss, metrics), grads = accumulated_grads(state.params, batch, rng)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     ema_params = (None if state.ema_params is None
