@@ -1,17 +1,28 @@
-"""`python -m gen_jax.bench`: train-step throughput, compile time and memory.
+"""`python -m gen_jax.bench`: train-step throughput, compile time, memory, input and sampling speed.
 
   python -m gen_jax.bench --config configs/pixelcnn.py --what train [--steps 20]
       [--reference torch] [--config.train.batch_size=32]
+  python -m gen_jax.bench --config configs/pixelcnn.py --what sample   # naive vs cached
+  python -m gen_jax.bench --config configs/pixelcnn.py --what memory   # fp32/bf16/accum/remat
+  python -m gen_jax.bench --config configs/pixelcnn.py --what input    # data pipeline rate
+  python -m gen_jax.bench --all [--markdown benchmarks/cpu.md]         # every config
 
-Prints one JSON line. Figures are medians over repeated timed steps; with
-`--reference torch` the equivalent PyTorch eager model (benchmarks/) is timed
-in the same process run and the ratio is reported as `speedup_vs_reference`.
+Prints one JSON line (--all: one per config, then a Markdown table). Figures are
+medians over repeated timed steps; with `--reference torch` the equivalent
+PyTorch eager model (benchmarks/) is timed in the same process run and the
+ratio is reported as `speedup_vs_reference`. Memory is XLA's compiled buffer
+plan for the step (`step_memory_mb`: arguments + outputs + temporaries, the
+device peak on GPU/TPU) and the process's peak RSS.
 """
 
 import functools
+import glob
 import json
+import os
 import resource
 import statistics
+import subprocess
+import sys
 import time
 
 import jax
@@ -20,24 +31,33 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from gen_jax import parallel, tasks, train
+from gen_jax.errors import UserError
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
                                           lock_config=True)
-_WHAT = flags.DEFINE_enum("what", "train", ["train", "sample"], "What to measure.")
+_WHAT = flags.DEFINE_enum(
+    "what", "train", ["train", "sample", "memory", "input", "summary"],
+    "train: step time; sample: naive vs cached sampling; memory: each precision/memory option; "
+    "input: the data pipeline; summary: train + input + sample time (what --all runs).")
+_ALL = flags.DEFINE_bool("all", False, "Every configs/*.py: train, input and sampling figures.")
+_MARKDOWN = flags.DEFINE_string("markdown", None, "With --all: also write the table here.")
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", 16, "Images per sampling run (--what sample).")
 _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps (after compile + 2 warm-up steps).")
 _REFERENCE = flags.DEFINE_enum("reference", None, ["torch"],
                                "Also time the PyTorch eager equivalent in this process.")
-flags.mark_flags_as_required(["config"])
 
 
 def synthetic_batch(config, spec, mesh) -> dict:
   """A fixed random batch with the dataset's shapes (no data read needed)."""
   rng = np.random.default_rng(config.seed)
   size = config.train.batch_size // jax.process_count()
-  batch = {"image": rng.integers(0, spec.num_levels, (size, *spec.image_shape), dtype=np.uint8)}
-  if spec.num_classes:
-    batch["label"] = rng.integers(0, spec.num_classes, (size,), dtype=np.int32)
+  batch = {}
+  for name, (shape, dtype) in spec.example_features().items():
+    if np.issubdtype(np.dtype(dtype), np.floating):
+      batch[name] = rng.standard_normal((size, *shape)).astype(dtype)
+    else:  # labels in range of the classes, everything else (pixels, tokens) in the levels
+      high = spec.num_classes if name == "label" and spec.num_classes else spec.num_levels
+      batch[name] = rng.integers(0, max(high, 1), (size, *shape)).astype(dtype)
   return parallel.to_global(batch, mesh)
 
 
@@ -60,6 +80,7 @@ def measure_train(config, num_steps: int) -> dict:
   start = time.perf_counter()
   compiled = step_fn.lower(state, batch, step_rng).compile()
   compile_s = time.perf_counter() - start
+  memory = compiled.memory_analysis()
   for _ in range(2):  # warm-up
     state, metrics = compiled(state, batch, step_rng)
   jax.block_until_ready(metrics)
@@ -70,8 +91,58 @@ def measure_train(config, num_steps: int) -> dict:
     jax.block_until_ready(metrics)
     times.append(time.perf_counter() - start)
   step_s = statistics.median(times)
+  step_bytes = (memory.argument_size_in_bytes + memory.output_size_in_bytes
+                + memory.temp_size_in_bytes - memory.alias_size_in_bytes) if memory else 0
   return {"examples_per_s": config.train.batch_size / step_s, "step_ms_median": 1e3 * step_s,
-          "compile_s": compile_s, "num_devices": mesh.devices.size}
+          "compile_s": compile_s, "num_devices": mesh.devices.size,
+          "step_memory_mb": step_bytes / 2**20,
+          "temp_memory_mb": (memory.temp_size_in_bytes / 2**20) if memory else 0.0}
+
+
+def measure_memory(config, num_steps: int) -> dict:
+  """Step time and memory with each memory/precision option (one process, same batch)."""
+  options = {"float32": {}, "bfloat16": {"train.compute_dtype": "bfloat16"},
+             "grad_accum_4": {"train.grad_accum_steps": 4}}
+  if "remat" in config.model:
+    options["remat"] = {"model.remat": True}
+  results = {}
+  for label, overrides in options.items():
+    variant = config.copy_and_resolve_references()
+    with variant.unlocked():
+      for key, value in overrides.items():
+        section, name = key.split(".")
+        variant[section][name] = value
+    figures = measure_train(variant, num_steps)
+    results[label] = {k: figures[k] for k in ("step_ms_median", "step_memory_mb",
+                                              "temp_memory_mb", "compile_s")}
+  return {"options": results}
+
+
+def measure_input(config, num_batches: int = 50) -> dict:
+  """Batches/s of the real input pipeline (index the in-memory split, slice, device put)."""
+  from gen_jax import data  # reads the dataset: only here, not for synthetic benchmarks
+  mesh = parallel.create_mesh()
+  train_split, _ = data.load_splits(config.data)
+  batches = data.TrainBatches(train_split, global_batch_size=config.train.batch_size,
+                              seed=config.seed, binarization=config.data.binarization)
+  jax.block_until_ready(parallel.to_global(batches(0), mesh))
+  start = time.perf_counter()
+  for step in range(1, num_batches + 1):
+    jax.block_until_ready(parallel.to_global(batches(step), mesh))
+  seconds = (time.perf_counter() - start) / num_batches
+  return {"input_examples_per_s": config.train.batch_size / seconds,
+          "input_batch_ms": 1e3 * seconds}
+
+
+def measure_sample_time(config, num_samples: int) -> dict:
+  """Compile and run time of the task's `sample` (cached where the model has it)."""
+  mesh = parallel.create_mesh()
+  spec = train.dataset_spec(config.data)
+  task = tasks.create_task(config, spec)
+  state = jax.jit(task.init)(jax.random.PRNGKey(config.seed), synthetic_batch(config, spec, mesh))
+  compile_s, run_s, _ = time_call(jax.jit(functools.partial(task.sample, num=num_samples)),
+                                  state, jax.random.PRNGKey(config.seed + 1))
+  return {"sample_num": num_samples, "sample_s": run_s, "sample_compile_s": compile_s}
 
 
 def time_call(fn, *args) -> tuple[float, float, jax.Array]:
@@ -116,15 +187,92 @@ def measure_torch_reference(config, num_steps: int) -> dict:
           "reference_examples_per_s": result["examples_per_s"]}
 
 
+def measure_summary(config, num_steps: int, num_samples: int) -> dict:
+  """Train, input and sampling figures of one config; input is skipped when data is missing."""
+  result = measure_train(config, num_steps)
+  try:
+    result.update(measure_input(config))
+    result["input_over_train"] = result["input_examples_per_s"] / result["examples_per_s"]
+  except UserError as error:
+    result["input_error"] = str(error)
+  result.update(measure_sample_time(config, num_samples))
+  return result
+
+
+TABLE_COLUMNS = [("config", "config", "{}"), ("batch", "batch_size", "{}"),
+                 ("devices", "num_devices", "{}"), ("step ms", "step_ms_median", "{:.1f}"),
+                 ("examples/s", "examples_per_s", "{:.0f}"), ("compile s", "compile_s", "{:.1f}"),
+                 ("step memory MB", "step_memory_mb", "{:.0f}"),
+                 ("peak RSS MB", "peak_rss_mb", "{:.0f}"),
+                 ("input examples/s", "input_examples_per_s", "{:.0f}"),
+                 ("input / train", "input_over_train", "{:.0f}x"),
+                 ("sample s", "sample_s", "{:.2f}"), ("samples", "sample_num", "{}")]
+
+
+def markdown_table(rows: list[dict]) -> str:
+  lines = ["| " + " | ".join(title for title, _, _ in TABLE_COLUMNS) + " |",
+           "|" + "---|" * len(TABLE_COLUMNS)]
+  for row in rows:
+    if "error" in row:
+      lines.append(f"| {row['config']} | " + f"failed: {row['error']} |")
+      continue
+    cells = [fmt.format(row[key]) if key in row else "n/a" for _, key, fmt in TABLE_COLUMNS]
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines) + "\n"
+
+
+def run_all(num_steps: int, num_samples: int, markdown_path: str | None) -> None:
+  """`--what summary` for every configs/*.py, each in its own process (clean memory figures)."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  rows = []
+  for path in sorted(glob.glob(os.path.join(root, "configs", "*.py"))):
+    name = os.path.relpath(path, root)
+    done = subprocess.run(
+        [sys.executable, "-m", "gen_jax.bench", "--config", name, "--what", "summary",
+         f"--steps={num_steps}", f"--num_samples={num_samples}"],
+        cwd=root, capture_output=True, text=True, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode == 0 and lines:
+      row = json.loads(lines[-1])
+    else:
+      last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+      row = {"config": name, "error": last.removeprefix("error: ")[:200]}
+    row["config"] = name
+    print(json.dumps(row), flush=True)
+    rows.append(row)
+  device = next((r["device"] for r in rows if "device" in r), "unknown device")
+  table = (f"Device: {device}; JAX {jax.__version__}; {num_steps} timed steps per config "
+           f"(medians); `python -m gen_jax.bench --all --steps {num_steps}`\n\n"
+           + markdown_table(rows))
+  print(table)
+  if markdown_path:
+    with open(markdown_path, "w") as f:
+      f.write(table)
+
+
 def main(argv):
   del argv
+  if _ALL.value:
+    run_all(_STEPS.value, _NUM_SAMPLES.value, _MARKDOWN.value)
+    return
   config = _CONFIG.value
+  if config is None:
+    raise app.UsageError("--config is required (or --all)")
   parallel.configure_cpu_devices(config.cpu_devices)
   result = {"what": _WHAT.value, "config": config_flags.get_config_filename(flags.FLAGS["config"])}
-  if _WHAT.value == "sample":
-    result.update(measure_sample(config, _NUM_SAMPLES.value))
-  else:
-    result.update(measure_train(config, _STEPS.value))
+  try:
+    if _WHAT.value == "sample":
+      result.update(measure_sample(config, _NUM_SAMPLES.value))
+    elif _WHAT.value == "memory":
+      result.update(measure_memory(config, _STEPS.value))
+    elif _WHAT.value == "input":
+      result.update(measure_input(config))
+    elif _WHAT.value == "summary":
+      result.update(measure_summary(config, _STEPS.value, _NUM_SAMPLES.value))
+    else:
+      result.update(measure_train(config, _STEPS.value))
+  except UserError as error:
+    sys.exit(f"error: {error}")
   if _REFERENCE.value == "torch" and _WHAT.value == "train":
     result.update(measure_torch_reference(config, _STEPS.value))
     result["speedup_vs_reference"] = (result["reference_step_ms_median"]

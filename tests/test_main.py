@@ -10,6 +10,7 @@ import time
 import pytest
 
 from conftest import REPO
+from gen_jax import bench
 from gen_jax.data import idx_builder
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
@@ -88,13 +89,23 @@ def test_smoke_config_end_to_end(tiny_idx, tmp_path):
   assert sorted(os.listdir(workdir / "checkpoints")) == ["10", "20"]
 
 
-def test_bench_prints_one_json_line():
-  result = command("gen_jax.bench", "--config", "configs/pixelcnn.py:smoke", "--steps", "3")
+def test_bench_prints_one_json_line(tiny_idx):
+  result = command("gen_jax.bench", "--config", "configs/pixelcnn.py:smoke", "--steps", "3",
+                   "--what", "summary", "--num_samples", "2", *data_flags(tiny_idx))
   assert result.returncode == 0, result.stderr[-3000:]
   (line,) = [l for l in result.stdout.splitlines() if l.startswith("{")]
   figures = json.loads(line)
-  for key in ("examples_per_s", "step_ms_median", "compile_s", "peak_rss_mb"):
+  for key in ("examples_per_s", "step_ms_median", "compile_s", "peak_rss_mb", "step_memory_mb",
+              "input_examples_per_s", "sample_s"):
     assert figures[key] > 0, key
+  # The input pipeline must outrun the train step it feeds.
+  assert figures["input_over_train"] > 1
+  table = bench.markdown_table([{**figures, "config": "configs/pixelcnn.py:smoke"},
+                                {"config": "configs/x.py", "error": "no data"}])
+  header, rule, row, failed = table.strip().splitlines()
+  assert header.count("|") == rule.count("|") == row.count("|")
+  assert row.startswith("| configs/pixelcnn.py:smoke | 16 |") and "n/a" not in row
+  assert failed == "| configs/x.py | failed: no data |"
   assert figures["device"].startswith("cpu") and figures["model"]["name"] == "pixelcnn"
   assert figures["examples_per_s"] == pytest.approx(
       figures["batch_size"] / figures["step_ms_median"] * 1e3)
