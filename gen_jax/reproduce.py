@@ -1,0 +1,144 @@
+"""`python -m gen_jax.reproduce`: the README's results table, from runs it makes itself.
+
+  python -m gen_jax.reproduce --steps 2000 --seeds 0,1,2 [--configs pixelcnn,vae_mlp]
+      [--root runs/reproduce] [--output results/RESULTS.md] [--variant smoke] [--dry_run]
+
+Trains each family's headline config (HEADLINES) on Fashion-MNIST for the same
+fixed budget (--steps) with every seed, each run a `python -m gen_jax.main`
+process in ROOT/<config>/seed_<s>, then reads the last eval record of each
+run's own metrics.jsonl and writes a Markdown table of mean +- standard
+deviation over the seeds. A run that already finished its budget is not
+repeated; a run that fails is reported as failed with its last error line.
+"""
+
+import dataclasses
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+import jax
+from absl import app, flags
+
+_STEPS = flags.DEFINE_integer("steps", 2000, "Train steps per run (the fixed budget).")
+_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds; one run per config and seed.")
+_CONFIGS = flags.DEFINE_list("configs", [], "Subset of the headline configs (default: all).")
+_ROOT = flags.DEFINE_string("root", "runs/reproduce", "Where the runs' workdirs go.")
+_OUTPUT = flags.DEFINE_string("output", "results/RESULTS.md", "The Markdown table.")
+_VARIANT = flags.DEFINE_string("variant", "", "Config variant for every run (e.g. smoke).")
+_DRY_RUN = flags.DEFINE_bool("dry_run", False, "Print the commands, run nothing.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Headline:
+  config: str  # configs/<config>.py
+  metrics: tuple[str, ...]  # eval metrics reported, the first is the headline
+  flags: tuple[str, ...] = ()  # extra --config overrides of the reproduction
+
+
+HEADLINES = [
+    Headline("pixelcnn", ("bits_per_dim",)),
+    Headline("gated_pixelcnn", ("bits_per_dim",)),
+    Headline("pixelcnn_pp", ("bits_per_dim",)),
+    Headline("row_lstm", ("bits_per_dim",)),
+    Headline("diagonal_bilstm", ("bits_per_dim",)),
+    Headline("char_rnn", ("bits_per_char",)),
+    Headline("ar_p", ("nll",)),
+    Headline("ae", ("psnr",)),
+    Headline("vae_mlp", ("nll_nats", "iwae_nats")),
+    Headline("vae_conv", ("bits_per_dim", "iwae_bits_per_dim")),
+    Headline("beta_vae", ("mig",)),
+    Headline("semi_supervised_vae", ("accuracy",)),
+    Headline("vqvae", ("psnr", "codebook_perplexity", "dead_codes")),
+    Headline("fmnist_classifier", ("accuracy",)),
+]
+
+
+def repository_root() -> str:
+  return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_command(headline: Headline, seed: int, steps: int, workdir: str, variant: str) -> list[str]:
+  config = f"configs/{headline.config}.py" + (f":{variant}" if variant else "")
+  return [sys.executable, "-m", "gen_jax.main", "--config", config, "--workdir", workdir,
+          f"--config.seed={seed}", f"--config.train.num_steps={steps}",
+          "--config.train.progress_bar=False", *headline.flags]
+
+
+def last_eval(workdir: str, steps: int) -> dict | None:
+  """The last eval record of a run that reached `steps`, or None."""
+  path = os.path.join(workdir, "metrics.jsonl")
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    records = [json.loads(line) for line in f if line.strip()]
+  evals = [r for r in records if r["split"] == "eval" and r["step"] == steps]
+  return evals[-1] if evals else None
+
+
+def summarize(values: list[float]) -> str:
+  if len(values) == 1:
+    return f"{values[0]:.4g}"
+  return f"{statistics.mean(values):.4g} ± {statistics.stdev(values):.2g}"
+
+
+def results_table(rows: list[tuple[Headline, dict[str, list[float]], list[str]]],
+                  steps: int, seeds: list[int], device: str) -> str:
+  """Markdown: one row per config, mean ± sample std over seeds of each metric."""
+  lines = [f"Budget: {steps} steps per run, seeds {', '.join(map(str, seeds))}; device: {device}. "
+           f"Reproduce: `python -m gen_jax.reproduce --steps {steps} "
+           f"--seeds {','.join(map(str, seeds))}`.", "",
+           "| config | metric | mean ± std | runs |", "|---|---|---|---|"]
+  for headline, values, failures in rows:
+    for metric in headline.metrics:
+      found = values.get(metric, [])
+      cell = summarize(found) if found else "n/a"
+      note = f"{len(found)}" + (f" ({len(failures)} failed: {failures[0]})" if failures else "")
+      lines.append(f"| {headline.config} | {metric} | {cell} | {note} |")
+  return "\n".join(lines) + "\n"
+
+
+def main(argv):
+  del argv
+  root_dir = repository_root()
+  known = {h.config: h for h in HEADLINES}
+  unknown = [c for c in _CONFIGS.value if c not in known]
+  if unknown:
+    sys.exit(f"error: unknown headline config(s) {', '.join(unknown)}; known: {', '.join(known)}")
+  headlines = [known[c] for c in _CONFIGS.value] if _CONFIGS.value else [
+      h for h in HEADLINES if os.path.exists(os.path.join(root_dir, "configs", f"{h.config}.py"))]
+  seeds = [int(s) for s in _SEEDS.value]
+  rows = []
+  for headline in headlines:
+    values, failures = {}, []
+    for seed in seeds:
+      workdir = os.path.abspath(os.path.join(_ROOT.value, headline.config, f"seed_{seed}"))
+      command = run_command(headline, seed, _STEPS.value, workdir, _VARIANT.value)
+      if _DRY_RUN.value:
+        print(" ".join(command[1:]))
+        continue
+      record = last_eval(workdir, _STEPS.value)
+      if record is None:
+        print(f"running {headline.config} seed {seed} -> {workdir}", flush=True)
+        done = subprocess.run(command, cwd=root_dir, capture_output=True, text=True, check=False)
+        record = last_eval(workdir, _STEPS.value)
+        if done.returncode or record is None:
+          failures.append((done.stderr.strip().splitlines() or ["no output"])[-1][:120])
+          continue
+      for metric in headline.metrics:
+        if metric in record:
+          values.setdefault(metric, []).append(float(record[metric]))
+    rows.append((headline, values, failures))
+  if _DRY_RUN.value:
+    return
+  device = jax.devices()[0]
+  table = results_table(rows, _STEPS.value, seeds, f"{device.platform} ({device.device_kind})")
+  os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
+  with open(_OUTPUT.value, "w") as f:
+    f.write(table)
+  print(table)
+
+
+if __name__ == "__main__":
+  app.run(main)
