@@ -18,7 +18,12 @@ def one_step(config, images, devices=None):
   state = jax.jit(task.init, out_shardings=replicated)(jax.random.PRNGKey(0), batch)
   step = jax.jit(task.train_step, in_shardings=(replicated, sharded, replicated),
                  out_shardings=(replicated, replicated))
-  return jax.device_get(step(state, batch, jax.random.PRNGKey(1)))
+  initial = jax.device_get(state.params)
+  updated, metrics = jax.device_get(step(state, batch, jax.random.PRNGKey(1)))
+  assert metrics["learning_rate"] > 0  # a step that changes nothing would prove nothing
+  for before, after in zip(jax.tree.leaves(initial), jax.tree.leaves(updated.params)):
+    assert not np.array_equal(before, after)
+  return updated, metrics
 
 
 def configured(tiny_idx, **overrides):

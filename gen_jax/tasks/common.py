@@ -57,8 +57,10 @@ def make_optimizer(train_config) -> tuple[optax.GradientTransformation, optax.Sc
     schedule = optax.warmup_cosine_decay_schedule(
         0.0, train_config.learning_rate, warmup, max(train_config.num_steps, warmup + 1),
         end_value=train_config.learning_rate * train_config.final_lr_fraction)
-  else:
+  elif warmup:
     schedule = optax.warmup_constant_schedule(0.0, train_config.learning_rate, warmup)
+  else:  # optax's warmup_constant_schedule with 0 warmup steps stays at 0 forever
+    schedule = optax.constant_schedule(train_config.learning_rate)
   parts = []
   if train_config.grad_clip_norm > 0:
     parts.append(optax.clip_by_global_norm(train_config.grad_clip_norm))
