@@ -11,11 +11,14 @@ from typing import Any, Callable
 from gen_jax.data.sources import DatasetSpec
 from gen_jax.errors import UserError
 from gen_jax.tasks import autoregressive
+from gen_jax.tasks import sequence, time_series
 from gen_jax.tasks.common import Task
 
 TASKS: dict[str, Callable[[Any, DatasetSpec], Task]] = {
     "pixelcnn": autoregressive.create_pixelcnn_task,
     "gated_pixelcnn": autoregressive.create_gated_pixelcnn_task,
+    "char_rnn": sequence.create_char_rnn_task,
+    "ar_p": time_series.create_ar_task,
 }
 
 
