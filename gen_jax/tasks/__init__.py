@@ -11,6 +11,8 @@ from typing import Any, Callable
 from gen_jax.data.sources import DatasetSpec
 from gen_jax.errors import UserError
 from gen_jax.tasks import autoregressive, pixelrnn
+from gen_jax.tasks import autoregressive
+from gen_jax.tasks import sequence, time_series
 from gen_jax.tasks.common import Task
 
 TASKS: dict[str, Callable[[Any, DatasetSpec], Task]] = {
@@ -18,6 +20,8 @@ TASKS: dict[str, Callable[[Any, DatasetSpec], Task]] = {
     "gated_pixelcnn": autoregressive.create_gated_pixelcnn_task,
     "row_lstm": pixelrnn.create_row_lstm_task,
     "diagonal_bilstm": pixelrnn.create_diagonal_bilstm_task,
+    "char_rnn": sequence.create_char_rnn_task,
+    "ar_p": time_series.create_ar_task,
 }
 
 

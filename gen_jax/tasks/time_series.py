@@ -1,0 +1,212 @@
+"""Linear AR(p) fitted by gradient descent on its Gaussian likelihood.
+
+Batches hold windows 'series' [B, W] and 'weights' [B, W] (data/timeseries.py);
+position t >= p of a window is predicted from the p values before it and
+scored where its weight is 1. The parameters are learned in the units of the
+standardised training series (location m, scale s):
+
+  phi = coefficients,  c = m (1 - sum phi) + s * intercept,  sigma = s * exp(log_noise_std)
+
+so that zeros start from an i.i.d. N(m, s^2) model whatever the data's units,
+while likelihoods and reported parameters are in the data's own units.
+
+Eval reports `nll` (nats per held-out step) beside `ols_nll` (the least-squares
+fit of the training part, the conditional maximum-likelihood answer) and, for a
+generated process, `true_nll` (the true parameters). `sample` draws forecast
+paths from the end of the training part; `--mode forecast` scores k-step
+forecasts from every held-out origin.
+"""
+
+import csv
+import functools
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gen_jax import plots
+from gen_jax.data.sources import DatasetSpec
+from gen_jax.errors import UserError
+from gen_jax.objectives import time_series
+from gen_jax.tasks.common import Task, eval_params, make_init, make_optimizer, make_train_step
+
+
+def create_ar_params(rng, order: int) -> dict:
+  del rng  # zeros: the i.i.d. N(m, s^2) model
+  return {"intercept": jnp.zeros(()), "coefficients": jnp.zeros((order,)),
+          "log_noise_std": jnp.zeros(())}
+
+
+def data_units(params: dict, location: float, scale: float) -> dict:
+  """(c, phi, sigma) in the data's units from the standardised parameters."""
+  coefficients = params["coefficients"]
+  return {"intercept": location * (1.0 - coefficients.sum()) + scale * params["intercept"],
+          "coefficients": coefficients, "noise_std": scale * jnp.exp(params["log_noise_std"])}
+
+
+def weighted_nll(windows: jax.Array, weights: jax.Array, ar: dict) -> tuple[jax.Array, jax.Array]:
+  """(sum of nats over the weighted positions, sum of weights) under ar = {c, phi, sigma}."""
+  order = ar["coefficients"].shape[-1]
+  nll = time_series.ar_nll(windows, ar["intercept"], jnp.asarray(ar["coefficients"]),
+                           ar["noise_std"])  # [B, W-p]
+  return jnp.sum(nll * weights[:, order:]), jnp.sum(weights[:, order:])
+
+
+def ar_loss(params, batch, rng, *, location, scale):
+  """Mean nats per predicted step of the batch's windows."""
+  del rng
+  total, count = weighted_nll(batch["series"], batch["weights"],
+                              data_units(params, location, scale))
+  nll = total / jnp.maximum(count, 1.0)
+  return nll, {"nll": nll}
+
+
+def ar_eval_step(state, batch, rng, *, location, scale, references):
+  """Sums of nats over the scored held-out steps; num_examples counts those steps.
+
+  `references` maps a metric name ('ols_nll', 'true_nll') to fixed parameters.
+  """
+  del rng
+  weights = batch["weights"] * batch["mask"][:, None]
+  total, count = weighted_nll(batch["series"], weights,
+                              data_units(eval_params(state), location, scale))
+  sums = {"nll": total, "num_examples": count}
+  for name, ar in references.items():
+    sums[name] = weighted_nll(batch["series"], weights, ar)[0]
+  return sums
+
+
+def parameter_metrics(state, rng, eval_split, mesh, *, location, scale, references) -> dict:
+  """The fitted (c, phi, sigma) and the largest |phi - phi_ref| for each reference."""
+  del rng, eval_split, mesh
+  ar = jax.device_get(data_units(eval_params(state), location, scale))
+  metrics = {"intercept": float(ar["intercept"]), "noise_std": float(ar["noise_std"])}
+  metrics.update({f"coefficient_{i + 1}": float(phi) for i, phi in enumerate(ar["coefficients"])})
+  for name, reference in references.items():
+    length = max(len(ar["coefficients"]), len(reference["coefficients"]))
+    padded = [np.pad(np.asarray(c, np.float64), (0, length - len(c)))
+              for c in (ar["coefficients"], reference["coefficients"])]
+    metrics[f"max_coefficient_gap_{name.removesuffix('_nll')}"] = float(
+        np.max(np.abs(padded[0] - padded[1])))
+  return metrics
+
+
+def forecast(state, rng, num: int, *, location, scale, history, horizon, level) -> dict:
+  """Forecast of the `horizon` values after `history`: num sampled paths, mean and interval."""
+  ar = data_units(eval_params(state), location, scale)
+  mean = time_series.forecast_mean(history, ar["intercept"], ar["coefficients"], horizon)
+  variance = time_series.forecast_variance(ar["coefficients"], ar["noise_std"], horizon)
+  lower, upper = time_series.forecast_interval(mean, variance, level)
+  paths = time_series.sample_paths(rng, history, ar["intercept"], ar["coefficients"],
+                                   ar["noise_std"], horizon, num)
+  return {"paths": paths, "mean": mean, "lower": lower, "upper": upper}
+
+
+def write_forecast(writer, step: int, samples: dict, *, history, future, level,
+                   name: str = "step") -> str | None:
+  """samples/<name>_<step>.png (the plot) and samples/<name>_<step>.csv (k, mean, lower, upper, observed)."""
+  if not writer.enabled:
+    return None
+  mean, lower, upper = (np.asarray(samples[key]) for key in ("mean", "lower", "upper"))
+  title = (f"step {step}: {level:.0%} forecast interval (band), mean (blue), "
+           "observed (black), held out (red)")
+  plot = plots.forecast_plot(history, mean, lower, upper, future=future,
+                             paths=np.asarray(samples["paths"]), title=title)
+  path = writer.write_images(step, name, plot[None], num_columns=1)
+  with open(os.path.join(writer.workdir, "samples", f"{name}_{step}.csv"), "w", newline="") as f:
+    table = csv.writer(f)
+    table.writerow(["k", "mean", "lower", "upper", "observed"])
+    for k in range(len(mean)):
+      observed = f"{future[k]:.6g}" if k < len(future) else ""
+      table.writerow([k + 1, f"{mean[k]:.6g}", f"{lower[k]:.6g}", f"{upper[k]:.6g}", observed])
+  return path
+
+
+def forecast_errors(ar: dict, series: jax.Array, boundary: int, horizon: int,
+                    level: float) -> dict[str, jax.Array]:
+  """RMSE and interval coverage of the k-step forecasts from every held-out origin.
+
+  Origin t (boundary <= t <= L - horizon) forecasts series[t : t + horizon]
+  from series[t - p : t]. Returns 'rmse' and 'coverage', each [horizon].
+  """
+  order = ar["coefficients"].shape[-1]
+  origins = jnp.arange(boundary, len(series) - horizon + 1)
+  history = jax.vmap(lambda t: jax.lax.dynamic_slice(series, (t - order,), (order,)))(origins)
+  actual = jax.vmap(lambda t: jax.lax.dynamic_slice(series, (t,), (horizon,)))(origins)
+  mean = time_series.forecast_mean(history, ar["intercept"], ar["coefficients"], horizon)
+  variance = time_series.forecast_variance(ar["coefficients"], ar["noise_std"], horizon)
+  lower, upper = time_series.forecast_interval(mean, variance, level)
+  return {"rmse": jnp.sqrt(jnp.mean(jnp.square(actual - mean), axis=0)),
+          "coverage": jnp.mean((actual >= lower) & (actual <= upper), axis=0)}
+
+
+def forecast_mode(state, rng, eval_split, step, writer, mesh, *, location, scale, series,
+                  boundary, horizon, level, num_paths, references, plot_settings) -> dict:
+  """--mode forecast: k-step RMSE / coverage over the held-out part, and the forecast plot."""
+  del eval_split, mesh
+  if len(series) - boundary < horizon:
+    raise UserError(f"sample.horizon={horizon} exceeds the {len(series) - boundary} held-out values")
+  models = {"": data_units(eval_params(state), location, scale), **{
+      f"{name.removesuffix('_nll')}_": ar for name, ar in references.items()}}
+  metrics = {}
+  for prefix, ar in models.items():
+    errors = jax.device_get(forecast_errors(ar, jnp.asarray(series), boundary, horizon, level))
+    for k in sorted({1, horizon}):
+      metrics[f"{prefix}rmse_step_{k}"] = float(errors["rmse"][k - 1])
+      metrics[f"{prefix}coverage_step_{k}"] = float(errors["coverage"][k - 1])
+    metrics[f"{prefix}mean_coverage"] = float(np.mean(errors["coverage"]))
+  samples = jax.device_get(forecast(state, rng, num_paths, location=location, scale=scale,
+                                    history=jnp.asarray(plot_settings["history"]), horizon=horizon, level=level))
+  write_forecast(writer, step, samples, level=level, name="forecast", **plot_settings)
+  return metrics
+
+
+def reference_fits(spec: DatasetSpec, order: int) -> dict[str, dict]:
+  """{'ols_nll': the least-squares AR(p) of the training part, 'true_nll': the truth if known}."""
+  series, boundary = spec.extras["series"], spec.extras["boundary"]
+  references = {"ols_nll": time_series.ols_fit(series[:boundary], order)}
+  if spec.extras.get("truth") is not None:
+    references["true_nll"] = spec.extras["truth"]
+  return {name: {"intercept": float(ar["intercept"]),
+                 "coefficients": np.asarray(ar["coefficients"], np.float32),
+                 "noise_std": float(ar["noise_std"])} for name, ar in references.items()}
+
+
+def create_ar_task(config, spec: DatasetSpec) -> Task:
+  order, window = config.model.order, config.data.window_length
+  if order < 1:
+    raise UserError(f"model.order={order} must be >= 1")
+  references = reference_fits(spec, order)
+  longest = max([order] + [len(ar["coefficients"]) for ar in references.values()])
+  if window <= longest:
+    raise UserError(f"data.window_length={window} must exceed model.order={order} and the "
+                    f"true order ({longest} lags in all)")
+  horizon, level = config.sample.horizon, config.sample.interval_level
+  if horizon < 1 or not 0 < level < 1:
+    raise UserError(f"sample.horizon={horizon} must be >= 1 and sample.interval_level={level} "
+                    "in (0, 1)")
+  series, boundary = spec.extras["series"], spec.extras["boundary"]
+  location, scale = float(np.mean(series[:boundary])), float(np.std(series[:boundary]))
+  if scale == 0:
+    raise UserError("the training part of the series is constant: nothing to fit")
+  units = dict(location=location, scale=scale)
+  history = series[max(boundary - config.sample.history, 0):boundary]
+  if len(history) < order:
+    raise UserError(f"sample.history={config.sample.history} must be >= model.order={order}")
+  plot_settings = dict(history=history, future=series[boundary:boundary + horizon])
+  tx, schedule = make_optimizer(config.train)
+  return Task(
+      init=make_init(functools.partial(create_ar_params, order=order), tx,
+                     config.train.ema_decay > 0),
+      train_step=make_train_step(functools.partial(ar_loss, **units), tx, schedule,
+                                 config.train.ema_decay),
+      eval_step=functools.partial(ar_eval_step, **units, references=references),
+      split_metrics=functools.partial(parameter_metrics, **units, references=references),
+      sample=functools.partial(forecast, **units, history=jnp.asarray(history), horizon=horizon,
+                               level=level),
+      write_samples=functools.partial(write_forecast, level=level, **plot_settings),
+      modes={"forecast": functools.partial(
+          forecast_mode, **units, series=series, boundary=boundary, horizon=horizon, level=level,
+          num_paths=config.train.num_samples, references=references,
+          plot_settings=plot_settings)})
