@@ -13,6 +13,7 @@ from gen_jax.errors import UserError
 from gen_jax.tasks import autoregressive, pixelrnn
 from gen_jax.tasks import autoregressive
 from gen_jax.tasks import sequence, time_series
+from gen_jax.tasks import autoregressive, vae
 from gen_jax.tasks.common import Task
 
 TASKS: dict[str, Callable[[Any, DatasetSpec], Task]] = {
@@ -22,6 +23,8 @@ TASKS: dict[str, Callable[[Any, DatasetSpec], Task]] = {
     "diagonal_bilstm": pixelrnn.create_diagonal_bilstm_task,
     "char_rnn": sequence.create_char_rnn_task,
     "ar_p": time_series.create_ar_task,
+    "vae": vae.create_vae_task,
+    "autoencoder": vae.create_autoencoder_task,
 }
 
 
