@@ -10,6 +10,7 @@ from gen_jax.data.sources import DATASETS, DatasetSpec, get_spec, register
 __all__ = ["DATASETS", "DatasetSpec", "Split", "eval_batches", "get_spec", "image_split",
            "load_splits", "prefetch", "register", "TrainBatches"]
 
-from gen_jax.data import sprites  # noqa: E402  (procedural data registers itself)
+from gen_jax.data import semi_supervised, sprites  # noqa: E402  (datasets built in gen_jax)
 
 register("sprites", sprites.sprites_spec)
+register("semi_supervised", semi_supervised.semi_supervised_spec)
