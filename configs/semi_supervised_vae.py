@@ -27,13 +27,13 @@ def get_config(arg=None):
 
   config.model.name = "semi_supervised_vae"
   config.model.latent_dim = 50
-  config.model.hidden = 500
+  config.model.hidden = 256
   config.model.num_layers = 2  # hidden layers per network (softplus)
   config.model.classification_weight = 0.1 * NUM_TRAINING_IMAGES / num_labelled
 
   config.train.num_steps = 10_000
   config.train.batch_size = 100
-  config.train.learning_rate = 3e-4
+  config.train.learning_rate = 1e-3
   config.train.warmup_steps = 100
   config.train.num_samples = 100  # 10 rows of one z each, one column per class
   config.train.sample_every = 0
