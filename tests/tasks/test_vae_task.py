@@ -1,0 +1,210 @@
+"""The VAE / autoencoder task: closed forms through the whole eval path, IWAE wiring,
+class-row samples, config errors, and the application modes end to end."""
+
+import functools
+import glob
+import math
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import load_config
+from gen_jax import data, tasks, train
+from gen_jax.data import corruptions
+from gen_jax.data.sources import DatasetSpec
+from gen_jax.errors import UserError
+from gen_jax.objectives import reconstruction
+from gen_jax.tasks import vae as vae_task
+from gen_jax.tasks.common import module_functions
+
+
+def smoke_config(filename="vae_mlp.py", **model):
+  config = load_config(filename, "smoke")
+  with config.unlocked():
+    for key, value in model.items():
+      config.model[key] = value
+    if model.get("likelihood") in ("categorical", "gaussian"):
+      config.data.binarization = "none"
+  return config
+
+
+def make_task(config, spec=None):
+  spec = spec or train.dataset_spec(config.data)
+  task = tasks.create_task(config, spec)
+  batch = {"image": np.zeros((8, *spec.image_shape), np.uint8), "label": np.zeros(8, np.int32)}
+  return task, spec, task.init(jax.random.key(0), batch)
+
+
+def eval_batch(num_levels, num=6, seed=0):
+  rng = np.random.default_rng(seed)
+  return {"image": jnp.asarray(rng.integers(0, num_levels, (num, 28, 28, 1)), jnp.uint8),
+          "label": jnp.asarray(rng.integers(0, 10, num), jnp.int32),
+          "mask": jnp.ones(num, jnp.float32)}
+
+
+def zero_last_decoder_layer(params):
+  last = params["decoder"]["mlp"]["layers"][max(params["decoder"]["mlp"]["layers"])]
+  return jax.tree.map(jnp.zeros_like, last)
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "categorical", "gaussian"])
+def test_constant_decoder_scores_its_closed_form(likelihood):
+  """Zero decoder outputs: Bernoulli(1/2) = 1 bit/dim, uniform 256-way = 8 bits/dim,
+  N(0, 1) on dequantized y = 1/2 log 2 pi + y^2 / 2 nats/dim + 8 bits/dim."""
+  config = smoke_config(likelihood=likelihood)
+  task, spec, state = make_task(config)
+  layers = state.params["decoder"]["mlp"]["layers"]
+  layers[max(layers)] = zero_last_decoder_layer(state.params)
+  batch = eval_batch(spec.num_levels)
+  sums = task.eval_step(state, batch, jax.random.key(1))
+  num, num_dims = 6, 28 * 28
+  centres = (np.asarray(batch["image"], np.float64) + 0.5) / 256
+  expected = {
+      "bernoulli": num * num_dims * math.log(2),
+      "categorical": num * num_dims * math.log(256),
+      "gaussian": np.sum(0.5 * math.log(2 * math.pi) + 0.5 * centres ** 2)
+                  + num * num_dims * math.log(256)}[likelihood]
+  np.testing.assert_allclose(sums["reconstruction_nats"], expected, rtol=1e-4)
+  np.testing.assert_allclose(
+      sums["bits_per_dim"],
+      (sums["reconstruction_nats"] + sums["kl_nats"]) / (num_dims * math.log(2)), rtol=1e-5)
+  assert float(sums["kl_nats"]) > 0 and float(sums["num_examples"]) == num
+
+
+def test_iwae_is_chunk_invariant_and_above_the_elbo():
+  config = smoke_config(likelihood="gaussian")
+  task, spec, state = make_task(config)
+  _, apply_fn = module_functions(vae_task.create_vae_module(
+      config.model, spec, likelihood="gaussian", num_classes=0, variational=True))
+  batch = eval_batch(256)
+  iwae = functools.partial(vae_task.iwae_log_likelihood, state.params, batch["image"], None,
+                           jax.random.key(2), apply_fn=apply_fn, likelihood="gaussian",
+                           num_levels=256, num_samples=64)
+  whole = iwae(chunk_size=64)
+  np.testing.assert_allclose(iwae(chunk_size=5), whole, rtol=1e-6)  # 5 does not divide 64
+  # The ELBO, averaged over 64 draws of z (and of the dequantization noise), is below IWAE_64.
+  terms = functools.partial(vae_task.elbo_terms, state.params, batch["image"], None,
+                            apply_fn=apply_fn, likelihood="gaussian", num_levels=256)
+  elbos = jnp.stack([-sum(terms(key)) for key in jax.random.split(jax.random.key(3), 64)])
+  assert np.all(whole > elbos.mean(0)), (whole, elbos.mean(0))
+
+
+def test_conditional_samples_have_one_row_per_class_with_shared_codes():
+  config = smoke_config("cvae.py")
+  task, spec, state = make_task(config)
+  samples = np.asarray(task.sample(state, jax.random.key(4), 20))  # 10 rows x 2 columns
+  assert not np.array_equal(samples[0], samples[2])  # class 0 vs class 1, same z
+  # Without the label input, every row repeats row 0: the z are shared per column.
+  first = state.params["decoder"]["mlp"]["layers"][0]
+  first["kernel"] = first["kernel"].at[config.model.latent_dim:].set(0.0)
+  samples = np.asarray(task.sample(state, jax.random.key(4), 20)).reshape(10, 2, 28, 28, 1)
+  np.testing.assert_array_equal(samples, np.broadcast_to(samples[:1], samples.shape))
+  assert not np.array_equal(samples[0, 0], samples[0, 1])
+
+
+def test_autoencoder_code_gaussian():
+  config = smoke_config("ae.py")
+  task, spec, state = make_task(config)
+  codes = jax.random.normal(jax.random.key(5), (500, 4)) * jnp.array([1.0, 2.0, 0.5, 1.0]) + 3.0
+  state = vae_task.update_code_moments(state, codes, decay=0.0)  # decay 0: the batch itself
+  np.testing.assert_allclose(state.code_mean, codes.mean(0), rtol=1e-5)
+  np.testing.assert_allclose(vae_task.code_covariance(state), np.cov(codes.T, bias=True),
+                             atol=1e-4)
+  drawn = vae_task.sample_codes(state, jax.random.key(6), 20_000)
+  np.testing.assert_allclose(drawn.mean(0), codes.mean(0), atol=0.05)
+  np.testing.assert_allclose(np.cov(drawn.T), np.cov(codes.T, bias=True), atol=0.1)
+
+
+def test_decoder_means():
+  outputs = jnp.array([[[[[0.0, 1.0, -2.0]]]]])  # [1, 1, 1, 1, 3]
+  probs = jax.nn.softmax(outputs[0, 0, 0, 0])
+  np.testing.assert_allclose(vae_task.decoder_mean("categorical", outputs, 3)[0, 0, 0, 0],
+                             (probs[1] + 2 * probs[2]) / 2, rtol=1e-6)
+  np.testing.assert_allclose(vae_task.decoder_mean("bernoulli", outputs, 2)[0, 0, 0, 0],
+                             1 / 2, rtol=1e-6)
+  # Gaussian on y = (x + u) / 256: a mean at the centre of level 200's bin is level 200.
+  mean = jnp.full((1, 1, 1, 1, 2), (200 + 0.5) / 256)
+  np.testing.assert_allclose(vae_task.decoder_mean("gaussian", mean, 256), 200 / 255, rtol=1e-6)
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(likelihood="bernoulli", binarization="none"), "needs binary data"),
+    (dict(likelihood="poisson"), "model.likelihood='poisson'"),
+    (dict(architecture="resnet"), "model.architecture='resnet'"),
+    (dict(iwae_samples=-1), "eval.iwae_samples"),
+    (dict(image_shape=(30, 30, 1), architecture="conv"), "not a multiple of 4"),
+    (dict(num_classes=0, class_conditional=True), "needs labels"),
+])
+def test_bad_settings_are_user_errors(change, message):
+  config = smoke_config()
+  with config.unlocked():
+    for key in ("likelihood", "architecture", "class_conditional"):
+      if key in change:
+        config.model[key] = change[key]
+    if "binarization" in change:
+      config.data.binarization = change["binarization"]
+    if "iwae_samples" in change:
+      config.eval.iwae_samples = change["iwae_samples"]
+  spec = DatasetSpec(change.get("image_shape", (28, 28, 1)),
+                     256 if change.get("binarization") == "none" else 2,
+                     change.get("num_classes", 10))
+  with pytest.raises(UserError, match=message):
+    tasks.create_task(config, spec)
+
+
+def run_modes(config, workdir, modes):
+  train.run(config, workdir)
+  return {mode: train.run(config, workdir, mode=mode)[mode] for mode in modes}
+
+
+def tiny_config(filename, tiny_idx, **model):
+  """(config, first 16 eval images) of a :smoke config on the tiny data, 2 steps."""
+  config = load_config(filename, "smoke")
+  idx_dir, data_dir, _ = tiny_idx
+  with config.unlocked():
+    config.data.idx_dir, config.data.data_dir = idx_dir, data_dir
+    config.train.num_steps, config.train.checkpoint_every = 2, 2
+    config.train.eval_batch_size, config.train.progress_bar = 8, False
+    config.eval.iwae_samples = 0
+    for key, value in model.items():
+      config.model[key] = value
+  _, eval_split = data.load_splits(config.data)  # the trainer's order (not the IDX files')
+  with config.unlocked():
+    config.eval.attribute_from, config.eval.attribute_to = (int(v) for v in eval_split.labels[:2])
+  return config, eval_split.images[:16]
+
+
+def test_modes_write_grids_and_restore_reports_direct_psnr(tiny_idx, tmp_path):
+  config, clean = tiny_config("cvae.py", tiny_idx)
+  results = run_modes(config, str(tmp_path / "cvae"),
+                      ("reconstruct", "interpolate", "attributes", "restore"))
+  names = {os.path.basename(p) for p in glob.glob(str(tmp_path / "cvae" / "samples" / "*.png"))}
+  source, target = config.eval.attribute_from, config.eval.attribute_to
+  assert {"reconstruct_2.png", "interpolate_2.png", f"attributes_{source}_to_{target}_2.png",
+          "restore_2.png"} <= names
+  assert math.isfinite(results["reconstruct"]["psnr"])
+  assert results["attributes"]["attribute_vector_norm"] >= 0
+  # The corrupted-input PSNRs are those of the corruptions themselves, computed directly.
+  direct = {
+      "gaussian_noise": corruptions.gaussian_noise(clean, 0.2, np.random.default_rng([0, 0])),
+      "salt_and_pepper": corruptions.salt_and_pepper(clean, 0.1, np.random.default_rng([0, 1])),
+      "masked_block": corruptions.masked_block(clean, 10, np.random.default_rng([0, 2]))}
+  for name, corrupted in direct.items():
+    mse = ((clean.astype(np.float64) - corrupted) ** 2).reshape(16, -1).mean(1)
+    np.testing.assert_allclose(results["restore"][f"{name}_psnr_corrupted"],
+                               np.mean(10 * np.log10(255.0 ** 2 / mse)), rtol=1e-5)
+    assert math.isfinite(results["restore"][f"{name}_psnr_restored"])
+
+
+def test_autoencoder_modes_and_psnr(tiny_idx, tmp_path):
+  config, _ = tiny_config("ae.py", tiny_idx, architecture="mlp")
+  results = run_modes(config, str(tmp_path / "ae"), ("reconstruct", "attributes"))
+  # reconstruct's PSNR covers the same images as eval (max_eval_examples 16 = num_examples).
+  with config.unlocked():
+    config.data.max_eval_examples = 16
+  evaluated = train.run(config, str(tmp_path / "ae"), mode="eval")["eval"]
+  np.testing.assert_allclose(results["reconstruct"]["psnr"], evaluated["psnr"], rtol=1e-4)
+  assert 0 < evaluated["psnr"] < 40
