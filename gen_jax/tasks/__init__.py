@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from gen_jax.data.sources import DatasetSpec
 from gen_jax.errors import UserError
-from gen_jax.tasks import autoregressive, semi_supervised, vae
+from gen_jax.tasks import autoregressive, beta_vae, semi_supervised, vae
 from gen_jax.tasks.common import Task
 
 TASKS: dict[str, Callable[[Any, DatasetSpec], Task]] = {
@@ -18,6 +18,7 @@ TASKS: dict[str, Callable[[Any, DatasetSpec], Task]] = {
     "gated_pixelcnn": autoregressive.create_gated_pixelcnn_task,
     "vae": vae.create_vae_task,
     "autoencoder": vae.create_autoencoder_task,
+    "beta_vae": beta_vae.create_beta_vae_task,
     "semi_supervised_vae": semi_supervised.create_semi_supervised_vae_task,
 }
 
