@@ -6,7 +6,12 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from flax import nnx
+
+from conftest import load_config
+from gen_jax import tasks, train
+from gen_jax.errors import UserError
 
 from gen_jax.models.semi_supervised_vae import LabelledLinear, SemiSupervisedVAE
 from gen_jax.tasks import semi_supervised as task_module
@@ -70,3 +75,19 @@ def test_unlabelled_bound_equals_the_explicit_sum_over_classes():
   np.testing.assert_allclose(metrics["bits_per_dim"], -total.sum() / (D * math.log(2)), rtol=1e-5)
   np.testing.assert_allclose(metrics["accuracy"],
                              jnp.sum(jnp.argmax(log_q, -1) == batch["label"]), rtol=0)
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"data.name": "fashion_mnist"}, "trains on data.name=semi_supervised"),
+    ({"data.binarization": "none"}, "Bernoulli decoder"),
+    ({"model.hidden": 0}, "model.hidden=0"),
+    ({"model.classification_weight": -1.0}, "classification_weight"),
+])
+def test_bad_configs_are_user_errors(overrides, message):
+  config = load_config("semi_supervised_vae.py", "smoke")
+  with config.unlocked():
+    for key, value in overrides.items():
+      section, name = key.split(".")
+      config[section][name] = value
+  with pytest.raises(UserError, match=message):
+    tasks.create_task(config, train.dataset_spec(config.data))

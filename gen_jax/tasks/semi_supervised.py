@@ -98,6 +98,13 @@ def check_data(config, spec: DatasetSpec) -> None:
   if spec.num_levels != 2:
     raise UserError("semi_supervised_vae has a Bernoulli decoder: set data.binarization to "
                     "dynamic or fixed")
+  model_config = config.model
+  for key in ("latent_dim", "hidden", "num_layers"):
+    if model_config[key] < 1:
+      raise UserError(f"model.{key}={model_config[key]} must be at least 1")
+  if model_config.classification_weight < 0:
+    raise UserError(f"model.classification_weight={model_config.classification_weight} "
+                    "must be >= 0")
 
 
 def create_semi_supervised_vae_task(config, spec: DatasetSpec) -> Task:
