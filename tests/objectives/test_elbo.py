@@ -136,23 +136,24 @@ def test_iwae_with_one_sample_is_the_elbo():
 
 
 def test_iwae_beats_the_elbo_and_increases_with_k():
+  """E[IWAE_1] < E[IWAE_4] < E[IWAE_32] <= log p(x) for a fixed non-exact q (paired replicates:
+  IWAE_k of replicate r uses the first k of its 32 weights)."""
   mean, log_variance = non_exact_posterior()
   analytic_elbo = elbo.elbo(toy_expected_log_likelihood(mean, log_variance),
                             elbo.gaussian_kl_to_standard_normal(mean, log_variance))
-  replicates = 4000
-  bounds = []
-  for k in (1, 4, 32):
-    keys = jax.random.split(jax.random.key(8 + k), replicates)
-    values = jax.vmap(
-        lambda key: elbo.iwae_bound(toy_log_weights(key, mean, log_variance, k)))(keys)
-    bounds.append((values.mean(0), values.std(0) / math.sqrt(replicates)))  # [4] each
+  replicates = 3000
+  log_weights = jax.vmap(lambda key: toy_log_weights(key, mean, log_variance, 32))(
+      jax.random.split(jax.random.key(8), replicates))  # [R, 32, 4]
+  bounds = {k: elbo.iwae_bound(log_weights[:, :k], axis=1) for k in (1, 4, 32)}  # [R, 4] each
   log_evidence = toy_log_evidence()
   np.testing.assert_array_less(analytic_elbo, log_evidence - 0.05)  # q is far from exact
-  for (lower, lower_error), (upper, upper_error) in zip(bounds, bounds[1:]):
-    assert np.all(upper - lower > 4 * (lower_error + upper_error)), (lower, upper)
-  assert np.all(bounds[1][0] > analytic_elbo)
-  assert np.all(bounds[-1][0] < log_evidence + 4 * bounds[-1][1])  # still a lower bound
-  assert np.all(log_evidence - bounds[-1][0] < 0.25 * (log_evidence - analytic_elbo))
+  for lower, upper in ((1, 4), (4, 32)):
+    gain = bounds[upper] - bounds[lower]  # [R, 4]
+    assert np.all(gain.mean(0) > 5 * gain.std(0) / math.sqrt(replicates)), (lower, upper)
+  assert np.all(bounds[4].mean(0) > analytic_elbo)
+  best, error = bounds[32].mean(0), bounds[32].std(0) / math.sqrt(replicates)
+  assert np.all(best < log_evidence + 4 * error)  # still a lower bound
+  assert np.all(log_evidence - best < 0.25 * (log_evidence - analytic_elbo))
 
 
 def test_chunked_iwae_equals_unchunked():
@@ -164,7 +165,7 @@ def test_chunked_iwae_equals_unchunked():
 
   rng, num_samples = jax.random.key(9), 50
   unchunked = elbo.iwae_bound(log_weights_fn(jax.random.split(rng, num_samples)))
-  for chunk_size in (1, 7, 50, 64):  # 7 does not divide 50; 64 > k
+  for chunk_size in (7, 64):  # 7 does not divide 50; 64 > k
     chunked = jax.jit(elbo.chunked_iwae_bound, static_argnums=(0, 2, 3))(
         log_weights_fn, rng, num_samples, chunk_size)
     np.testing.assert_allclose(chunked, unchunked, rtol=1e-6, err_msg=f"chunk_size={chunk_size}")

@@ -35,7 +35,7 @@ def make_task(config, spec=None):
   spec = spec or train.dataset_spec(config.data)
   task = tasks.create_task(config, spec)
   batch = {"image": np.zeros((8, *spec.image_shape), np.uint8), "label": np.zeros(8, np.int32)}
-  return task, spec, task.init(jax.random.key(0), batch)
+  return task, spec, jax.jit(task.init)(jax.random.key(0), batch)
 
 
 def eval_batch(num_levels, num=6, seed=0):
@@ -55,11 +55,13 @@ def test_constant_decoder_scores_its_closed_form(likelihood):
   """Zero decoder outputs: Bernoulli(1/2) = 1 bit/dim, uniform 256-way = 8 bits/dim,
   N(0, 1) on dequantized y = 1/2 log 2 pi + y^2 / 2 nats/dim + 8 bits/dim."""
   config = smoke_config(likelihood=likelihood)
+  with config.unlocked():
+    config.eval.iwae_samples = 0  # the ELBO path only
   task, spec, state = make_task(config)
   layers = state.params["decoder"]["mlp"]["layers"]
   layers[max(layers)] = zero_last_decoder_layer(state.params)
   batch = eval_batch(spec.num_levels)
-  sums = task.eval_step(state, batch, jax.random.key(1))
+  sums = jax.jit(task.eval_step)(state, batch, jax.random.key(1))
   num, num_dims = 6, 28 * 28
   centres = (np.asarray(batch["image"], np.float64) + 0.5) / 256
   expected = {
@@ -80,15 +82,17 @@ def test_iwae_is_chunk_invariant_and_above_the_elbo():
   _, apply_fn = module_functions(vae_task.create_vae_module(
       config.model, spec, likelihood="gaussian", num_classes=0, variational=True))
   batch = eval_batch(256)
-  iwae = functools.partial(vae_task.iwae_log_likelihood, state.params, batch["image"], None,
-                           jax.random.key(2), apply_fn=apply_fn, likelihood="gaussian",
-                           num_levels=256, num_samples=64)
-  whole = iwae(chunk_size=64)
-  np.testing.assert_allclose(iwae(chunk_size=5), whole, rtol=1e-6)  # 5 does not divide 64
-  # The ELBO, averaged over 64 draws of z (and of the dequantization noise), is below IWAE_64.
-  terms = functools.partial(vae_task.elbo_terms, state.params, batch["image"], None,
-                            apply_fn=apply_fn, likelihood="gaussian", num_levels=256)
-  elbos = jnp.stack([-sum(terms(key)) for key in jax.random.split(jax.random.key(3), 64)])
+  iwae = jax.jit(functools.partial(
+      vae_task.iwae_log_likelihood, apply_fn=apply_fn, likelihood="gaussian", num_levels=256,
+      num_samples=16), static_argnames="chunk_size")
+  whole = iwae(state.params, batch["image"], None, jax.random.key(2), chunk_size=16)
+  np.testing.assert_allclose(iwae(state.params, batch["image"], None, jax.random.key(2),
+                                  chunk_size=5), whole, rtol=1e-6)  # 5 does not divide 16
+  # The ELBO, averaged over 64 draws of z (and of the dequantization noise), is below IWAE_16.
+  terms = functools.partial(vae_task.elbo_terms, apply_fn=apply_fn, likelihood="gaussian",
+                            num_levels=256)
+  elbos = jax.jit(jax.vmap(lambda key: -sum(terms(state.params, batch["image"], None, key))))(
+      jax.random.split(jax.random.key(3), 64))  # [64, B]
   assert np.all(whole > elbos.mean(0)), (whole, elbos.mean(0))
 
 
@@ -106,9 +110,8 @@ def test_conditional_samples_have_one_row_per_class_with_shared_codes():
 
 
 def test_autoencoder_code_gaussian():
-  config = smoke_config("ae.py")
-  task, spec, state = make_task(config)
   codes = jax.random.normal(jax.random.key(5), (500, 4)) * jnp.array([1.0, 2.0, 0.5, 1.0]) + 3.0
+  state = vae_task.AutoencoderState(None, jnp.zeros(4), jnp.eye(4))
   state = vae_task.update_code_moments(state, codes, decay=0.0)  # decay 0: the batch itself
   np.testing.assert_allclose(state.code_mean, codes.mean(0), rtol=1e-5)
   np.testing.assert_allclose(vae_task.code_covariance(state), np.cov(codes.T, bias=True),
