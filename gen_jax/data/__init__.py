@@ -10,3 +10,8 @@ from gen_jax.data import text, timeseries  # noqa: F401  # register their datase
 
 __all__ = ["DATASETS", "DatasetSpec", "Split", "eval_batches", "get_spec", "image_split",
            "load_splits", "prefetch", "register", "TrainBatches"]
+
+from gen_jax.data import semi_supervised, sprites  # noqa: E402  (datasets built in gen_jax)
+
+register("sprites", sprites.sprites_spec)
+register("semi_supervised", semi_supervised.semi_supervised_spec)

@@ -14,6 +14,7 @@ from gen_jax.tasks import autoregressive, pixelrnn
 from gen_jax.tasks import autoregressive
 from gen_jax.tasks import sequence, time_series
 from gen_jax.tasks import autoregressive, vae
+from gen_jax.tasks import autoregressive, beta_vae, semi_supervised, vae
 from gen_jax.tasks.common import Task
 
 TASKS: dict[str, Callable[[Any, DatasetSpec], Task]] = {
@@ -25,6 +26,8 @@ TASKS: dict[str, Callable[[Any, DatasetSpec], Task]] = {
     "ar_p": time_series.create_ar_task,
     "vae": vae.create_vae_task,
     "autoencoder": vae.create_autoencoder_task,
+    "beta_vae": beta_vae.create_beta_vae_task,
+    "semi_supervised_vae": semi_supervised.create_semi_supervised_vae_task,
 }
 
 

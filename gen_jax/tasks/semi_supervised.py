@@ -1,0 +1,129 @@
+"""The semi-supervised VAE (M2, Kingma et al. 2014) on a partly labelled image dataset.
+
+Batches come from data.name=semi_supervised: {'image' binary, 'label' (-1 when
+hidden), 'labelled'}. The unlabelled bound U(x) sums over every class, so one
+step decodes each image once per class. Eval reports the test `accuracy` of
+q(y|x) and the negative unlabelled bound -U(x) (>= -log p(x)) in bits/dim of
+the binarized images.
+"""
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+
+from gen_jax.data.sources import DatasetSpec
+from gen_jax.errors import UserError
+from gen_jax.models.semi_supervised_vae import SemiSupervisedVAE
+from gen_jax.objectives import elbo, likelihoods, semi_supervised
+from gen_jax.tasks.common import (Task, eval_params, make_init, make_optimizer,
+                                  make_train_step, module_functions)
+
+
+def flatten_images(images: jax.Array) -> jax.Array:
+  """[B, H, W, C] binary uint8 -> [B, H*W*C] float32."""
+  return images.reshape(images.shape[0], -1).astype(jnp.float32)
+
+
+def every_class_bounds(params, images, rng, *, apply_fn, num_classes):
+  """(L(x, y) [B, K] for y = 0 .. K-1, log q(y|x) [B, K]), one z ~ q(z|x, y) per class.
+
+  z for class y is mean_y + exp(log_var_y / 2) * eps[:, y], eps ~ N(0, I) [B, K, Z]
+  drawn from `rng`.
+  """
+  x = flatten_images(images)  # [B, D]
+  class_log_probs = jax.nn.log_softmax(apply_fn(params, x, method="classify"))  # [B, K]
+  mean, log_variance = apply_fn(params, x, method="encode_every_class")  # [B, K, Z]
+  z = elbo.reparameterized_sample(rng, mean, log_variance)  # [B, K, Z]
+  labels = jnp.broadcast_to(jnp.arange(num_classes), z.shape[:2])  # [B, K]
+  logits = apply_fn(params, z, labels, method="decode")  # [B, K, D]
+  targets = jnp.broadcast_to(x[:, None, :], logits.shape)
+  num, dims = x.shape
+  log_likelihood = -likelihoods.bernoulli_nll(
+      logits.reshape(num * num_classes, dims), targets.reshape(num * num_classes, dims))
+  kl = elbo.gaussian_kl_to_standard_normal(mean, log_variance)  # [B, K]
+  bounds = semi_supervised.labelled_bound(log_likelihood.reshape(num, num_classes), kl,
+                                          num_classes)
+  return bounds, class_log_probs
+
+
+def semi_supervised_vae_loss(params, batch, rng, *, bounds_fn, classification_weight):
+  """Mean per-example M2 loss (nats) over a batch mixing labelled and unlabelled rows."""
+  bounds, class_log_probs = bounds_fn(params, batch["image"], rng)
+  losses = semi_supervised.semi_supervised_loss(
+      bounds, class_log_probs, batch["label"], batch["labelled"], classification_weight)
+  labelled = batch["labelled"]
+  correct = jnp.argmax(class_log_probs, axis=-1) == batch["label"]
+  unlabelled_bound = semi_supervised.unlabelled_bound(class_log_probs, bounds)
+  return losses.mean(), {
+      "labelled_accuracy": jnp.sum(correct * labelled) / jnp.maximum(labelled.sum(), 1.0),
+      "labelled_fraction": labelled.mean(),
+      "elbo_nats": unlabelled_bound.mean(),
+  }
+
+
+def semi_supervised_vae_eval_step(state, batch, rng, *, bounds_fn):
+  """Sums over real rows: test accuracy of q(y|x), -U(x) in bits/dim and nats."""
+  bounds, class_log_probs = bounds_fn(eval_params(state), batch["image"], rng)
+  negative_elbo = -semi_supervised.unlabelled_bound(class_log_probs, bounds)  # [B] nats
+  correct = (jnp.argmax(class_log_probs, axis=-1) == batch["label"]).astype(jnp.float32)
+  mask = batch["mask"]
+  num_dims = math.prod(batch["image"].shape[1:])
+  return {"accuracy": jnp.sum(correct * mask),
+          "bits_per_dim": jnp.sum(likelihoods.bits_per_dim(negative_elbo, num_dims) * mask),
+          "negative_elbo_nats": jnp.sum(negative_elbo * mask),
+          "num_examples": jnp.sum(mask)}
+
+
+def semi_supervised_vae_sample(state, rng, num, *, apply_fn, num_classes, latent_dim,
+                               image_shape):
+  """Bernoulli means of p(x|y, z) as uint8: row r shares one z ~ N(0, I), column y is the class."""
+  num_rows = -(-num // num_classes)
+  z = jax.random.normal(rng, (num_rows, latent_dim))[jnp.arange(num) // num_classes]  # [N, Z]
+  labels = jnp.arange(num) % num_classes
+  logits = apply_fn(eval_params(state), z, labels, method="decode")  # [N, D]
+  return jnp.round(255 * jax.nn.sigmoid(logits)).astype(jnp.uint8).reshape(num, *image_shape)
+
+
+def write_class_grid(writer, step, samples, *, num_classes):
+  """One column per class: samples/step_<N>.png."""
+  return writer.write_images(step, "step", samples, num_columns=min(num_classes, len(samples)))
+
+
+def check_data(config, spec: DatasetSpec) -> None:
+  if not spec.num_classes or "labelled" not in spec.example_features():
+    raise UserError(f"model.name=semi_supervised_vae trains on data.name=semi_supervised "
+                    f"(labels kept for data.num_labelled examples), not {config.data.name!r}")
+  if spec.num_levels != 2:
+    raise UserError("semi_supervised_vae has a Bernoulli decoder: set data.binarization to "
+                    "dynamic or fixed")
+  model_config = config.model
+  for key in ("latent_dim", "hidden", "num_layers"):
+    if model_config[key] < 1:
+      raise UserError(f"model.{key}={model_config[key]} must be at least 1")
+  if model_config.classification_weight < 0:
+    raise UserError(f"model.classification_weight={model_config.classification_weight} "
+                    "must be >= 0")
+
+
+def create_semi_supervised_vae_task(config, spec: DatasetSpec) -> Task:
+  check_data(config, spec)
+  model_config = config.model
+  num_classes = spec.num_classes
+  create_params, apply_fn = module_functions(lambda rngs: SemiSupervisedVAE(
+      num_inputs=math.prod(spec.image_shape), num_classes=num_classes,
+      latent_dim=model_config.latent_dim, hidden=model_config.hidden,
+      num_layers=model_config.num_layers, rngs=rngs))
+  tx, schedule = make_optimizer(config.train)
+  bounds_fn = functools.partial(every_class_bounds, apply_fn=apply_fn, num_classes=num_classes)
+  loss = functools.partial(semi_supervised_vae_loss, bounds_fn=bounds_fn,
+                           classification_weight=model_config.classification_weight)
+  return Task(
+      init=make_init(create_params, tx, config.train.ema_decay > 0),
+      train_step=make_train_step(loss, tx, schedule, config.train.ema_decay),
+      eval_step=functools.partial(semi_supervised_vae_eval_step, bounds_fn=bounds_fn),
+      sample=functools.partial(semi_supervised_vae_sample, apply_fn=apply_fn,
+                               num_classes=num_classes, latent_dim=model_config.latent_dim,
+                               image_shape=spec.image_shape),
+      write_samples=functools.partial(write_class_grid, num_classes=num_classes))
