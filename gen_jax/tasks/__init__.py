@@ -10,12 +10,15 @@ from typing import Any, Callable
 
 from gen_jax.data.sources import DatasetSpec
 from gen_jax.errors import UserError
-from gen_jax.tasks import autoregressive
+from gen_jax.tasks import autoregressive, classifier, gan
 from gen_jax.tasks.common import Task
 
 TASKS: dict[str, Callable[[Any, DatasetSpec], Task]] = {
     "pixelcnn": autoregressive.create_pixelcnn_task,
     "gated_pixelcnn": autoregressive.create_gated_pixelcnn_task,
+    classifier.MODEL_NAME: classifier.create_classifier_task,
+    "dcgan": gan.create_dcgan_task,
+    "vaegan": gan.create_vaegan_task,
 }
 
 

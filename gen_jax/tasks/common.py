@@ -46,6 +46,9 @@ class Task:
   # split_metrics(state, rng, eval_split, mesh) -> {name: float}: eval metrics that need
   # more than per-batch sums (FID, MIG); merged into each eval's results
   split_metrics: Callable | None = None
+  # prepare_eval(mesh): loads what split_metrics needs (e.g. a FID feature network), called
+  # before training so that a bad setting fails before the first step, not at the first eval
+  prepare_eval: Callable | None = None
   # extra --mode values: name -> fn(state, rng, eval_split, step, writer, mesh) -> metrics
   modes: dict[str, Callable] = dataclasses.field(default_factory=dict)
 
@@ -57,8 +60,10 @@ def make_optimizer(train_config) -> tuple[optax.GradientTransformation, optax.Sc
     schedule = optax.warmup_cosine_decay_schedule(
         0.0, train_config.learning_rate, warmup, max(train_config.num_steps, warmup + 1),
         end_value=train_config.learning_rate * train_config.final_lr_fraction)
-  else:
+  elif warmup:
     schedule = optax.warmup_constant_schedule(0.0, train_config.learning_rate, warmup)
+  else:  # optax's warmup_constant_schedule with 0 warmup steps stays at 0 forever
+    schedule = optax.constant_schedule(train_config.learning_rate)
   parts = []
   if train_config.grad_clip_norm > 0:
     parts.append(optax.clip_by_global_norm(train_config.grad_clip_norm))

@@ -1,0 +1,1 @@
+"""Metrics that need more than one batch: FID/KID and the class histogram of samples."""
