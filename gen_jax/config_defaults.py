@@ -52,6 +52,19 @@ def base_config() -> ml_collections.ConfigDict:
   return config
 
 
+def fid_eval_config(classifier_workdir: str) -> ml_collections.ConfigDict:
+  """config.eval for generators scored by FID/KID (gen_jax.evaluation.fid)."""
+  eval_config = ml_collections.ConfigDict()
+  # A trained configs/fmnist_classifier.py run whose features define FID/KID;
+  # "" = no FID/KID (said in the log, never reported as 0).
+  eval_config.classifier_workdir = classifier_workdir
+  eval_config.min_classifier_accuracy = 0.8  # a weaker classifier is refused
+  eval_config.num_fid_samples = 10_000  # generated images per evaluation
+  eval_config.kid_subsets = 100  # KID: mean unbiased MMD^2 over 100 subsets of 1000
+  eval_config.kid_subset_size = 1000
+  return eval_config
+
+
 def shrink_for_smoke(config: ml_collections.ConfigDict) -> None:
   """A CPU minute, compile included: few steps, a slice of the eval split."""
   config.train.num_steps = 20

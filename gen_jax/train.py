@@ -192,6 +192,8 @@ def run(config, workdir: str, mode: str = "train", mesh=None) -> dict[str, dict[
   if mode not in MODES and mode not in task.modes:
     raise UserError(f"unknown mode {mode!r} for {config.model.name}; use one of "
                     f"{', '.join((*MODES, *task.modes))}")
+  if task.prepare_eval is not None and mode in ("train", "eval"):
+    task.prepare_eval(mesh)  # a missing evaluation network fails here, before any step
   train_split, eval_split = data.load_splits(config.data)
   batches = data.TrainBatches(train_split, global_batch_size=config.train.batch_size,
                               seed=config.seed, process_index=jax.process_index(),

@@ -1,1 +1,1 @@
-"""Metrics that need more than one batch: disentanglement (MIG), ..."""
+"""Metrics that need more than one batch: FID/KID and the class histogram of samples (fid.py), disentanglement (MIG, disentanglement.py)."""

@@ -15,6 +15,7 @@ from gen_jax.tasks import autoregressive
 from gen_jax.tasks import sequence, time_series
 from gen_jax.tasks import autoregressive, vae
 from gen_jax.tasks import autoregressive, beta_vae, semi_supervised, vae
+from gen_jax.tasks import autoregressive, classifier, gan
 from gen_jax.tasks.common import Task
 
 TASKS: dict[str, Callable[[Any, DatasetSpec], Task]] = {
@@ -28,6 +29,9 @@ TASKS: dict[str, Callable[[Any, DatasetSpec], Task]] = {
     "autoencoder": vae.create_autoencoder_task,
     "beta_vae": beta_vae.create_beta_vae_task,
     "semi_supervised_vae": semi_supervised.create_semi_supervised_vae_task,
+    classifier.MODEL_NAME: classifier.create_classifier_task,
+    "dcgan": gan.create_dcgan_task,
+    "vaegan": gan.create_vaegan_task,
 }
 
 

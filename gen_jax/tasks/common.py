@@ -46,6 +46,9 @@ class Task:
   # split_metrics(state, rng, eval_split, mesh) -> {name: float}: eval metrics that need
   # more than per-batch sums (FID, MIG); merged into each eval's results
   split_metrics: Callable | None = None
+  # prepare_eval(mesh): loads what split_metrics needs (e.g. a FID feature network), called
+  # before training so that a bad setting fails before the first step, not at the first eval
+  prepare_eval: Callable | None = None
   # extra --mode values: name -> fn(state, rng, eval_split, step, writer, mesh) -> metrics
   modes: dict[str, Callable] = dataclasses.field(default_factory=dict)
 
