@@ -10,12 +10,8 @@ from typing import Any, Callable
 
 from gen_jax.data.sources import DatasetSpec
 from gen_jax.errors import UserError
-from gen_jax.tasks import autoregressive, pixelrnn
-from gen_jax.tasks import autoregressive
-from gen_jax.tasks import sequence, time_series
-from gen_jax.tasks import autoregressive, vae
-from gen_jax.tasks import autoregressive, beta_vae, semi_supervised, vae
-from gen_jax.tasks import autoregressive, classifier, gan
+from gen_jax.tasks import (autoregressive, beta_vae, classifier, gan, pixelrnn, semi_supervised,
+                           sequence, time_series, vae)
 from gen_jax.tasks.common import Task
 
 TASKS: dict[str, Callable[[Any, DatasetSpec], Task]] = {
