@@ -12,7 +12,7 @@ def get_config(arg=None):
   config.model.name = "row_lstm"
   config.model.features = 32  # residual stream width (2h in the paper)
   config.model.hidden_features = 16  # LSTM units per layer (h)
-  config.model.num_layers = 4
+  config.model.num_layers = 7  # sized like the paper's binarized-MNIST Diagonal BiLSTM (7 layers, h = 16)
   config.model.kernel_size = 3  # 1 x k input-to-state, width-k state-to-state
   config.model.first_kernel_size = 7
   config.model.head_features = 32

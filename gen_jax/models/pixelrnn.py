@@ -11,6 +11,14 @@ units, and adds a mask-B 1x1 projection of its output back (the paper's Figure 4
 
 Colour images are ordered R -> G -> B inside each pixel through channel groups
 in every masked layer.
+
+Receptive fields (tests/models/test_pixelrnn.py checks both exactly): the Row
+LSTM sees a triangle above the pixel; the Diagonal BiLSTM every earlier pixel
+but one. The last pixel of row r-1 enters the features only at rows >= r (the
+mask-A first layer never shows a pixel to its own position), there only at
+columns >= W-1-k//2, so pixels (r, j) left of those never see it, however many
+layers follow. This is the paper's architecture; a right-to-left pass fed
+with its own row's pixels would close the gap.
 """
 
 import jax

@@ -20,7 +20,8 @@ rows (r-1, r) of the previous column, c_prev is the left neighbour's cell.
 K^is is a masked 1 x 1 convolution. The right-to-left direction is the same
 layer on the map flipped left-right; its output is shifted down one row before
 the two are added, so pixel (r, j) sees all of rows < r through it and all of
-row r up to j through the left-to-right direction: the whole context.
+row r up to j through the left-to-right direction: the whole context of the
+layer's input.
 
 Colour images: hidden units are split into one contiguous group per colour
 channel, and each unit's gate pre-activations are laid out next to each other
@@ -28,8 +29,6 @@ channel, and each unit's gate pre-activations are laid out next to each other
 gives every gate of a colour-c unit only the channels <= c of the present
 pixel. K^ss reads earlier pixels only, so it is not masked.
 """
-
-import math
 
 import jax
 import jax.numpy as jnp

@@ -1,5 +1,5 @@
 """PixelRNN: causal in raster and R -> G -> B order; the Row LSTM sees a triangle,
-the Diagonal BiLSTM the whole context; config errors are one-line UserErrors."""
+the Diagonal BiLSTM all earlier pixels but one; config errors are one-line UserErrors."""
 
 import functools
 
@@ -18,9 +18,10 @@ from gen_jax.tasks.pixelrnn import check_pixelrnn_config
 
 FIRST_KERNEL = 3
 ROW_KERNEL = 3
+NUM_LAYERS = 2
 
 
-def small_model(layer_type, channels, num_layers=2):
+def small_model(layer_type, channels, num_layers=NUM_LAYERS):
   # 16 features per colour group: wide enough that no ReLU path of the head dies.
   width = 16 * channels
   return PixelRNN(layer_type=layer_type, num_channels=channels, num_levels=256, features=width,
@@ -34,7 +35,7 @@ SHAPES = {1: (6, 7), 3: (4, 5)}  # (height, width) of the Jacobian tests, by cha
 @functools.cache
 def sub_pixel_jacobian(layer_type, channels):
   """|d sum(logits[i]) / d x[j]| over flat sub-pixel indices (raster, then channel),
-  of a 2-layer model on one SHAPES[channels] image (cached: several tests read it)."""
+  of a NUM_LAYERS-layer model on one SHAPES[channels] image (cached: several tests read it)."""
   model, (height, width) = small_model(layer_type, channels), SHAPES[channels]
   x = jax.random.uniform(jax.random.key(1), (1, height, width, channels), maxval=255.0)
   jacobian = jax.jacrev(lambda v: model(v)[0].sum(-1))(x)  # [H, W, C, 1, H, W, C]
@@ -82,7 +83,7 @@ def row_lstm_receptive_field(height, width, num_layers, pixel):
 
 
 def test_row_lstm_sees_a_triangle_and_the_diagonal_bilstm_everything():
-  (height, width), num_layers = SHAPES[1], 2
+  (height, width), num_layers = SHAPES[1], NUM_LAYERS
   row_jac = sub_pixel_jacobian("row_lstm", 1) > 0
   diagonal_jac = sub_pixel_jacobian("diagonal_bilstm", 1) > 0
   # The Diagonal BiLSTM: every earlier pixel but one. The last pixel of row r-1
