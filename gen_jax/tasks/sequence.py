@@ -21,7 +21,7 @@ from gen_jax.errors import UserError
 from gen_jax.models.char_rnn import CharRNN
 from gen_jax.objectives import likelihoods
 from gen_jax.tasks.common import (Task, eval_params, make_init, make_optimizer, make_train_step,
-                                  module_functions)
+                                  module_functions, train_settings)
 
 
 def next_token_nll(logits: jax.Array, targets: jax.Array) -> jax.Array:
@@ -118,7 +118,7 @@ def create_char_rnn_task(config, spec: DatasetSpec) -> Task:
   return Task(
       init=make_init(create_params, tx, config.train.ema_decay > 0),
       train_step=make_train_step(functools.partial(char_rnn_loss, apply_fn=apply_model), tx,
-                                 schedule, config.train.ema_decay),
+                                 schedule, config.train.ema_decay, **train_settings(config.train)),
       eval_step=functools.partial(char_rnn_eval_step, apply_fn=apply_model),
       sample=functools.partial(sample_text, apply_fn=apply_model, prime=prime,
                                length=config.sample.length,

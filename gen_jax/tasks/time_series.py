@@ -29,7 +29,8 @@ from gen_jax import plots
 from gen_jax.data.sources import DatasetSpec
 from gen_jax.errors import UserError
 from gen_jax.objectives import time_series
-from gen_jax.tasks.common import Task, eval_params, make_init, make_optimizer, make_train_step
+from gen_jax.tasks.common import (Task, eval_params, make_init, make_optimizer, make_train_step,
+                                  train_settings)
 
 
 def create_ar_params(rng, order: int) -> dict:
@@ -200,7 +201,7 @@ def create_ar_task(config, spec: DatasetSpec) -> Task:
       init=make_init(functools.partial(create_ar_params, order=order), tx,
                      config.train.ema_decay > 0),
       train_step=make_train_step(functools.partial(ar_loss, **units), tx, schedule,
-                                 config.train.ema_decay),
+                                 config.train.ema_decay, **train_settings(config.train)),
       eval_step=functools.partial(ar_eval_step, **units, references=references),
       split_metrics=functools.partial(parameter_metrics, **units, references=references),
       sample=functools.partial(forecast, **units, history=jnp.asarray(history), horizon=horizon,
