@@ -10,15 +10,21 @@ def mean_squared_error(reference: jax.Array, estimate: jax.Array) -> jax.Array:
   return jnp.mean(squared.reshape(squared.shape[0], -1), axis=-1)
 
 
-def psnr(reference: jax.Array, estimate: jax.Array, max_value: float = 255.0) -> jax.Array:
-  """Peak signal-to-noise ratio per example, in dB: 10 log10(max_value^2 / MSE).
+def psnr(reference: jax.Array, estimate: jax.Array, max_value: float = 255.0,
+         max_db: float = 100.0) -> jax.Array:
+  """Peak signal-to-noise ratio per example, in dB: min(10 log10(max_value^2 / MSE), max_db).
+
+  The cap only touches (near-)exact copies (any error on an 8-bit image is below
+  78 dB), so that a mean over images stays finite.
 
   Args:
     reference: [B, ...] the clean images (uint8 levels, or floats on the same scale).
     estimate: [B, ...] the reconstruction on the same scale.
     max_value: the largest possible value (255 for 8-bit images).
+    max_db: the value of an exact copy.
 
   Returns:
-    [B] dB (inf for an exact reconstruction).
+    [B] dB.
   """
-  return 10.0 * jnp.log10(max_value ** 2 / mean_squared_error(reference, estimate))
+  ratio = max_value ** 2 / mean_squared_error(reference, estimate)
+  return jnp.minimum(10.0 * jnp.log10(ratio), max_db)

@@ -24,12 +24,16 @@ def test_salt_and_pepper_hits_the_requested_fraction_with_extremes():
   np.testing.assert_allclose((corrupted == 255).mean(), 0.1, atol=0.01)
 
 
-def test_masked_block_zeros_one_square_per_image():
-  corrupted = corruptions.masked_block(GREY, 7, np.random.default_rng(2))
+def test_masked_block_zeros_one_square_near_the_centre():
+  corrupted = corruptions.masked_block(GREY, 8, np.random.default_rng(2))
+  tops = set()
   for image in corrupted[..., 0]:
     rows, columns = np.nonzero(image == 0)
-    assert len(rows) == 49
-    assert rows.max() - rows.min() == 6 and columns.max() - columns.min() == 6
+    assert len(rows) == 64
+    assert rows.max() - rows.min() == 7 and columns.max() - columns.min() == 7
+    assert abs(rows.min() - 10) <= 2 and abs(columns.min() - 10) <= 2  # centred: 10 +- 8 // 4
+    tops.add(rows.min())
+  assert len(tops) > 1  # the position varies
   with pytest.raises(ValueError, match="does not fit"):
     corruptions.masked_block(GREY, 29, np.random.default_rng(0))
 

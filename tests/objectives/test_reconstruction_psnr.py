@@ -25,3 +25,11 @@ def test_psnr_of_a_known_error():
   estimate = jnp.full((1, 10, 10, 1), 25.5)  # MSE = 25.5^2 -> 20 log10(255 / 25.5) = 20 dB
   np.testing.assert_allclose(reconstruction.psnr(reference, estimate), [20.0], rtol=1e-6)
   np.testing.assert_allclose(reconstruction.mean_squared_error(reference, estimate), [650.25])
+
+
+def test_exact_copy_is_capped():
+  images = jnp.full((2, 3, 3, 1), 7.0)
+  np.testing.assert_allclose(reconstruction.psnr(images, images), [100.0, 100.0])
+  off_by_one = images.at[0, 0, 0, 0].add(1.0)  # MSE = 1/9: 10 log10(255^2 * 9) = 57.7 dB
+  np.testing.assert_allclose(reconstruction.psnr(images, off_by_one)[0],
+                             10 * math.log10(255.0 ** 2 * 9), rtol=1e-6)
