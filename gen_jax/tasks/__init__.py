@@ -8,15 +8,20 @@ create_*_task(config, spec) below.
 
 from typing import Any, Callable
 
-from gen_jax.data.sources import DatasetSpec
+from gen_jax.data.sources import DatasetSpec, register
 from gen_jax.errors import UserError
-from gen_jax.tasks import autoregressive
+from gen_jax.tasks import autoregressive, vq, vq_prior
 from gen_jax.tasks.common import Task
 
 TASKS: dict[str, Callable[[Any, DatasetSpec], Task]] = {
     "pixelcnn": autoregressive.create_pixelcnn_task,
     "gated_pixelcnn": autoregressive.create_gated_pixelcnn_task,
+    "vqvae": vq.create_vq_task,
+    "vqvae2": vq.create_vq_task,
+    "vqvae_prior": vq_prior.create_vq_prior_task,
+    "vqvae2_prior": vq_prior.create_vq_prior_task,
 }
+register(vq_prior.DATASET, vq_prior.codes_spec)  # the codes of a trained VQ-VAE run
 
 
 def create_task(config, spec: DatasetSpec) -> Task:
