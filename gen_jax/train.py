@@ -220,7 +220,10 @@ def run(config, workdir: str, mode: str = "train", mesh=None) -> dict[str, dict[
   def do_eval(state, step):
     results["eval"] = evaluate(eval_step, state, eval_split, eval_rng, mesh, config)
     if task.split_metrics is not None:
-      results["eval"].update(task.split_metrics(state, eval_rng, eval_split, mesh))
+      split_metrics = task.split_metrics(state, eval_rng, eval_split, mesh)
+      for name in [name for name, value in split_metrics.items() if np.ndim(value) == 1]:
+        writer.write_histogram(step, f"eval/{name}", split_metrics.pop(name))
+      results["eval"].update(split_metrics)
     writer.write_scalars(step, "eval", results["eval"])
     logging.info("step %d eval %s", step, results["eval"])
 

@@ -29,6 +29,21 @@ class MetricWriter:
       self._summary.add_scalar(f"{split}/{name}", float(value), step)
     self._summary.flush()
 
+  def write_histogram(self, step: int, tag: str, counts: np.ndarray) -> None:
+    """A TensorBoard histogram with one bucket per index: bucket i holds counts[i]
+    (e.g. how often code i was used), as if the values were the indices."""
+    if not self.enabled:
+      return
+    counts = np.asarray(counts, np.float64)
+    values = np.arange(len(counts), dtype=np.float64)
+    used = np.flatnonzero(counts)
+    self._summary.add_histogram_raw(
+        tag, min=float(used[0]) if len(used) else 0.0,
+        max=float(used[-1]) if len(used) else 0.0, num=float(counts.sum()),
+        sum=float(counts @ values), sum_squares=float(counts @ values**2),
+        bucket_limits=(values + 0.5).tolist(), bucket_counts=counts.tolist(), global_step=step)
+    self._summary.flush()
+
   def write_images(self, step: int, name: str, images: np.ndarray,
                    num_columns: int | None = None) -> str | None:
     """Saves `samples/<name>_<step>.png` (a grid) and logs it to TensorBoard."""

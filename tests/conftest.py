@@ -69,3 +69,48 @@ def tiny_pixelcnn_config(tiny_idx, **train_overrides):
     for key, value in train_overrides.items():
       config.train[key] = value
   return config
+
+
+def smoke_config(filename: str, arg: str, tiny_idx):
+  """configs/<filename>:<arg> on the tiny dataset, 4 steps, one checkpoint at the end."""
+  config = load_config(filename, arg)
+  idx_dir, data_dir, _ = tiny_idx
+  with config.unlocked():
+    config.data.idx_dir, config.data.data_dir = idx_dir, data_dir
+    config.train.num_steps, config.train.checkpoint_every = 4, 4
+    config.train.eval_batch_size, config.train.progress_bar = 16, False
+  return config
+
+
+def prerequisites(config) -> dict[str, str]:
+  """{key: config file} of the runs a config builds on.
+
+  A config that needs another trained run (a VQ prior needs its VQ-VAE) names
+  it in a top-level `<name>_workdir` key, with the config file that run comes
+  from in `<name>_config` (e.g. vqvae_workdir / vqvae_config = "vqvae.py").
+  """
+  return {key: config[key[:-len("_workdir")] + "_config"] for key in config.keys()
+          if key.endswith("_workdir") and key[:-len("_workdir")] + "_config" in config}
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tiny_idx, tmp_path_factory):
+  """(filename, arg='smoke') -> (workdir, results) of that config's smoke run on the tiny data.
+
+  Each run happens once a session, on first request; a config's prerequisites
+  (see `prerequisites`) are their own configs' smoke runs.
+  """
+  from gen_jax import train
+  runs = {}
+
+  def run(filename: str, arg: str = "smoke"):
+    if (filename, arg) not in runs:
+      config = smoke_config(filename, arg, tiny_idx)
+      with config.unlocked():
+        for key, prerequisite in prerequisites(config).items():
+          config[key] = run(prerequisite)[0]
+      workdir = str(tmp_path_factory.mktemp(f"{filename[:-3]}_{arg}"))
+      runs[filename, arg] = workdir, train.run(config, workdir)
+    return runs[filename, arg]
+
+  return run

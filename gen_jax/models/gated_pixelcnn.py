@@ -10,8 +10,15 @@ Each layer updates a vertical stack v (rows above) and a horizontal stack h
 
 with a skip connection from every layer summed into a head of two 1x1
 convolutions and a 256-way softmax per sub-pixel. y is an optional class
-embedding. Gate pairs (f, g) are interleaved in the 2F pre-activation so that
-both halves of a pair belong to the same colour group.
+embedding, or (`condition_features` > 0) a feature map s [B, H, W, S] given
+at every position (e.g. upsampled codes of a coarser latent grid), entering
+as V y = 1x1(s). s is not autoregressive, so any of it may be seen anywhere.
+Gate pairs (f, g) are interleaved in the 2F pre-activation so that both halves
+of a pair belong to the same colour group.
+
+Inputs are integers in [0, num_levels) scaled to [-1, 1], or (`embed_features`
+> 0, one channel) embedded: for categorical data such as VQ codes, whose
+values have no order.
 """
 
 import jax
@@ -33,7 +40,8 @@ class GatedLayer(nnx.Module):
   """One vertical + horizontal update; the first layer is mask 'A' with no residual."""
 
   def __init__(self, in_features: int, features: int, skip_features: int, kernel_size: int,
-               num_groups: int, num_classes: int, first: bool, *, rngs: nnx.Rngs):
+               num_groups: int, num_classes: int, first: bool, condition_features: int = 0,
+               *, rngs: nnx.Rngs):
     self.first = first
     self.vertical = VerticalConv(in_features, 2 * features, kernel_size, rngs=rngs)
     self.horizontal = HorizontalConv(in_features, 2 * features, kernel_size,
@@ -45,13 +53,21 @@ class GatedLayer(nnx.Module):
       self.condition_vertical = nnx.Embed(num_classes, 2 * features, rngs=rngs)
       self.condition_horizontal = nnx.Embed(num_classes, 2 * features, rngs=rngs)
     self.num_classes = num_classes
+    if condition_features:
+      self.condition_map_vertical = nnx.Linear(condition_features, 2 * features, rngs=rngs)
+      self.condition_map_horizontal = nnx.Linear(condition_features, 2 * features, rngs=rngs)
+    self.condition_features = condition_features
 
-  def __call__(self, v, h, labels):  # [B, H, W, F_in] x2, [B] -> v', h', skip
+  def __call__(self, v, h, labels, condition=None):
+    """[B, H, W, F_in] x2, labels [B], condition [B, H, W, S] -> v', h', skip."""
     v_pre = self.vertical(v)  # [B, H, W, 2F]
     h_pre = self.horizontal(h) + self.link(down_shift(v_pre))
     if self.num_classes:
       v_pre = v_pre + self.condition_vertical(labels)[:, None, None, :]
       h_pre = h_pre + self.condition_horizontal(labels)[:, None, None, :]
+    if self.condition_features:  # added after the down-shift: s at row i is allowed at row i
+      v_pre = v_pre + self.condition_map_vertical(condition)
+      h_pre = h_pre + self.condition_map_horizontal(condition)
     h_gated = gate(h_pre)  # [B, H, W, F]
     h_out = self.residual(h_gated)
     return gate(v_pre), h_out if self.first else h + h_out, self.skip(h_gated)
@@ -62,30 +78,48 @@ def call(module: nnx.Module, *args):
 
 
 class GatedPixelCNN(nnx.Module):
-  """uint8 images [B, H, W, C] (+ labels [B]) -> logits [B, H, W, C, num_levels]."""
+  """Integer images [B, H, W, C] (+ labels [B] or a condition map [B, H, W, S])
+  -> logits [B, H, W, C, num_levels]."""
 
   def __init__(self, *, num_channels: int, num_levels: int, features: int, num_layers: int,
                kernel_size: int, first_kernel_size: int, skip_features: int,
-               head_features: int, num_classes: int = 0, remat: bool = False,
-               rngs: nnx.Rngs):
+               head_features: int, num_classes: int = 0, embed_features: int = 0,
+               condition_features: int = 0, remat: bool = False, rngs: nnx.Rngs):
+    if embed_features and num_channels != 1:
+      raise ValueError("embed_features needs num_channels == 1 (one embedded value a position)")
     groups = num_channels
     self.num_channels, self.num_levels, self.num_classes = num_channels, num_levels, num_classes
+    self.condition_features = condition_features
     self.remat = remat  # recompute each layer's activations in the backward pass
+    self.embed = nnx.Embed(num_levels, embed_features, rngs=rngs) if embed_features else None
     self.layers = nnx.List([
-        GatedLayer(num_channels if i == 0 else features, features, skip_features,
-                   first_kernel_size if i == 0 else kernel_size, groups, num_classes,
-                   first=i == 0, rngs=rngs)
+        GatedLayer((embed_features or num_channels) if i == 0 else features, features,
+                   skip_features, first_kernel_size if i == 0 else kernel_size, groups,
+                   num_classes, first=i == 0, condition_features=condition_features, rngs=rngs)
         for i in range(num_layers)])
     self.head_hidden = CausalConv(skip_features, head_features, 1, "B", num_groups=groups, rngs=rngs)
     self.head_out = CausalConv(head_features, num_channels * num_levels, 1, "B",
                                num_groups=groups, rngs=rngs)
 
-  def __call__(self, images: jax.Array, labels: jax.Array | None = None) -> jax.Array:
-    x = images.astype(compute_dtype(self)) * (2.0 / (self.num_levels - 1)) - 1.0  # [B, H, W, C]
+  def inputs(self, images: jax.Array) -> jax.Array:
+    """Integer images [B, H, W, C] -> the first layer's input [B, H, W, C or E]."""
+    if self.embed is not None:
+      return self.embed(images[..., 0]).astype(compute_dtype(self))
+    return images.astype(compute_dtype(self)) * (2.0 / (self.num_levels - 1)) - 1.0
+
+  def check_condition(self, condition: jax.Array | None) -> None:
+    if (condition is None) != (not self.condition_features):
+      raise ValueError(f"this GatedPixelCNN takes a condition map of {self.condition_features} "
+                       f"features; got {None if condition is None else condition.shape}")
+
+  def __call__(self, images: jax.Array, labels: jax.Array | None = None,
+               condition: jax.Array | None = None) -> jax.Array:
+    self.check_condition(condition)
+    x = self.inputs(images)  # [B, H, W, C or E]
     v, h, skips = x, x, 0.0
     apply_layer = nnx.remat(call) if self.remat else call
     for layer in self.layers:
-      v, h, skip = apply_layer(layer, v, h, labels)
+      v, h, skip = apply_layer(layer, v, h, labels, condition)
       skips = skips + skip
     hidden = self.head_hidden(jax.nn.relu(skips))
     logits = self.head_out(jax.nn.relu(hidden))  # [B, H, W, C * L]
@@ -98,11 +132,14 @@ class GatedPixelCNN(nnx.Module):
   # vertical input (`vertical`). The horizontal stack is computed at the
   # current pixel only, from caches of each layer's horizontal input.
 
-  def init_cache(self, images: jax.Array, labels: jax.Array | None = None) -> dict:
+  def init_cache(self, images: jax.Array, labels: jax.Array | None = None,
+                 condition: jax.Array | None = None) -> dict:
+    self.check_condition(condition)
     num, height, width, _ = images.shape
     layers = self.layers
     return {
         "labels": jnp.zeros((num,), jnp.int32) if labels is None else labels,
+        "condition": jnp.zeros((num, height, width, 0)) if condition is None else condition,
         "link": [jnp.zeros((num, height, width, layer.link.in_features)) for layer in layers],
         "vertical": [jnp.zeros((num, height + layer.vertical.half, width,
                                 layer.vertical.kernel.shape[2])) for layer in layers[1:]],
@@ -120,6 +157,8 @@ class GatedPixelCNN(nnx.Module):
       link[index] = jax.lax.dynamic_update_slice(link[index], v_pre[:, None], (0, row, 0, 0))
       if self.num_classes:
         v_pre = v_pre + layer.condition_vertical(cache["labels"])[:, None, :]
+      if self.condition_features:
+        v_pre = v_pre + layer.condition_map_vertical(cache["condition"][:, done])
       if index + 1 < len(self.layers):
         half = self.layers[index + 1].vertical.half
         vertical[index] = jax.lax.dynamic_update_slice(
@@ -129,7 +168,7 @@ class GatedPixelCNN(nnx.Module):
 
   def logits_at(self, cache: dict, images: jax.Array, row, column):
     """(logits [N, C, L] at pixel (row, column), updated cache)."""
-    x = images.astype(compute_dtype(self)) * (2.0 / (self.num_levels - 1)) - 1.0  # [N, H, W, C]
+    x = self.inputs(images)  # [N, H, W, C or E]
     cache = jax.lax.cond((column == 0) & (row > 0),
                          lambda c: self._update_vertical(c, x, row), lambda c: c, cache)
     labels, horizontal = cache["labels"], list(cache["horizontal"])
@@ -146,6 +185,8 @@ class GatedPixelCNN(nnx.Module):
       h_pre = h_pre + layer.link(cache["link"][index][:, row, column])
       if self.num_classes:
         h_pre = h_pre + layer.condition_horizontal(labels)
+      if self.condition_features:
+        h_pre = h_pre + layer.condition_map_horizontal(cache["condition"][:, row, column])
       h_gated = gate(h_pre)  # [N, F]
       h_out = layer.residual(h_gated)
       h = h_out if layer.first else h + h_out

@@ -8,10 +8,10 @@ create_*_task(config, spec) below.
 
 from typing import Any, Callable
 
-from gen_jax.data.sources import DatasetSpec
+from gen_jax.data.sources import DatasetSpec, register
 from gen_jax.errors import UserError
 from gen_jax.tasks import (autoregressive, beta_vae, classifier, gan, pixelrnn, semi_supervised,
-                           sequence, time_series, vae)
+                           sequence, time_series, vae, vq, vq_prior)
 from gen_jax.tasks.common import Task
 
 TASKS: dict[str, Callable[[Any, DatasetSpec], Task]] = {
@@ -28,7 +28,12 @@ TASKS: dict[str, Callable[[Any, DatasetSpec], Task]] = {
     classifier.MODEL_NAME: classifier.create_classifier_task,
     "dcgan": gan.create_dcgan_task,
     "vaegan": gan.create_vaegan_task,
+    "vqvae": vq.create_vq_task,
+    "vqvae2": vq.create_vq_task,
+    "vqvae_prior": vq_prior.create_vq_prior_task,
+    "vqvae2_prior": vq_prior.create_vq_prior_task,
 }
+register(vq_prior.DATASET, vq_prior.codes_spec)  # the codes of a trained VQ-VAE run
 
 
 def create_task(config, spec: DatasetSpec) -> Task:

@@ -44,7 +44,9 @@ class Task:
   # write_samples(writer, step, samples) -> path; default: an image grid samples/step_<N>.png
   write_samples: Callable | None = None
   # split_metrics(state, rng, eval_split, mesh) -> {name: float}: eval metrics that need
-  # more than per-batch sums (FID, MIG); merged into each eval's results
+  # more than per-batch sums (FID, MIG); merged into each eval's results. A 1-D array
+  # value is a histogram (entry i = count of bucket i, e.g. code usage): TensorBoard only
+  # (eval/<name>), not a metric
   split_metrics: Callable | None = None
   # prepare_eval(mesh): loads what split_metrics needs (e.g. a FID feature network), called
   # before training so that a bad setting fails before the first step, not at the first eval

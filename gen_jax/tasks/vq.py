@@ -1,0 +1,363 @@
+"""VQ-VAE and VQ-VAE-2, stage 1: the autoencoder and its codebooks.
+
+The state carries non-gradient statistics beside the parameters (the EMA
+codebook's running counts and sums, the running reconstruction error), so this
+task writes its own train step:
+
+  1. loss = ||x - mu||^2 + beta sum_levels ||z_e - sg(e)||^2 (+ ||sg(z_e) - e||^2
+     when the codebook learns by gradient), one Adam update;
+  2. per level, the codebook update: EMA of the assigned encoder outputs
+     (model.codebook_update = 'ema') or nothing more ('loss'); on the first
+     step optionally k-means of the batch's encoder outputs; then dead-code
+     restarts: a code whose running count falls below a fraction of its
+     uniform share moves onto a random encoder output of the batch.
+
+Every statistic is a sum over the global batch, so 1 and N devices agree.
+
+The decoder gives the mean mu of a discretized Gaussian p(x | z) whose variance
+is the running mean squared reconstruction error on training batches (its
+maximum-likelihood value for a Gaussian), so eval can report
+`decoder_bits_per_dim` = -log2 p(x | z_q) / D and the VQ-VAE bound with a
+uniform prior over the codes (the paper's KL = log K per code):
+
+  uniform_prior_bits_per_dim = (-log p(x | z_q) + sum_levels h w log K) / (D ln 2)
+
+plus `psnr` of the 8-bit reconstructions and, per level, `codebook_perplexity`
+and `dead_codes` over the eval split (TensorBoard gets the code-usage histogram).
+Samples decode codes drawn independently from the codes' training frequencies
+(no prior: configs/vqvae_prior.py trains one); `--mode reconstruct` writes eval
+images above their reconstructions.
+"""
+
+import dataclasses
+import functools
+import math
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from gen_jax import data, parallel
+from gen_jax.data.sources import DatasetSpec
+from gen_jax.errors import UserError
+from gen_jax.models.vqvae import MODELS
+from gen_jax.objectives import discretized_gaussian as dgauss
+from gen_jax.objectives import likelihoods
+from gen_jax.objectives import vector_quantization as vq
+from gen_jax.tasks.common import Task, make_optimizer, module_functions
+
+CODEBOOK_UPDATES = ("ema", "loss")
+
+
+@flax.struct.dataclass
+class VQState:
+  step: jax.Array  # [] int32
+  params: Any  # {"model": module params, "codebooks": {level: [K, D]}}
+  opt_state: Any
+  cluster_size: Any  # {level: [K]} running assignment counts N_k (both codebook updates)
+  cluster_sum: Any  # {level: [K, D]} running sums m_k of assigned outputs (EMA codebook)
+  reconstruction_variance: jax.Array  # [C] running mean squared error: sigma^2 of p(x | z)
+
+
+@dataclasses.dataclass(frozen=True)
+class VQSettings:
+  """The static settings of the VQ objective and codebook updates (from config.model)."""
+  levels: tuple[str, ...]
+  num_codes: int
+  num_levels: int  # pixel levels (256 for 8-bit data)
+  commitment_cost: float
+  ema_codebook: bool
+  decay: float  # of the running counts / sums (and the EMA codebook)
+  epsilon: float  # Laplace smoothing of the EMA counts
+  kmeans_init: bool
+  kmeans_iterations: int
+  restart_dead_codes: bool
+  dead_code_fraction: float  # dead: running count < this x the uniform share
+
+
+def metric_name(level: str, name: str, levels) -> str:
+  """`name` for a one-level model, `<level>_name` for VQ-VAE-2."""
+  return name if len(levels) == 1 else f"{level}_{name}"
+
+
+def psnr(images: jax.Array, reconstructions: jax.Array, max_value: float = 255.0) -> jax.Array:
+  """10 log10(max^2 / MSE) per image ([B, H, W, C] x2 -> [B] dB); MSE floored at max^2 1e-10."""
+  error = (images.astype(jnp.float32) - reconstructions.astype(jnp.float32)) ** 2
+  mse = jnp.mean(error.reshape(error.shape[0], -1), axis=-1)
+  return 10.0 * jnp.log10(max_value**2 / jnp.maximum(mse, max_value**2 * 1e-10))
+
+
+def make_quantize(codebooks: dict):
+  """quantize(level, z) -> (straight-through embedding, codes) with these codebooks."""
+  def quantize(level, z):
+    embedding, codes = vq.quantize(z, codebooks[level])
+    return vq.straight_through(z, embedding), codes
+  return quantize
+
+
+def decoder_nll(images, mean, variance, num_levels):
+  """-log p(x | z) in nats per example under the discretized Gaussian N(mu, variance)."""
+  return dgauss.discretized_gaussian_nll(images, mean, 0.5 * jnp.log(variance), num_levels)
+
+
+def autoencode(params, images, *, apply_fn, settings: VQSettings):
+  """images -> (mean [B, H, W, C], {level: z_e}, {level: codes}, x [-1, 1])."""
+  x = dgauss.levels_to_unit(images, settings.num_levels)  # [B, H, W, C]
+  mean, latents, codes = apply_fn(params["model"], x, make_quantize(params["codebooks"]))
+  return mean, latents, codes, x
+
+
+def vq_loss(params, batch, *, apply_fn, settings: VQSettings):
+  """MSE + beta commitment (+ codebook loss), with everything the codebook update needs."""
+  mean, latents, codes, x = autoencode(params, batch["image"], apply_fn=apply_fn,
+                                       settings=settings)
+  squared_error = (x - mean) ** 2  # [B, H, W, C]
+  reconstruction = jnp.mean(squared_error)
+  loss, metrics = reconstruction, {"reconstruction_mse": reconstruction}
+  for level in settings.levels:
+    quantized = params["codebooks"][level][codes[level]]
+    commitment = vq.commitment_loss(latents[level], quantized)
+    loss = loss + settings.commitment_cost * commitment
+    metrics[metric_name(level, "commitment_loss", settings.levels)] = commitment
+    if not settings.ema_codebook:
+      loss = loss + vq.codebook_loss(latents[level], quantized)
+  channel_error = jnp.mean(squared_error.reshape(-1, squared_error.shape[-1]), axis=0)  # [C]
+  return loss, (metrics, latents, codes, channel_error)
+
+
+def update_codebook(codebook, cluster_size, cluster_sum, z, codes, rng, step, *,
+                    settings: VQSettings):
+  """The non-gradient part of one level's step: EMA, k-means at step 0, dead-code restarts.
+
+  Returns (codebook, cluster_size, cluster_sum, number of codes restarted).
+  """
+  num_codes = settings.num_codes
+  uniform_share = codes.size / num_codes  # assignments a code gets when all are used equally
+  if settings.ema_codebook:
+    codebook, cluster_size, cluster_sum = vq.ema_codebook_update(
+        cluster_size, cluster_sum, z, codes, decay=settings.decay, epsilon=settings.epsilon)
+  else:
+    cluster_size = (settings.decay * cluster_size
+                    + (1.0 - settings.decay) * vq.code_counts(codes, num_codes))
+  kmeans_rng, restart_rng = jax.random.split(rng)
+  if settings.kmeans_init:
+    def from_kmeans(_):
+      centroids, _ = vq.kmeans(z, kmeans_rng, num_codes, settings.kmeans_iterations)
+      return centroids, jnp.full((num_codes,), uniform_share, jnp.float32), centroids * uniform_share
+    codebook, cluster_size, cluster_sum = jax.lax.cond(
+        step == 0, from_kmeans, lambda same: same, (codebook, cluster_size, cluster_sum))
+  if not settings.restart_dead_codes:
+    return codebook, cluster_size, cluster_sum, jnp.zeros(())
+  codebook, cluster_size, cluster_sum, dead = vq.restart_dead_codes(
+      codebook, cluster_size, cluster_sum, z, restart_rng,
+      threshold=settings.dead_code_fraction * uniform_share, reset_size=uniform_share)
+  return codebook, cluster_size, cluster_sum, jnp.sum(dead)
+
+
+def vq_train_step(state: VQState, batch, rng, *, apply_fn, tx, schedule, settings: VQSettings):
+  """(state, batch, rng) -> (state, metrics): one Adam update, then the codebook updates."""
+  rng = jax.random.fold_in(rng, state.step)
+  loss_fn = functools.partial(vq_loss, apply_fn=apply_fn, settings=settings)
+  (loss, (metrics, latents, codes, channel_error)), grads = jax.value_and_grad(
+      loss_fn, has_aux=True)(state.params, batch)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  codebooks, cluster_size, cluster_sum = {}, {}, {}
+  for index, level in enumerate(settings.levels):
+    with draws_compile_fast():  # k-means seeds and restart picks
+      codebooks[level], cluster_size[level], cluster_sum[level], restarted = update_codebook(
+          params["codebooks"][level], state.cluster_size[level], state.cluster_sum[level],
+          latents[level], codes[level], jax.random.fold_in(rng, index), state.step,
+          settings=settings)
+    counts = vq.code_counts(codes[level], settings.num_codes)
+    metrics[metric_name(level, "batch_perplexity", settings.levels)] = vq.codebook_perplexity(counts)
+    metrics[metric_name(level, "restarted_codes", settings.levels)] = restarted
+  variance = (settings.decay * state.reconstruction_variance
+              + (1.0 - settings.decay) * channel_error)
+  metrics = {**metrics, "loss": loss, "grad_norm": optax.global_norm(grads),
+             "learning_rate": schedule(state.step)}
+  return VQState(state.step + 1, {**params, "codebooks": codebooks}, opt_state, cluster_size,
+                 cluster_sum, variance), metrics
+
+
+def draws_compile_fast():
+  """A context for random draws of replicated arrays (initial parameters, restarts).
+
+  XLA on CPU compiles JAX's default (partitionable) threefry several times slower,
+  once per distinct shape: about 11 s instead of 3 s for a VQ-VAE's init. The
+  values of a replicated draw do not depend on its sharding either way.
+  """
+  return jax.threefry_partitionable(False)
+
+
+def vq_init(rng, example_batch, *, create_params, tx, settings: VQSettings, latent_shapes,
+            embedding_dim: int, num_channels: int) -> VQState:
+  with draws_compile_fast():
+    return create_vq_state(rng, example_batch, create_params=create_params, tx=tx,
+                           settings=settings, latent_shapes=latent_shapes,
+                           embedding_dim=embedding_dim, num_channels=num_channels)
+
+
+def create_vq_state(rng, example_batch, *, create_params, tx, settings: VQSettings,
+                    latent_shapes, embedding_dim: int, num_channels: int) -> VQState:
+  model_rng, codebook_rng = jax.random.split(rng)
+  batch_size = example_batch["image"].shape[0]
+  codebooks, cluster_size, cluster_sum = {}, {}, {}
+  for index, level in enumerate(settings.levels):
+    codebook = jax.random.normal(jax.random.fold_in(codebook_rng, index),
+                                 (settings.num_codes, embedding_dim))
+    uniform_share = batch_size * math.prod(latent_shapes[level]) / settings.num_codes
+    codebooks[level] = codebook
+    cluster_size[level] = jnp.full((settings.num_codes,), uniform_share, jnp.float32)
+    cluster_sum[level] = codebook * uniform_share
+  params = {"model": create_params(model_rng), "codebooks": codebooks}
+  return VQState(jnp.zeros((), jnp.int32), params, tx.init(params), cluster_size, cluster_sum,
+                 jnp.ones((num_channels,)))
+
+
+def vq_eval_step(state: VQState, batch, rng, *, apply_fn, settings: VQSettings,
+                 latent_shapes) -> dict:
+  """Sums over the real rows: psnr, decoder and uniform-prior bits/dim, commitment."""
+  del rng
+  images, mask = batch["image"], batch["mask"]
+  mean, latents, codes, _ = autoencode(state.params, images, apply_fn=apply_fn, settings=settings)
+  num_dims = images[0].size
+  decoder_bits = likelihoods.bits_per_dim(
+      decoder_nll(images, mean, state.reconstruction_variance, settings.num_levels), num_dims)
+  code_bits = sum(math.prod(latent_shapes[level]) * math.log2(settings.num_codes)
+                  for level in settings.levels) / num_dims
+  reconstructions = dgauss.unit_to_levels(mean, settings.num_levels)
+  sums = {"psnr": jnp.sum(psnr(images, reconstructions, settings.num_levels - 1) * mask),
+          "decoder_bits_per_dim": jnp.sum(decoder_bits * mask),
+          "uniform_prior_bits_per_dim": jnp.sum((decoder_bits + code_bits) * mask),
+          "num_examples": jnp.sum(mask)}
+  for level in settings.levels:
+    quantized = state.params["codebooks"][level][codes[level]]
+    error = jnp.mean((latents[level] - quantized) ** 2, axis=(1, 2, 3))  # [B]
+    sums[metric_name(level, "commitment_loss", settings.levels)] = jnp.sum(error * mask)
+  return sums
+
+
+def vq_code_counts(state: VQState, batch, *, apply_fn, settings: VQSettings) -> dict:
+  """{level: [K]} how often each code is used by the real rows of an eval batch."""
+  _, _, codes, _ = autoencode(state.params, batch["image"], apply_fn=apply_fn, settings=settings)
+  weights = batch["mask"][:, None, None]
+  return {level: vq.code_counts(codes[level], settings.num_codes, weights)
+          for level in settings.levels}
+
+
+def vq_split_metrics(state, rng, eval_split, mesh, *, count_fn, settings: VQSettings,
+                     eval_batch_size: int, binarization: str) -> dict:
+  """Per level over the whole eval split: codebook_perplexity, dead_codes, code_usage (1-D)."""
+  del rng
+  totals = None
+  for batch in data.eval_batches(eval_split, global_batch_size=eval_batch_size,
+                                 process_index=jax.process_index(),
+                                 process_count=jax.process_count(), binarization=binarization):
+    counts = count_fn(state, parallel.to_global(batch, mesh))
+    totals = counts if totals is None else jax.tree.map(jnp.add, totals, counts)
+  metrics = {}
+  for level, counts in jax.device_get(totals).items():
+    name = functools.partial(metric_name, level, levels=settings.levels)
+    metrics[name("codebook_perplexity")] = float(vq.codebook_perplexity(counts))
+    metrics[name("dead_codes")] = float(vq.dead_codes(counts))
+    metrics[name("code_usage")] = np.asarray(counts)  # the trainer logs 1-D arrays as histograms
+  return metrics
+
+
+def vq_sample(state: VQState, rng, num: int, *, apply_fn, settings: VQSettings,
+              latent_shapes) -> jax.Array:
+  """Decodes codes drawn independently from their training frequencies (no prior)."""
+  embeddings = {}
+  for index, level in enumerate(settings.levels):
+    logits = jnp.log(jnp.maximum(state.cluster_size[level], 1e-12))
+    codes = jax.random.categorical(jax.random.fold_in(rng, index), logits,
+                                   shape=(num, *latent_shapes[level]))
+    embeddings[level] = state.params["codebooks"][level][codes]
+  mean = apply_fn(state.params["model"], embeddings, method="decode")
+  return dgauss.unit_to_levels(mean, settings.num_levels).astype(jnp.uint8)
+
+
+def vq_reconstruct_mode(state, rng, eval_split, step, writer, mesh, *, reconstruct_fn, num):
+  """--mode reconstruct: samples/reconstruction_<step>.png, eval images over their reconstructions."""
+  del rng, mesh
+  images = eval_split.images[:num]
+  reconstructions = np.asarray(jax.device_get(reconstruct_fn(state, jnp.asarray(images))))
+  writer.write_images(step, "reconstruction", np.concatenate([images, reconstructions]),
+                      num_columns=len(images))
+  return {}
+
+
+def vq_reconstruct(state: VQState, images, *, apply_fn, settings: VQSettings):
+  mean, _, _, _ = autoencode(state.params, images, apply_fn=apply_fn, settings=settings)
+  return dgauss.unit_to_levels(mean, settings.num_levels).astype(jnp.uint8)
+
+
+def create_vq_model(model_config, spec: DatasetSpec):
+  """(create_params, apply_fn, levels, latent_shapes) of config.model's VQ-VAE."""
+  model_class = MODELS[model_config.name]
+  latent_shapes = model_class.latent_shapes(spec.image_shape, model_config.num_downsamples)
+  create_params, apply_fn = module_functions(lambda rngs: model_class(
+      num_channels=spec.image_shape[-1], features=model_config.features,
+      residual_hidden=model_config.residual_hidden, num_residual=model_config.num_residual,
+      num_downsamples=model_config.num_downsamples, embedding_dim=model_config.embedding_dim,
+      rngs=rngs))
+  return create_params, apply_fn, model_class.levels, latent_shapes
+
+
+def create_vq_settings(model_config, spec: DatasetSpec, levels) -> VQSettings:
+  if model_config.codebook_update not in CODEBOOK_UPDATES:
+    raise UserError(f"model.codebook_update={model_config.codebook_update!r}: use "
+                    f"{' or '.join(CODEBOOK_UPDATES)}")
+  if model_config.codebook_size < 2:
+    raise UserError(f"model.codebook_size={model_config.codebook_size} must be at least 2")
+  if not 0.0 <= model_config.codebook_decay < 1.0:
+    raise UserError(f"model.codebook_decay={model_config.codebook_decay} must be in [0, 1)")
+  return VQSettings(
+      levels=tuple(levels), num_codes=model_config.codebook_size, num_levels=spec.num_levels,
+      commitment_cost=model_config.commitment_cost,
+      ema_codebook=model_config.codebook_update == "ema", decay=model_config.codebook_decay,
+      epsilon=model_config.codebook_epsilon, kmeans_init=model_config.kmeans_init,
+      kmeans_iterations=model_config.kmeans_iterations,
+      restart_dead_codes=model_config.restart_dead_codes,
+      dead_code_fraction=model_config.dead_code_fraction)
+
+
+def create_vq_optimizer(train_config, ema_codebook: bool):
+  """Adam on everything the loss trains; an EMA codebook is left to its own update."""
+  tx, schedule = make_optimizer(train_config)
+  if ema_codebook:
+    tx = optax.multi_transform({"gradient": tx, "ema": optax.set_to_zero()},
+                               {"model": "gradient", "codebooks": "ema"})
+  return tx, schedule
+
+
+def create_vq_task(config, spec: DatasetSpec) -> Task:
+  model_config = config.model
+  if spec.image_shape is None:
+    raise UserError(f"{model_config.name} needs image data; {config.data.name} has none")
+  if config.train.ema_decay > 0:
+    raise UserError(f"train.ema_decay={config.train.ema_decay}: {model_config.name} keeps no "
+                    "parameter EMA (its codebook has its own, model.codebook_decay)")
+  create_params, apply_fn, levels, latent_shapes = create_vq_model(model_config, spec)
+  settings = create_vq_settings(model_config, spec, levels)
+  tx, schedule = create_vq_optimizer(config.train, settings.ema_codebook)
+  bound = dict(apply_fn=apply_fn, settings=settings)
+  count_fn = jax.jit(functools.partial(vq_code_counts, **bound))
+  reconstruct_fn = jax.jit(functools.partial(vq_reconstruct, **bound))
+  return Task(
+      init=functools.partial(vq_init, create_params=create_params, tx=tx, settings=settings,
+                             latent_shapes=latent_shapes,
+                             embedding_dim=model_config.embedding_dim,
+                             num_channels=spec.image_shape[-1]),
+      train_step=functools.partial(vq_train_step, tx=tx, schedule=schedule, **bound),
+      eval_step=functools.partial(vq_eval_step, latent_shapes=latent_shapes, **bound),
+      sample=functools.partial(vq_sample, latent_shapes=latent_shapes, **bound),
+      split_metrics=functools.partial(vq_split_metrics, count_fn=count_fn, settings=settings,
+                                      eval_batch_size=config.train.eval_batch_size,
+                                      binarization=config.data.binarization),
+      modes={"reconstruct": functools.partial(vq_reconstruct_mode, reconstruct_fn=reconstruct_fn,
+                                              num=config.train.num_samples)})

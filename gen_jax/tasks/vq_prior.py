@@ -1,0 +1,336 @@
+"""Stage 2 of VQ-VAE / VQ-VAE-2: Gated PixelCNN priors over the codes of a trained stage 1.
+
+Data: the dataset 'vq_codes' (registered in gen_jax/tasks/__init__.py) is the
+stage-1 run's image data turned into codes. Given data.vqvae_workdir (a
+reference to config.vqvae_workdir), the newest stage-1 checkpoint encodes the
+train and eval images once; the codes, and each image's decoder NLL
+-log p(x | codes) (the stage-1 discretized Gaussian), are cached in the stage-1
+workdir, codes/<step>_<key>.npz, keyed by the checkpoint step, the stage-1
+config and the splits, and reused by every prior trained on that run.
+
+Model: one CodePrior per level, top first; a level after the first is
+conditioned on the codes of the one before (VQ-VAE-2: bottom | top). The
+priors train together: disjoint parameters, the loss is their summed NLL. The
+state's params also hold a frozen copy of the stage-1 parameters (restored when
+the task is created), so eval and sampling need nothing outside the checkpoint:
+
+  params = {"priors": {level: ...}, "vqvae": stage-1 {"model", "codebooks"}}
+
+Eval: `bits_per_dim` = (-log p(codes) - log p(x | codes)) / (D ln 2) with D the
+image's dimensions: an upper bound on the 8-bit data's -log2 p(x) / D, since
+p(x) = sum_z p(z) p(x | z) >= p(codes) p(x | codes). Its parts are reported as
+`prior_bits_per_dim` and `decoder_bits_per_dim`, and `<level>_bits_per_code`.
+"""
+
+import dataclasses
+import functools
+import hashlib
+import json
+import math
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from absl import logging
+
+from gen_jax import checkpointing, data, sampling
+from gen_jax.data.sources import DatasetSpec
+from gen_jax.errors import UserError
+from gen_jax.models.code_prior import CodePrior
+from gen_jax.models.vqvae import MODELS
+from gen_jax.objectives import discretized_gaussian as dgauss
+from gen_jax.objectives import likelihoods
+from gen_jax.tasks import vq
+from gen_jax.tasks.common import (Task, eval_params, make_init, make_optimizer, make_train_step,
+                                  module_functions)
+
+DATASET = "vq_codes"
+STAGE1_FOR_PRIOR = {"vqvae_prior": "vqvae", "vqvae2_prior": "vqvae2"}
+
+
+# ------------------------------------------------------------------ the stage-1 run
+
+def read_vqvae_config(workdir: str) -> ml_collections.ConfigDict:
+  """The resolved config of the stage-1 run in `workdir` (its config.json)."""
+  if not workdir:
+    raise UserError("config.vqvae_workdir is not set: train stage 1 first (python -m "
+                    "gen_jax.main --config configs/vqvae.py --workdir DIR) and pass "
+                    "--config.vqvae_workdir=DIR")
+  path = os.path.join(workdir, "config.json")
+  if not os.path.isfile(path):
+    raise UserError(f"config.vqvae_workdir={workdir} holds no stage-1 run (no {path}); "
+                    "train configs/vqvae.py or configs/vqvae2.py there first")
+  with open(path) as f:
+    config = ml_collections.ConfigDict(json.load(f))
+  name = config.get("model", {}).get("name")
+  if name not in MODELS:
+    raise UserError(f"config.vqvae_workdir={workdir} holds a {name!r} run, not a VQ-VAE "
+                    f"({' or '.join(MODELS)})")
+  return config
+
+
+def image_data_config(stage1, data_config) -> ml_collections.ConfigDict:
+  """The stage-1 run's data, with this run's splits, limits and (if set) data dirs."""
+  image_config = ml_collections.ConfigDict(stage1.data.to_dict())
+  for key in ("train_split", "eval_split", "max_train_examples", "max_eval_examples"):
+    image_config[key] = data_config[key]
+  for key in ("data_dir", "idx_dir"):  # the data may have moved since stage 1
+    if data_config[key]:
+      image_config[key] = data_config[key]
+  return image_config
+
+
+def image_spec(stage1) -> DatasetSpec:
+  spec = data.get_spec(stage1.data)
+  if stage1.data.binarization != "none":
+    spec = dataclasses.replace(spec, num_levels=2)
+  return spec
+
+
+def stage1_step(workdir: str) -> int:
+  """The step of the stage-1 run's newest checkpoint."""
+  directory = os.path.join(workdir, "checkpoints")
+  step = None
+  if os.path.isdir(directory):
+    checkpointer = checkpointing.Checkpointer(directory)
+    step = checkpointer.latest_step()
+    checkpointer.close()
+  if step is None:
+    raise UserError(f"config.vqvae_workdir={workdir} has no checkpoint yet; let stage 1 train")
+  return step
+
+
+def restore_stage1(stage1, workdir: str):
+  """(stage-1 VQState, step) of the newest checkpoint, as a clear error when unusable."""
+  from gen_jax import train  # train imports the task registry, which imports this module
+  stage1_step(workdir)  # no checkpoint at all: say so plainly
+  try:
+    return train.restore_run(stage1, workdir)
+  except UserError as error:
+    raise UserError(f"config.vqvae_workdir={workdir}: {error}") from None
+
+
+# ------------------------------------------------------------------ the codes dataset
+
+def encode(state, images, *, apply_fn, settings: vq.VQSettings):
+  """images -> ({level: codes [B, h, w]}, decoder NLL -log p(x | codes) [B] nats)."""
+  mean, _, codes, _ = vq.autoencode(state.params, images, apply_fn=apply_fn, settings=settings)
+  nll = vq.decoder_nll(images, mean, state.reconstruction_variance, settings.num_levels)
+  return codes, nll
+
+
+def extract_codes(encode_fn, state, split: data.Split, levels, batch_size: int,
+                  binarization: str) -> dict[str, np.ndarray]:
+  """{'codes_<level>': [N, h, w] int16, 'decoder_nll': [N] float32} of a whole split."""
+  parts = {f"codes_{level}": [] for level in levels} | {"decoder_nll": []}
+  for batch in data.eval_batches(split, global_batch_size=batch_size, binarization=binarization):
+    codes, nll = jax.device_get(encode_fn(state, batch["image"]))
+    keep = batch["mask"] > 0
+    for level in levels:
+      parts[f"codes_{level}"].append(codes[level][keep].astype(np.int16))
+    parts["decoder_nll"].append(nll[keep].astype(np.float32))
+  return {name: np.concatenate(values) for name, values in parts.items()}
+
+
+def codes_cache_path(workdir: str, step: int, stage1, image_config) -> str:
+  key = hashlib.sha256((stage1.to_json(sort_keys=True) + image_config.to_json(sort_keys=True))
+                       .encode()).hexdigest()[:12]
+  return os.path.join(workdir, "codes", f"{step}_{key}.npz")
+
+
+def load_codes(data_config) -> tuple[dict, dict]:
+  """(train, eval) feature dicts of the codes, from the cache or extracted once."""
+  workdir = data_config.vqvae_workdir
+  stage1 = read_vqvae_config(workdir)
+  image_config = image_data_config(stage1, data_config)
+  path = codes_cache_path(workdir, stage1_step(workdir), stage1, image_config)
+  if not os.path.exists(path):
+    state, step = restore_stage1(stage1, workdir)
+    spec = image_spec(stage1)
+    create_params, apply_fn, levels, _ = vq.create_vq_model(stage1.model, spec)
+    del create_params
+    settings = vq.create_vq_settings(stage1.model, spec, levels)
+    encode_fn = jax.jit(functools.partial(encode, apply_fn=apply_fn, settings=settings))
+    splits = data.load_splits(image_config)
+    extracted = [extract_codes(encode_fn, state, split, levels, stage1.train.eval_batch_size,
+                               stage1.data.binarization) for split in splits]
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    temporary = path + ".tmp.npz"
+    np.savez(temporary, **{f"train/{k}": v for k, v in extracted[0].items()},
+             **{f"eval/{k}": v for k, v in extracted[1].items()})
+    os.replace(temporary, path)
+    logging.info("extracted the codes of step %d of %s into %s", step, workdir, path)
+  with np.load(path) as stored:
+    splits = [{name.split("/", 1)[1]: stored[name].astype(np.int32 if "codes" in name
+                                                            else np.float32)
+               for name in stored.files if name.startswith(prefix + "/")}
+              for prefix in ("train", "eval")]
+  return splits[0], splits[1]
+
+
+def codes_spec(data_config) -> DatasetSpec:
+  """The 'vq_codes' dataset of the run in data_config.vqvae_workdir (read from its config.json)."""
+  stage1 = read_vqvae_config(data_config.vqvae_workdir)
+  spec = image_spec(stage1)
+  model_class = MODELS[stage1.model.name]
+  latent_shapes = model_class.latent_shapes(spec.image_shape, stage1.model.num_downsamples)
+  features = {f"codes_{level}": (latent_shapes[level], "int32") for level in model_class.levels}
+  features["decoder_nll"] = ((), "float32")
+  return DatasetSpec(
+      image_shape=None, num_levels=stage1.model.codebook_size, num_classes=0, features=features,
+      load=load_codes,
+      extras={"vqvae_config": stage1, "image_spec": spec, "levels": model_class.levels,
+              "latent_shapes": latent_shapes})
+
+
+# ------------------------------------------------------------------ the priors
+
+def prior_logits(apply_fns, params, batch, levels):
+  """{level: logits [B, h, w, K]}, each level after the first given the codes before it."""
+  logits = {}
+  for index, level in enumerate(levels):
+    condition = batch[f"codes_{levels[index - 1]}"] if index else None
+    logits[level] = apply_fns[level](params["priors"][level], batch[f"codes_{level}"], condition)
+  return logits
+
+
+def prior_nll(apply_fns, params, batch, levels) -> dict:
+  """{level: -log p(codes of the level | coarser codes) [B] nats}."""
+  logits = prior_logits(apply_fns, params, batch, levels)
+  return {level: likelihoods.categorical_nll(logits[level], batch[f"codes_{level}"])
+          for level in levels}
+
+
+def prior_loss(params, batch, rng, *, apply_fns, levels, latent_shapes, num_dims):
+  """The priors' NLL of the codes in bits per image dimension (batch mean)."""
+  del rng
+  nll = prior_nll(apply_fns, params, batch, levels)
+  metrics = {f"{level}_bits_per_code":
+             jnp.mean(nll[level]) / (math.prod(latent_shapes[level]) * math.log(2.0))
+             for level in levels}
+  bits = jnp.mean(likelihoods.bits_per_dim(sum(nll.values()), num_dims))
+  return bits, {**metrics, "prior_bits_per_dim": bits}
+
+
+def prior_eval_step(state, batch, rng, *, apply_fns, levels, latent_shapes, num_dims):
+  """Sums over the real rows: the bound bits_per_dim, its two parts, bits per code by level."""
+  del rng
+  mask = batch["mask"]
+  nll = prior_nll(apply_fns, eval_params(state), batch, levels)
+  prior_bits = likelihoods.bits_per_dim(sum(nll.values()), num_dims)  # [B]
+  decoder_bits = likelihoods.bits_per_dim(batch["decoder_nll"], num_dims)
+  sums = {"bits_per_dim": jnp.sum((prior_bits + decoder_bits) * mask),
+          "prior_bits_per_dim": jnp.sum(prior_bits * mask),
+          "decoder_bits_per_dim": jnp.sum(decoder_bits * mask),
+          "num_examples": jnp.sum(mask)}
+  for level in levels:
+    per_code = nll[level] / (math.prod(latent_shapes[level]) * math.log(2.0))
+    sums[f"{level}_bits_per_code"] = jnp.sum(per_code * mask)
+  return sums
+
+
+def sample_level(apply_prior, params, rng, num, shape, condition, *, cached: bool):
+  """Codes [num, h, w] of one level by ancestral sampling (cached: one position per layer)."""
+  grid = jnp.zeros((num, *shape, 1), jnp.int32)
+  if cached:
+    return sampling.sample_autoregressive_cached(
+        lambda codes: apply_prior(params, codes, condition, method="init_cache"),
+        lambda cache, codes, row, column: apply_prior(params, cache, codes, row, column,
+                                                      method="logits_at"),
+        rng, grid)[..., 0]
+  logits_fn = lambda codes: apply_prior(params, codes[..., 0], condition)[..., None, :]
+  return sampling.sample_autoregressive(logits_fn, rng, grid)[..., 0]
+
+
+def prior_sample(state, rng, num: int, *, apply_prior, decode_fn, levels, latent_shapes,
+                 num_levels: int, cached: bool = True):
+  """Codes from the priors (top first), decoded by the frozen stage-1 decoder (its mean)."""
+  priors = eval_params(state)["priors"]
+  codes = {}
+  for index, level in enumerate(levels):
+    condition = codes[levels[index - 1]] if index else None
+    codes[level] = sample_level(apply_prior[level], priors[level],
+                                jax.random.fold_in(rng, index), num, latent_shapes[level],
+                                condition, cached=cached)
+  # state.params, not the EMA: the frozen copy is exact there
+  return decode_codes(state.params["vqvae"], codes, decode_fn=decode_fn, num_levels=num_levels)
+
+
+def decode_codes(vqvae_params, codes, *, decode_fn, num_levels: int) -> jax.Array:
+  """{level: codes [N, h, w]} -> uint8 images [N, H, W, C] (the rounded decoder mean)."""
+  embeddings = {level: vqvae_params["codebooks"][level][level_codes]
+                for level, level_codes in codes.items()}
+  mean = decode_fn(vqvae_params["model"], embeddings, method="decode")
+  return dgauss.unit_to_levels(mean, num_levels).astype(jnp.uint8)
+
+
+def create_code_prior(prior_config, num_codes: int, conditioned: bool):
+  return lambda rngs: CodePrior(
+      num_codes=num_codes, features=prior_config.features, num_layers=prior_config.num_layers,
+      kernel_size=prior_config.kernel_size, first_kernel_size=prior_config.first_kernel_size,
+      skip_features=prior_config.skip_features, head_features=prior_config.head_features,
+      embed_features=prior_config.embed_features,
+      condition_num_codes=num_codes if conditioned else 0,
+      condition_features=prior_config.condition_features,
+      condition_residual=prior_config.condition_residual, rngs=rngs)
+
+
+def check_prior_config(config, spec: DatasetSpec):
+  """The stage-1 run must be the kind this prior models, its levels those configured."""
+  if not spec.extras or "vqvae_config" not in spec.extras:
+    raise UserError(f"{config.model.name} trains on data.name={DATASET!r}, not "
+                    f"{config.data.name!r}")
+  stage1, levels = spec.extras["vqvae_config"], spec.extras["levels"]
+  expected = STAGE1_FOR_PRIOR[config.model.name]
+  if stage1.model.name != expected:
+    raise UserError(f"config.vqvae_workdir={config.vqvae_workdir} holds a {stage1.model.name!r} "
+                    f"run; {config.model.name} needs a {expected!r} run (configs/"
+                    f"{config.vqvae_config})")
+  if set(config.model.priors.keys()) != set(levels):
+    raise UserError(f"model.priors has levels {sorted(config.model.priors.keys())}; the "
+                    f"stage-1 run has {list(levels)}")
+  for index, level in enumerate(levels):
+    if index and config.model.priors[level].condition_features <= 0:
+      raise UserError(f"model.priors.{level}.condition_features must be > 0 (the {level} "
+                      f"prior is conditioned on the {levels[index - 1]} codes)")
+  if config.data.binarization != "none":
+    raise UserError(f"data.binarization={config.data.binarization!r}: codes are not "
+                    "binarized (stage 1's own data.binarization applies to its images)")
+
+
+def create_vq_prior_task(config, spec: DatasetSpec) -> Task:
+  check_prior_config(config, spec)
+  stage1, levels = spec.extras["vqvae_config"], spec.extras["levels"]
+  latent_shapes, images = spec.extras["latent_shapes"], spec.extras["image_spec"]
+  create_fns, apply_fns = {}, {}
+  for index, level in enumerate(levels):
+    create_fns[level], apply_fns[level] = module_functions(
+        create_code_prior(config.model.priors[level], spec.num_levels, conditioned=index > 0))
+  _, decode_fn, _, _ = vq.create_vq_model(stage1.model, images)
+  # Restored now, outside any trace (init runs under jit / eval_shape).
+  vqvae_params = jax.device_get(restore_stage1(stage1, config.vqvae_workdir)[0].params)
+
+  def create_params(rng):
+    with vq.draws_compile_fast():
+      priors = {level: create_fns[level](jax.random.fold_in(rng, index))
+                for index, level in enumerate(levels)}
+    return {"priors": priors, "vqvae": vqvae_params}
+
+  tx, schedule = make_optimizer(config.train)
+  tx = optax.multi_transform({"gradient": tx, "frozen": optax.set_to_zero()},
+                             {"priors": "gradient", "vqvae": "frozen"})
+  bound = dict(apply_fns=apply_fns, levels=levels, latent_shapes=latent_shapes,
+               num_dims=math.prod(images.image_shape))
+  sample = functools.partial(prior_sample, apply_prior=apply_fns, decode_fn=decode_fn,
+                             levels=levels, latent_shapes=latent_shapes,
+                             num_levels=images.num_levels)
+  return Task(
+      init=make_init(create_params, tx, config.train.ema_decay > 0),
+      train_step=make_train_step(functools.partial(prior_loss, **bound), tx, schedule,
+                                 config.train.ema_decay),
+      eval_step=functools.partial(prior_eval_step, **bound),
+      sample=sample,
+      sample_naive=functools.partial(sample, cached=False))
