@@ -60,6 +60,9 @@ def fid_eval_config(classifier_workdir: str) -> ml_collections.ConfigDict:
   eval_config.num_fid_samples = 10_000  # generated images per evaluation
   eval_config.kid_subsets = 100  # KID: mean unbiased MMD^2 over 100 subsets of 1000
   eval_config.kid_subset_size = 1000
+  # Standard (Inception-v3) FID/KID as well, from a weights file the user supplies
+  # (format: gen_jax/evaluation/inception.py); "" = none.
+  eval_config.inception_weights = ""
   return eval_config
 
 
