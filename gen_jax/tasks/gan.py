@@ -164,7 +164,8 @@ def dcgan_train_step(state: GANState, batch, rng, *, gan: GAN, discriminator_ste
 
 def dcgan_eval_step(state: GANState, batch, rng, *, gan: GAN):
   """Sums over the real (mask = 1) rows: the discriminator's accuracy on held-out
-  images (logit > 0) and on as many fakes of the (non-EMA) generator (logit < 0)."""
+  images (logit > 0) and on as many fakes of the (non-EMA) generator (logit < 0);
+  the trainer passes one eval key, so every batch is scored against the same fakes."""
   images, mask = to_signed(batch["image"]), batch["mask"]
   labels = batch["label"] if gan.num_classes else None
   fakes = gan.generate(state.generator, sample_latents(rng, len(images), gan.latent_dim), labels)
