@@ -23,20 +23,7 @@ def get_config(arg=None):
   config.model.r1_gamma = 0.0  # R1 penalty weight (0 = off)
   config.model.class_conditional = False
   config.model.discriminator_batch_norm = True  # as in the paper (not on D's input layer)
-
-  # Radford et al.: Adam, learning rate 2e-4, beta1 0.5, no decay; plus a generator EMA.
-  config.train.num_steps = 10_000
-  config.train.batch_size = 64
-  config.train.learning_rate = 2e-4
-  config.train.adam_b1 = 0.5
-  config.train.lr_schedule = "constant"
-  config.train.warmup_steps = 0
-  config.train.grad_clip_norm = 0.0
-  config.train.ema_decay = 0.999
-  config.train.eval_every = 2000
-  config.train.sample_every = 1000
-  config.train.num_samples = 64
-  config.eval = config_defaults.fid_eval_config("workdirs/fmnist_classifier")
+  config_defaults.adversarial_training(config)
 
   variants = {"minimax": loss("minimax"), "hinge": loss("hinge"), "r1": r1,
               "conditional": conditional}
@@ -61,9 +48,4 @@ def conditional(config):
   config.model.class_conditional = True
 
 
-def smoke(config):
-  config_defaults.shrink_for_smoke(config)
-  config.model.latent_dim = 16
-  config.model.features = 8
-  config.train.warmup_steps = 0
-  config.eval.classifier_workdir = ""  # explicit: no FID/KID in the smoke run
+smoke = config_defaults.shrink_gan_for_smoke

@@ -2,8 +2,8 @@
 
   python -m gen_jax.main --config configs/fmnist_classifier.py --workdir workdirs/fmnist_classifier
   # FID/KID of 10k real training images against the test split (the floor):
-  python -m gen_jax.main --config configs/fmnist_classifier.py --workdir workdirs/fmnist_classifier \
-      --mode fid_floor
+  python -m gen_jax.main --config configs/fmnist_classifier.py \
+      --workdir workdirs/fmnist_classifier --mode fid_floor
 """
 
 import ml_collections
@@ -14,7 +14,7 @@ from gen_jax import config_defaults
 def get_config(arg=None):
   config = config_defaults.base_config()
   config.model.name = "classifier"
-  config.model.features = 32  # conv widths 32, 32, 64, 64
+  config.model.features = 32  # conv widths 32, 64
   config.model.feature_dim = 128  # the FID feature dimension
 
   config.train.num_steps = 2000

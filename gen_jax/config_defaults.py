@@ -62,7 +62,36 @@ def fid_eval_config(classifier_workdir: str) -> ml_collections.ConfigDict:
   eval_config.num_fid_samples = 10_000  # generated images per evaluation
   eval_config.kid_subsets = 100  # KID: mean unbiased MMD^2 over 100 subsets of 1000
   eval_config.kid_subset_size = 1000
+  # Standard (Inception-v3) FID/KID as well, from a weights file the user supplies
+  # (format: gen_jax/evaluation/inception.py); "" = none.
+  eval_config.inception_weights = ""
   return eval_config
+
+
+def adversarial_training(config: ml_collections.ConfigDict) -> None:
+  """GAN training (Radford et al. 2016: Adam, learning rate 2e-4, beta1 0.5, no decay, no
+  clipping), a generator EMA, and FID/KID against the classifier in workdirs/."""
+  config.train.num_steps = 10_000
+  config.train.batch_size = 64
+  config.train.learning_rate = 2e-4
+  config.train.adam_b1 = 0.5
+  config.train.lr_schedule = "constant"
+  config.train.warmup_steps = 0
+  config.train.grad_clip_norm = 0.0
+  config.train.ema_decay = 0.999
+  config.train.eval_every = 2000
+  config.train.sample_every = 1000
+  config.train.num_samples = 64
+  config.eval = fid_eval_config("workdirs/fmnist_classifier")
+
+
+def shrink_gan_for_smoke(config: ml_collections.ConfigDict) -> None:
+  """shrink_for_smoke for adversarial_training configs, with no FID (no classifier there)."""
+  shrink_for_smoke(config)
+  config.model.latent_dim = 16
+  config.model.features = 8
+  config.train.warmup_steps = 0
+  config.eval.classifier_workdir = ""  # explicit: no FID/KID in the smoke run
 
 
 def shrink_for_smoke(config: ml_collections.ConfigDict) -> None:

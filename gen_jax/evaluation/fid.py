@@ -159,7 +159,8 @@ def image_features(network: FeatureNetwork, images: np.ndarray,
 
 def generate_images(sample: Callable, state, rng: jax.Array, num: int,
                     batch_size: int) -> np.ndarray:
-  """`num` uint8 images from a jit'd sample(state, rng, batch_size), batch i keyed fold_in(rng, i)."""
+  """`num` uint8 images from a jit'd sample(state, rng, batch_size); batch i draws with
+  fold_in(rng, i)."""
   batches = [jax.device_get(sample(state, jax.random.fold_in(rng, index), batch_size))
              for index in range(-(-num // batch_size))]
   return np.concatenate(batches)[:num]

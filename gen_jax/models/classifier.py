@@ -2,12 +2,12 @@
 
 Inception weights cannot be fetched on these machines, so FID/KID are measured
 in the feature space of this network trained on the dataset itself (e.g.
-Fashion-MNIST): two blocks of two 3x3 convolutions with ReLU and 2x2 max
-pooling, a fully connected ReLU layer (the features), and a linear layer to
-the class logits.
+Fashion-MNIST): two 3x3 convolutions, each with ReLU and 2x2 max pooling, a
+fully connected ReLU layer (the features), and a linear layer to the class
+logits. Small enough to train to ~90% test accuracy in minutes on 2 CPU cores.
 
-  uint8 [B, H, W, C] -> [-1, 1] -> conv 32, conv 32, pool -> conv 64, conv 64, pool
-                     -> linear, ReLU -> features [B, F] -> linear -> logits [B, K]
+  uint8 [B, H, W, C] -> [-1, 1] -> conv F, pool -> conv 2F, pool
+                     -> linear, ReLU -> features [B, D] -> linear -> logits [B, K]
 """
 
 import jax
@@ -25,19 +25,15 @@ class Classifier(nnx.Module):
   def __init__(self, *, image_shape: tuple[int, int, int], num_classes: int,
                features: int = 32, feature_dim: int = 128, rngs: nnx.Rngs):
     height, width, channels = image_shape
-    self.convs = nnx.List([
-        nnx.Conv(c_in, c_out, (3, 3), padding="SAME", rngs=rngs)
-        for c_in, c_out in ((channels, features), (features, features),
-                            (features, 2 * features), (2 * features, 2 * features))])
+    self.conv1 = nnx.Conv(channels, features, (3, 3), padding="SAME", rngs=rngs)
+    self.conv2 = nnx.Conv(features, 2 * features, (3, 3), padding="SAME", rngs=rngs)
     self.hidden = nnx.Linear(height // 4 * (width // 4) * 2 * features, feature_dim, rngs=rngs)
     self.logits = nnx.Linear(feature_dim, num_classes, rngs=rngs)
 
   def features(self, images: jax.Array) -> jax.Array:
     h = images.astype(jnp.float32) * (2.0 / 255.0) - 1.0  # [B, H, W, C] in [-1, 1]
-    for index, layer in enumerate(self.convs):
-      h = jax.nn.relu(layer(h))
-      if index % 2 == 1:
-        h = max_pool(h)  # [B, H/2, W/2, C'] after each block of two convolutions
+    h = max_pool(jax.nn.relu(self.conv1(h)))  # [B, H/2, W/2, F]
+    h = max_pool(jax.nn.relu(self.conv2(h)))  # [B, H/4, W/4, 2F]
     return jax.nn.relu(self.hidden(h.reshape(len(images), -1)))  # [B, feature_dim]
 
   def features_and_logits(self, images: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -52,7 +52,7 @@ def classifier_eval_step(state, batch, rng, *, apply_fn):
 def first_layer_filters(state, rng, num: int, *, upscale: int = 4):
   """`num` first-layer 3x3 filters (cycled) as uint8 images, each stretched to [0, 255]."""
   del rng
-  kernel = eval_params(state)["convs"][0]["kernel"]  # [3, 3, C, F]
+  kernel = eval_params(state)["conv1"]["kernel"]  # [3, 3, C, F]
   filters = jnp.moveaxis(kernel, -1, 0)[jnp.arange(num) % kernel.shape[-1]]  # [num, 3, 3, C]
   low = filters.min(axis=(1, 2, 3), keepdims=True)
   high = filters.max(axis=(1, 2, 3), keepdims=True)

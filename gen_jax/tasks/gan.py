@@ -22,7 +22,8 @@ Train metrics: `loss` is the discriminator loss for the DCGAN (2 ln 2 = 1.386
 at the minimax equilibrium) and the encoder's loss for the VAE-GAN. Eval
 metrics: held-out discriminator accuracies (DCGAN), reconstruction PSNR and KL
 (VAE-GAN), and, with a feature network configured (config.eval), `fid`, `kid`
-and the class histogram of eval.num_fid_samples samples.
+and the class histogram of eval.num_fid_samples samples in the classifier's
+features, and `inception_fid`, `inception_kid` with user-supplied Inception weights.
 """
 
 import dataclasses
@@ -37,7 +38,7 @@ from absl import logging
 
 from gen_jax.data.sources import DatasetSpec
 from gen_jax.errors import UserError
-from gen_jax.evaluation import fid
+from gen_jax.evaluation import fid, inception
 from gen_jax.models.dcgan import Discriminator, Encoder, Generator
 from gen_jax.objectives import adversarial
 from gen_jax.tasks import classifier
@@ -163,7 +164,8 @@ def dcgan_train_step(state: GANState, batch, rng, *, gan: GAN, discriminator_ste
 
 def dcgan_eval_step(state: GANState, batch, rng, *, gan: GAN):
   """Sums over the real (mask = 1) rows: the discriminator's accuracy on held-out
-  images (logit > 0) and on as many fakes of the (non-EMA) generator (logit < 0)."""
+  images (logit > 0) and on as many fakes of the (non-EMA) generator (logit < 0);
+  the trainer passes one eval key, so every batch is scored against the same fakes."""
   images, mask = to_signed(batch["image"]), batch["mask"]
   labels = batch["label"] if gan.num_classes else None
   fakes = gan.generate(state.generator, sample_latents(rng, len(images), gan.latent_dim), labels)
@@ -300,10 +302,16 @@ def gan_init(rng, example_batch, *, create_players: dict[str, Callable], tx, use
 
 
 def load_feature_networks(eval_config, image_shape, mesh) -> list:
-  """[(FeatureNetwork, num_classes)] configured by eval.classifier_workdir."""
-  return [classifier.load_feature_network(
-      eval_config.classifier_workdir, min_accuracy=eval_config.min_classifier_accuracy,
-      image_shape=image_shape, mesh=mesh)]
+  """[(FeatureNetwork, num_classes)]: the classifier of eval.classifier_workdir and/or
+  Inception-v3 from eval.inception_weights."""
+  networks = []
+  if eval_config.classifier_workdir:
+    networks.append(classifier.load_feature_network(
+        eval_config.classifier_workdir, min_accuracy=eval_config.min_classifier_accuracy,
+        image_shape=image_shape, mesh=mesh))
+  if eval_config.inception_weights:
+    networks.append((inception.load_feature_network(eval_config.inception_weights), 0))
+  return networks
 
 
 class SampleMetrics:
@@ -345,8 +353,9 @@ class SampleMetrics:
 
 def with_sample_metrics(task: Task, config, image_shape) -> Task:
   """`task` with FID/KID at each eval, unless config.eval names no feature network."""
-  if not config.eval.classifier_workdir:
-    logging.warning("eval.classifier_workdir is empty: no FID/KID for %s", config.model.name)
+  if not config.eval.classifier_workdir and not config.eval.inception_weights:
+    logging.warning("eval.classifier_workdir and eval.inception_weights are empty: "
+                    "no FID/KID for %s", config.model.name)
     return task
   metrics = SampleMetrics(config.eval, task.sample, image_shape, config.train.eval_batch_size)
   return dataclasses.replace(task, split_metrics=metrics, prepare_eval=metrics.prepare)
