@@ -10,12 +10,13 @@ from typing import Any, Callable
 
 from gen_jax.data.sources import DatasetSpec
 from gen_jax.errors import UserError
-from gen_jax.tasks import autoregressive
+from gen_jax.tasks import autoregressive, pixelcnn_pp
 from gen_jax.tasks.common import Task
 
 TASKS: dict[str, Callable[[Any, DatasetSpec], Task]] = {
     "pixelcnn": autoregressive.create_pixelcnn_task,
     "gated_pixelcnn": autoregressive.create_gated_pixelcnn_task,
+    "pixelcnn_pp": pixelcnn_pp.create_pixelcnn_pp_task,
 }
 
 
