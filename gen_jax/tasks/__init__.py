@@ -10,8 +10,8 @@ from typing import Any, Callable
 
 from gen_jax.data.sources import DatasetSpec, register
 from gen_jax.errors import UserError
-from gen_jax.tasks import (autoregressive, beta_vae, classifier, gan, pixelrnn, semi_supervised,
-                           sequence, time_series, vae, vq, vq_prior)
+from gen_jax.tasks import (autoregressive, beta_vae, classifier, gan, pixelcnn_pp, pixelrnn,
+                           semi_supervised, sequence, time_series, vae, vq, vq_prior)
 from gen_jax.tasks.common import Task
 
 TASKS: dict[str, Callable[[Any, DatasetSpec], Task]] = {
@@ -32,6 +32,7 @@ TASKS: dict[str, Callable[[Any, DatasetSpec], Task]] = {
     "vqvae2": vq.create_vq_task,
     "vqvae_prior": vq_prior.create_vq_prior_task,
     "vqvae2_prior": vq_prior.create_vq_prior_task,
+    "pixelcnn_pp": pixelcnn_pp.create_pixelcnn_pp_task,
 }
 register(vq_prior.DATASET, vq_prior.codes_spec)  # the codes of a trained VQ-VAE run
 

@@ -1,0 +1,158 @@
+"""PixelCNN++ (Salimans et al. 2017, "PixelCNN++: Improving the PixelCNN with
+Discretized Logistic Mixture Likelihood and Other Modifications").
+
+Two streams carry the causal context: `u` sees the rows above the pixel
+(down-shifted convolutions), `ul` sees the rows above and the pixels to the
+left (down-right-shifted convolutions). Every layer is a gated resnet block
+
+  c = conv(concat_elu(x)) [+ 1x1(concat_elu(skip))]
+  c = conv'(dropout(concat_elu(c)))          -> [a | b]
+  x + a * sigmoid(b)
+
+The up pass runs `num_scales` stages of `num_resnets` blocks, halving the
+resolution between stages with stride-2 shifted convolutions, and keeps every
+output; the down pass runs the stages back (the first with `num_resnets`
+blocks, the others with one more), doubling the resolution with stride-2
+transposed convolutions, and each of its blocks takes the matching up-pass
+output as `skip` (`ul` also takes the down pass's own `u`). A 1x1 head on
+elu(ul) gives the discretized logistic mixture parameters of every pixel
+(gen_jax.objectives.logistic_mixture). The network is causal between pixels
+only; the mixture couples the channels of a pixel (for grayscale there is
+nothing to couple).
+"""
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from gen_jax.nn.shifted_conv import ShiftedConv, down_shift, right_shift
+from gen_jax.objectives import logistic_mixture
+
+# (u, ul) kernels of the paper: a 2x3 window of the rows above; a 2x2 window up-left.
+KERNELS = {"down": (2, 3), "down_right": (2, 2)}
+
+
+def concat_elu(x: jax.Array) -> jax.Array:  # [..., F] -> [..., 2F]
+  """elu([x, -x]): both signs survive the nonlinearity (the paper's concat_elu)."""
+  return jax.nn.elu(jnp.concatenate([x, -x], axis=-1))
+
+
+class Linear1x1(nnx.Module):
+  """A 1x1 convolution as one 2-D matmul over the channel axis ('network in network')."""
+
+  def __init__(self, in_features: int, out_features: int, *, rngs: nnx.Rngs):
+    self.linear = nnx.Linear(in_features, out_features, rngs=rngs)
+
+  def __call__(self, x: jax.Array) -> jax.Array:  # [..., Cin] -> [..., Cout]
+    y = self.linear(x.reshape(-1, x.shape[-1]))
+    return y.reshape(*x.shape[:-1], y.shape[-1])
+
+
+class GatedResnet(nnx.Module):
+  """x + a * sigmoid(b) with [a | b] from two shifted convolutions (see the module docstring)."""
+
+  def __init__(self, features: int, direction: str, skip_features: int, dropout_rate: float,
+               *, rngs: nnx.Rngs):
+    kernel = KERNELS[direction]
+    self.conv_in = ShiftedConv(2 * features, features, kernel, direction, rngs=rngs)
+    self.skip = Linear1x1(2 * skip_features, features, rngs=rngs) if skip_features else None
+    self.dropout = nnx.Dropout(dropout_rate)
+    # Small gate weights: each block starts near the identity (the paper's init_scale 0.1).
+    self.conv_out = ShiftedConv(2 * features, 2 * features, kernel, direction, init_scale=0.1,
+                                rngs=rngs)
+
+  def __call__(self, x: jax.Array, skip: jax.Array | None,
+               dropout_rng: jax.Array | None) -> jax.Array:  # [B, H, W, F]
+    c = self.conv_in(concat_elu(x))
+    if self.skip is not None:
+      c = c + self.skip(concat_elu(skip))
+    c = self.dropout(concat_elu(c), deterministic=dropout_rng is None, rngs=dropout_rng)
+    a, b = jnp.split(self.conv_out(c), 2, axis=-1)
+    return x + a * jax.nn.sigmoid(b)
+
+
+class ResnetStreams(nnx.Module):
+  """One gated resnet block on each stream. u's skip input is the up-pass u (down
+  pass only); ul's is the new u, joined in the down pass by the up-pass ul."""
+
+  def __init__(self, features: int, down_pass: bool, dropout_rate: float, *, rngs: nnx.Rngs):
+    self.u = GatedResnet(features, "down", features if down_pass else 0, dropout_rate, rngs=rngs)
+    self.ul = GatedResnet(features, "down_right", (2 if down_pass else 1) * features,
+                          dropout_rate, rngs=rngs)
+
+  def __call__(self, u, ul, up_pass_u, up_pass_ul, dropout_rng):  # [B, H, W, F] each
+    u_rng, ul_rng = (None, None) if dropout_rng is None else jax.random.split(dropout_rng)
+    u = self.u(u, up_pass_u, u_rng)
+    ul_skip = u if up_pass_ul is None else jnp.concatenate([u, up_pass_ul], axis=-1)
+    return u, self.ul(ul, ul_skip, ul_rng)
+
+
+class Resample(nnx.Module):
+  """Halves ('down') or doubles ('up') the resolution of both streams, causally."""
+
+  def __init__(self, features: int, resample: str, *, rngs: nnx.Rngs):
+    self.u = ShiftedConv(features, features, KERNELS["down"], "down", resample=resample,
+                         rngs=rngs)
+    self.ul = ShiftedConv(features, features, KERNELS["down_right"], "down_right",
+                          resample=resample, rngs=rngs)
+
+  def __call__(self, u, ul):
+    return self.u(u), self.ul(ul)
+
+
+class PixelCNNPlusPlus(nnx.Module):
+  """uint8 images [B, H, W, C] -> mixture parameters [B, H, W, P], P = num_mixture_params."""
+
+  def __init__(self, *, num_channels: int, num_levels: int, features: int, num_resnets: int,
+               num_scales: int, num_mixtures: int, dropout_rate: float, rngs: nnx.Rngs):
+    self.num_channels, self.num_levels, self.num_mixtures = num_channels, num_levels, num_mixtures
+    self.num_scales, self.num_resnets = num_scales, num_resnets
+    # Input: the image in [-1, 1] and a channel of ones, so that zero padding
+    # (outside the image) differs from a sub-pixel that happens to be 0.
+    in_features = num_channels + 1
+    self.u_first = ShiftedConv(in_features, features, (2, 3), "down", rngs=rngs)
+    self.ul_first_above = ShiftedConv(in_features, features, (1, 3), "down", rngs=rngs)
+    self.ul_first_left = ShiftedConv(in_features, features, (2, 1), "down_right", rngs=rngs)
+    self.up_blocks = nnx.List([
+        nnx.List([ResnetStreams(features, False, dropout_rate, rngs=rngs)
+                  for _ in range(num_resnets)]) for _ in range(num_scales)])
+    self.downsample = nnx.List([Resample(features, "down", rngs=rngs)
+                                for _ in range(num_scales - 1)])
+    self.down_blocks = nnx.List([
+        nnx.List([ResnetStreams(features, True, dropout_rate, rngs=rngs)
+                  for _ in range(num_resnets + (scale > 0))]) for scale in range(num_scales)])
+    self.upsample = nnx.List([Resample(features, "up", rngs=rngs)
+                              for _ in range(num_scales - 1)])
+    self.head = Linear1x1(features, logistic_mixture.num_mixture_params(
+        num_channels, num_mixtures), rngs=rngs)
+
+  def __call__(self, images: jax.Array, dropout_rng: jax.Array | None = None) -> jax.Array:
+    x = logistic_mixture.level_to_unit(images, self.num_levels)  # [B, H, W, C] in [-1, 1]
+    x = jnp.concatenate([x, jnp.ones_like(x[..., :1])], axis=-1)  # [B, H, W, C + 1]
+    num_blocks = self.num_scales * (2 * self.num_resnets + 1) - 1
+    block_rngs = iter([] if dropout_rng is None else jax.random.split(dropout_rng, num_blocks))
+
+    def next_rng():
+      return None if dropout_rng is None else next(block_rngs)
+
+    # Rows above for u; rows above and the pixels to the left for ul.
+    u = down_shift(self.u_first(x))
+    ul = down_shift(self.ul_first_above(x)) + right_shift(self.ul_first_left(x))
+    u_outputs, ul_outputs = [u], [ul]
+    for scale, blocks in enumerate(self.up_blocks):
+      if scale > 0:
+        u, ul = self.downsample[scale - 1](u, ul)
+        u_outputs.append(u)
+        ul_outputs.append(ul)
+      for block in blocks:
+        u, ul = block(u, ul, None, None, next_rng())
+        u_outputs.append(u)
+        ul_outputs.append(ul)
+    u, ul = u_outputs.pop(), ul_outputs.pop()  # the down pass starts where the up pass ends
+    for scale, blocks in enumerate(self.down_blocks):
+      if scale > 0:
+        u, ul = self.upsample[scale - 1](u, ul)
+      for block in blocks:
+        u, ul = block(u, ul, u_outputs.pop(), ul_outputs.pop(), next_rng())
+    assert not u_outputs and not ul_outputs  # every up-pass output feeds one down-pass block
+    return self.head(jax.nn.elu(ul))  # [B, H, W, P]
