@@ -2,7 +2,7 @@
 
   python -m gen_jax.main --config configs/pixelcnn_pp.py --workdir workdirs/pixelcnn_pp
   python -m gen_jax.main --config configs/pixelcnn_pp.py:smoke --workdir /tmp/smoke
-  python -m gen_jax.main --config configs/pixelcnn_pp.py:cifar10 --workdir workdirs/pixelcnn_pp_cifar10
+  python -m gen_jax.main --config configs/pixelcnn_pp.py:cifar10 --workdir workdirs/pp_cifar10
 
 The default is sized for a 2-core CPU (Fashion-MNIST, 28x28 -> 14 -> 7; about 1 s
 a step at batch 32); `cifar10` is the paper's CIFAR-10 model (160 features, 5

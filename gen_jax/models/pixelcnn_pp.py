@@ -43,9 +43,9 @@ class Linear1x1(nnx.Module):
 
   def __init__(self, in_features: int, out_features: int, *, init_scale: float = 1.0,
                bias: np.ndarray | None = None, rngs: nnx.Rngs):
+    kernel_init = nnx.initializers.variance_scaling(init_scale ** 2, "fan_in", "truncated_normal")
     self.linear = nnx.Linear(
-        in_features, out_features, rngs=rngs,
-        kernel_init=nnx.initializers.variance_scaling(init_scale ** 2, "fan_in", "truncated_normal"),
+        in_features, out_features, rngs=rngs, kernel_init=kernel_init,
         bias_init=(nnx.initializers.zeros_init() if bias is None
                    else lambda key, shape, dtype: jnp.asarray(bias, dtype).reshape(shape)))
 

@@ -31,8 +31,8 @@ from gen_jax.nn.gated import down_shift
 _DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 DIRECTIONS = ("down", "down_right")
 
-__all__ = ["DIRECTIONS", "ShiftedConv", "down_shift", "phase_taps", "right_shift", "shifted_padding",
-           "upsample_by_phases"]
+__all__ = ["DIRECTIONS", "ShiftedConv", "down_shift", "phase_taps", "right_shift",
+           "shifted_padding", "upsample_by_phases"]
 
 
 def right_shift(x: jax.Array) -> jax.Array:  # [B, H, W, C]: column j <- column j-1, column 0 <- 0
@@ -100,9 +100,9 @@ def upsample_by_phases(x: jax.Array, kernel: jax.Array,
   phased = padded[rows[:, None, :, None], columns[None, :, None, :]]  # [dr, dc, a, b, Cin, Cout]
   phased = jnp.moveaxis(phased, (2, 3), (3, 4))  # [dr, dc, Cin, a, b, Cout]
   phased = phased.reshape(len(row_offsets), len(column_offsets), in_features, 4 * out_features)
-  y = lax.conv_general_dilated(
-      x, phased, (1, 1), ((-row_offsets[0], row_offsets[-1]), (-column_offsets[0], column_offsets[-1])),
-      dimension_numbers=_DIMENSION_NUMBERS)  # [B, H, W, 4 Cout], channels (a, b, Cout)
+  offsets_padding = ((-row_offsets[0], row_offsets[-1]), (-column_offsets[0], column_offsets[-1]))
+  y = lax.conv_general_dilated(x, phased, (1, 1), offsets_padding,
+                               dimension_numbers=_DIMENSION_NUMBERS)  # [B, H, W, (a, b, Cout)]
   batch, height, width, _ = y.shape
   y = y.reshape(batch, height, width, 2, 2, out_features).transpose(0, 1, 3, 2, 4, 5)
   return y.reshape(batch, 2 * height, 2 * width, out_features)

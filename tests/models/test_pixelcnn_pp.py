@@ -23,7 +23,7 @@ def perturbed(tree, seed, scale=0.1):
 
 
 def sub_pixel_jacobian(num_channels, height=4, width=4, num_mixtures=2):
-  """|d (log-probs of sub-pixel p, projected) / d x_q| over flat sub-pixels (raster, then channel)."""
+  """|d (projected log-probs of sub-pixel p) / d x_q| over flat sub-pixels (raster, channel)."""
   model = PixelCNNPlusPlus(num_channels=num_channels, num_levels=256, features=8, num_resnets=1,
                            num_scales=2, num_mixtures=num_mixtures, dropout_rate=0.0,
                            rngs=nnx.Rngs(0))
@@ -110,7 +110,8 @@ def test_config_values_that_cannot_work_are_user_errors(overrides, message):
 def test_cifar10_variant_is_the_papers_model_and_validates():
   config = load_config("pixelcnn_pp.py", "cifar10")
   assert config.data.name == "cifar10"
-  assert (config.model.features, config.model.num_resnets, config.model.num_mixtures) == (160, 5, 10)
+  model = config.model
+  assert (model.features, model.num_resnets, model.num_mixtures) == (160, 5, 10)
   spec = train.dataset_spec(config.data)
   assert spec.image_shape == (32, 32, 3)
   train.validate_config(config, parallel.create_mesh())

@@ -1,4 +1,4 @@
-"""Discretized logistic mixture: normalisation, a by-hand numpy nll, the chain rule, tails, sampling."""
+"""Discretized logistic mixture: normalisation, by-hand numpy nll, chain rule, tails, sampling."""
 
 import functools
 import math
@@ -183,7 +183,8 @@ def test_direct_sampling_draws_the_joint_distribution():
   assert np.all(np.abs(frequencies - probabilities) <= tolerance)
 
 
-@pytest.mark.parametrize("num_mixtures,expected_bits", [(1, 8.29), (2, 8.15), (5, 8.07), (10, 8.04)])
+@pytest.mark.parametrize("num_mixtures,expected_bits",
+                         [(1, 8.29), (2, 8.15), (5, 8.07), (10, 8.04)])
 def test_uniform_start_scores_close_to_8_bits_on_uniform_data(num_mixtures, expected_bits):
   log_probs = {}
   for channels in (1, 3):
