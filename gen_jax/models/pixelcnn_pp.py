@@ -23,6 +23,7 @@ nothing to couple).
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from gen_jax.nn.shifted_conv import ShiftedConv, down_shift, right_shift
@@ -40,8 +41,13 @@ def concat_elu(x: jax.Array) -> jax.Array:  # [..., F] -> [..., 2F]
 class Linear1x1(nnx.Module):
   """A 1x1 convolution as one 2-D matmul over the channel axis ('network in network')."""
 
-  def __init__(self, in_features: int, out_features: int, *, rngs: nnx.Rngs):
-    self.linear = nnx.Linear(in_features, out_features, rngs=rngs)
+  def __init__(self, in_features: int, out_features: int, *, init_scale: float = 1.0,
+               bias: np.ndarray | None = None, rngs: nnx.Rngs):
+    kernel_init = nnx.initializers.variance_scaling(init_scale ** 2, "fan_in", "truncated_normal")
+    self.linear = nnx.Linear(
+        in_features, out_features, rngs=rngs, kernel_init=kernel_init,
+        bias_init=(nnx.initializers.zeros_init() if bias is None
+                   else lambda key, shape, dtype: jnp.asarray(bias, dtype).reshape(shape)))
 
   def __call__(self, x: jax.Array) -> jax.Array:  # [..., Cin] -> [..., Cout]
     y = self.linear(x.reshape(-1, x.shape[-1]))
@@ -123,8 +129,12 @@ class PixelCNNPlusPlus(nnx.Module):
                   for _ in range(num_resnets + (scale > 0))]) for scale in range(num_scales)])
     self.upsample = nnx.List([Resample(features, "up", rngs=rngs)
                               for _ in range(num_scales - 1)])
-    self.head = Linear1x1(features, logistic_mixture.num_mixture_params(
-        num_channels, num_mixtures), rngs=rngs)
+    # The head starts near the uniform distribution (small weights, a near-uniform mixture
+    # as bias), as a softmax head with zero logits does.
+    self.head = Linear1x1(
+        features, logistic_mixture.num_mixture_params(num_channels, num_mixtures),
+        init_scale=0.1, bias=logistic_mixture.uniform_mixture_raw(num_channels, num_mixtures),
+        rngs=rngs)
 
   def __call__(self, images: jax.Array, dropout_rng: jax.Array | None = None) -> jax.Array:
     x = logistic_mixture.level_to_unit(images, self.num_levels)  # [B, H, W, C] in [-1, 1]

@@ -4,8 +4,9 @@ import jax
 import numpy as np
 import pytest
 from flax import nnx
+from jax import lax
 
-from gen_jax.nn.shifted_conv import ShiftedConv, right_shift, shifted_padding
+from gen_jax.nn.shifted_conv import ShiftedConv, right_shift, shifted_padding, upsample_by_phases
 
 
 def expected_support(direction, kernel_shape, resample, height, width):
@@ -42,6 +43,22 @@ def test_dependence_is_exactly_the_shifted_window(direction, kernel_shape, resam
   got = np.abs(np.asarray(jacobian)).sum(axis=(2, 3, 6)) > 0  # [H', W', H, W]
   expected = expected_support(direction, kernel_shape, resample, height, width)
   np.testing.assert_array_equal(got.reshape(expected.shape), expected)
+
+
+@pytest.mark.parametrize("direction,kernel_shape", [("down", (2, 3)), ("down_right", (2, 2)),
+                                                    ("down", (3, 5)), ("down_right", (3, 4))])
+def test_upsampling_by_phases_is_the_dilated_convolution(direction, kernel_shape):
+  """The four-phase convolution equals the textbook transposed convolution: a convolution
+  over the input dilated by 2 (lax's lhs_dilation), with the same padding."""
+  rng = np.random.default_rng(2)
+  x = rng.normal(size=(2, 3, 4, 5)).astype(np.float32)
+  kernel = rng.normal(size=(*kernel_shape, 5, 6)).astype(np.float32)
+  padding = shifted_padding(kernel_shape, direction, upsample=True)
+  expected = lax.conv_general_dilated(x, kernel, (1, 1), padding, lhs_dilation=(2, 2),
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  got = jax.jit(upsample_by_phases, static_argnums=2)(x, kernel, padding)
+  assert got.shape == (2, 6, 8, 6)
+  np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_right_shift_moves_columns_right_with_zeros():

@@ -1,4 +1,4 @@
-"""Discretized logistic mixture: normalisation, a by-hand numpy nll, the chain rule, tails, sampling."""
+"""Discretized logistic mixture: normalisation, by-hand numpy nll, chain rule, tails, sampling."""
 
 import functools
 import math
@@ -181,6 +181,20 @@ def test_direct_sampling_draws_the_joint_distribution():
   # Every outcome within 5 binomial standard deviations (+ a little slack).
   tolerance = 5 * np.sqrt(probabilities * (1 - probabilities) / num_draws) + 1e-4
   assert np.all(np.abs(frequencies - probabilities) <= tolerance)
+
+
+@pytest.mark.parametrize("num_mixtures,expected_bits",
+                         [(1, 8.29), (2, 8.15), (5, 8.07), (10, 8.04)])
+def test_uniform_start_scores_close_to_8_bits_on_uniform_data(num_mixtures, expected_bits):
+  log_probs = {}
+  for channels in (1, 3):
+    params = lm.split_mixture_params(
+        jnp.asarray(lm.uniform_mixture_raw(channels, num_mixtures)), channels, num_mixtures)
+    log_probs[channels] = np.asarray(jax.jit(lm.sub_pixel_log_probs, static_argnums=2)(
+        params, np.zeros(channels, np.int32), 256))  # [C, 256]
+  cross_entropy_bits = -np.mean(log_probs[1][0]) / np.log(2.0)  # against uniform data
+  assert 8.0 < cross_entropy_bits < expected_bits + 0.005
+  np.testing.assert_allclose(log_probs[3][0], log_probs[1][0], atol=1e-5)  # R's marginal
 
 
 def test_wrong_number_of_parameters_is_an_error():
