@@ -8,7 +8,6 @@ import struct
 
 import chex
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from PIL import Image
@@ -17,7 +16,6 @@ from tensorboardX.proto import event_pb2
 from conftest import smoke_config
 from gen_jax import parallel, tasks, train
 from gen_jax.errors import UserError
-from gen_jax.objectives import vector_quantization as vq
 from gen_jax.tasks import vq as vq_task
 from gen_jax.tasks import vq_prior
 
@@ -108,14 +106,6 @@ def test_codebook_loss_moves_only_the_codes_in_use(tiny_idx):
   used = counts > 1e-6
   assert 0 < used.sum() < 64
   np.testing.assert_array_equal(moved, used)  # Adam moves exactly the codes with a gradient
-
-
-def test_psnr_closed_form():
-  images = jnp.full((2, 4, 4, 1), 100, jnp.uint8)
-  shifted = images + jnp.array([5, 50], jnp.uint8)[:, None, None, None]
-  np.testing.assert_allclose(vq_task.psnr(images, shifted), 20 * np.log10(255 / np.array([5, 50])),
-                             rtol=1e-5)
-  assert vq_task.psnr(images, images)[0] == pytest.approx(100.0)  # the floor, not inf
 
 
 def read_histograms(workdir: str, tag: str) -> list:

@@ -65,20 +65,6 @@ def r1_penalty(logits_fn, real_images: jax.Array) -> jax.Array:
   return 0.5 * jnp.mean(jnp.sum(jnp.square(gradients).reshape(len(gradients), -1), axis=-1))
 
 
-def gaussian_kl(mean: jax.Array, log_variance: jax.Array) -> jax.Array:
-  """KL(N(mean, diag(exp(log_variance))) || N(0, I)) per example.
-
-  KL = 1/2 sum_d (mean_d^2 + var_d - log var_d - 1).
-
-  Args:
-    mean, log_variance: [B, D].
-
-  Returns:
-    [B] nats.
-  """
-  return 0.5 * jnp.sum(jnp.square(mean) + jnp.exp(log_variance) - log_variance - 1.0, axis=-1)
-
-
 def feature_reconstruction_error(real_features: jax.Array,
                                  reconstructed_features: jax.Array) -> jax.Array:
   """-log N(Dis_l(x) | Dis_l(x_tilde), I) per example, without the constant D/2 log 2 pi.

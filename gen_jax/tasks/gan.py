@@ -40,7 +40,7 @@ from gen_jax.data.sources import DatasetSpec
 from gen_jax.errors import UserError
 from gen_jax.evaluation import fid, inception
 from gen_jax.models.dcgan import Discriminator, Encoder, Generator
-from gen_jax.objectives import adversarial
+from gen_jax.objectives import adversarial, elbo
 from gen_jax.tasks import classifier
 from gen_jax.tasks.common import Task, check_divisible, ema_update, make_optimizer, module_functions
 
@@ -201,7 +201,7 @@ def vaegan_losses(params, images, rng, *, gan: GAN) -> dict[str, jax.Array]:
   real_features, reconstructed_features, _ = jnp.split(features, 3)
   real_logits, reconstructed_logits, prior_logits = jnp.split(logits, 3)
   return {
-      "prior": adversarial.gaussian_kl(mean, log_variance).mean(),
+      "prior": elbo.gaussian_kl_to_standard_normal(mean, log_variance).mean(),
       "reconstruction": adversarial.feature_reconstruction_error(
           real_features, reconstructed_features).mean(),
       "discriminator": (adversarial.discriminator_real_loss(real_logits, gan.loss)
@@ -269,7 +269,7 @@ def vaegan_eval_step(state: GANState, batch, rng, *, gan: GAN):
   mse = jnp.mean(jnp.square(reconstructions - images).reshape(len(images), -1), axis=-1)  # [B]
   psnr = 10.0 * jnp.log10(4.0 / jnp.maximum(mse, 1e-10))  # peak-to-peak 2 in [-1, 1]
   return {"psnr": jnp.sum(psnr * mask),
-          "kl": jnp.sum(adversarial.gaussian_kl(mean, log_variance) * mask),
+          "kl": jnp.sum(elbo.gaussian_kl_to_standard_normal(mean, log_variance) * mask),
           "num_examples": jnp.sum(mask)}
 
 

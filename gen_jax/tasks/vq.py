@@ -45,7 +45,7 @@ from gen_jax.data.sources import DatasetSpec
 from gen_jax.errors import UserError
 from gen_jax.models.vqvae import MODELS
 from gen_jax.objectives import discretized_gaussian as dgauss
-from gen_jax.objectives import likelihoods
+from gen_jax.objectives import likelihoods, reconstruction
 from gen_jax.objectives import vector_quantization as vq
 from gen_jax.tasks.common import Task, make_optimizer, module_functions
 
@@ -81,13 +81,6 @@ class VQSettings:
 def metric_name(level: str, name: str, levels) -> str:
   """`name` for a one-level model, `<level>_name` for VQ-VAE-2."""
   return name if len(levels) == 1 else f"{level}_{name}"
-
-
-def psnr(images: jax.Array, reconstructions: jax.Array, max_value: float = 255.0) -> jax.Array:
-  """10 log10(max^2 / MSE) per image ([B, H, W, C] x2 -> [B] dB); MSE floored at max^2 1e-10."""
-  error = (images.astype(jnp.float32) - reconstructions.astype(jnp.float32)) ** 2
-  mse = jnp.mean(error.reshape(error.shape[0], -1), axis=-1)
-  return 10.0 * jnp.log10(max_value**2 / jnp.maximum(mse, max_value**2 * 1e-10))
 
 
 def make_quantize(codebooks: dict):
@@ -230,7 +223,8 @@ def vq_eval_step(state: VQState, batch, rng, *, apply_fn, settings: VQSettings,
   code_bits = sum(math.prod(latent_shapes[level]) * math.log2(settings.num_codes)
                   for level in settings.levels) / num_dims
   reconstructions = dgauss.unit_to_levels(mean, settings.num_levels)
-  sums = {"psnr": jnp.sum(psnr(images, reconstructions, settings.num_levels - 1) * mask),
+  psnr = reconstruction.psnr(images, reconstructions, settings.num_levels - 1)  # [B] dB
+  sums = {"psnr": jnp.sum(psnr * mask),
           "decoder_bits_per_dim": jnp.sum(decoder_bits * mask),
           "uniform_prior_bits_per_dim": jnp.sum((decoder_bits + code_bits) * mask),
           "num_examples": jnp.sum(mask)}

@@ -74,17 +74,6 @@ def test_r1_penalty_closed_forms():
                              0.5 * np.mean(np.sum(np.square(images), axis=(1, 2, 3))), rtol=1e-5)
 
 
-def test_gaussian_kl_matches_the_general_formula():
-  rng = np.random.default_rng(0)
-  mean = rng.normal(size=(3, 5))
-  log_variance = rng.normal(size=(3, 5))
-  # KL(N(m, s^2) || N(0, 1)) = log(1 / s) + (s^2 + m^2) / 2 - 1/2, per dimension.
-  std = np.exp(0.5 * log_variance)
-  expected = np.sum(-np.log(std) + (std ** 2 + mean ** 2) / 2 - 0.5, axis=-1)
-  np.testing.assert_allclose(adversarial.gaussian_kl(mean, log_variance), expected, rtol=1e-5)
-  np.testing.assert_allclose(adversarial.gaussian_kl(np.zeros((2, 4)), np.zeros((2, 4))), 0.0)
-
-
 def test_feature_reconstruction_error_is_a_unit_gaussian_nll_without_its_constant():
   rng = np.random.default_rng(1)
   real = rng.normal(size=(2, 3, 3, 4))
