@@ -24,7 +24,7 @@ def add_autoencoder_keys(config: ml_collections.ConfigDict) -> None:
   config.model.restart_dead_codes = True
   # A code is dead (and moved onto a random encoder output of the batch) when its
   # running count falls below this fraction of its share under uniform use.
-  config.model.dead_code_fraction = 0.03
+  config.model.dead_code_fraction = 0.2
 
   config.train.num_steps = 2000
   config.train.batch_size = 64

@@ -9,7 +9,6 @@ position (the top codes are given, so the map need not be causal).
 """
 
 import jax
-import jax.numpy as jnp
 from flax import nnx
 
 from gen_jax.models.gated_pixelcnn import GatedPixelCNN

@@ -83,6 +83,16 @@ def metric_name(level: str, name: str, levels) -> str:
   return name if len(levels) == 1 else f"{level}_{name}"
 
 
+def draws_compile_fast():
+  """A context for random draws of replicated arrays (initial parameters, restarts).
+
+  XLA on CPU compiles JAX's default (partitionable) threefry several times slower,
+  once per distinct shape: about 11 s instead of 3 s for a VQ-VAE's init. The
+  values of a replicated draw do not depend on its sharding either way.
+  """
+  return jax.threefry_partitionable(False)
+
+
 def make_quantize(codebooks: dict):
   """quantize(level, z) -> (straight-through embedding, codes) with these codebooks."""
   def quantize(level, z):
@@ -139,7 +149,8 @@ def update_codebook(codebook, cluster_size, cluster_sum, z, codes, rng, step, *,
   if settings.kmeans_init:
     def from_kmeans(_):
       centroids, _ = vq.kmeans(z, kmeans_rng, num_codes, settings.kmeans_iterations)
-      return centroids, jnp.full((num_codes,), uniform_share, jnp.float32), centroids * uniform_share
+      sizes = jnp.full((num_codes,), uniform_share, jnp.float32)
+      return centroids, sizes, centroids * uniform_share
     codebook, cluster_size, cluster_sum = jax.lax.cond(
         step == 0, from_kmeans, lambda same: same, (codebook, cluster_size, cluster_sum))
   if not settings.restart_dead_codes:
@@ -166,24 +177,15 @@ def vq_train_step(state: VQState, batch, rng, *, apply_fn, tx, schedule, setting
           latents[level], codes[level], jax.random.fold_in(rng, index), state.step,
           settings=settings)
     counts = vq.code_counts(codes[level], settings.num_codes)
-    metrics[metric_name(level, "batch_perplexity", settings.levels)] = vq.codebook_perplexity(counts)
-    metrics[metric_name(level, "restarted_codes", settings.levels)] = restarted
+    name = functools.partial(metric_name, level, levels=settings.levels)
+    metrics[name("batch_perplexity")] = vq.codebook_perplexity(counts)
+    metrics[name("restarted_codes")] = restarted
   variance = (settings.decay * state.reconstruction_variance
               + (1.0 - settings.decay) * channel_error)
   metrics = {**metrics, "loss": loss, "grad_norm": optax.global_norm(grads),
              "learning_rate": schedule(state.step)}
   return VQState(state.step + 1, {**params, "codebooks": codebooks}, opt_state, cluster_size,
                  cluster_sum, variance), metrics
-
-
-def draws_compile_fast():
-  """A context for random draws of replicated arrays (initial parameters, restarts).
-
-  XLA on CPU compiles JAX's default (partitionable) threefry several times slower,
-  once per distinct shape: about 11 s instead of 3 s for a VQ-VAE's init. The
-  values of a replicated draw do not depend on its sharding either way.
-  """
-  return jax.threefry_partitionable(False)
 
 
 def vq_init(rng, example_batch, *, create_params, tx, settings: VQSettings, latent_shapes,
@@ -276,7 +278,8 @@ def vq_sample(state: VQState, rng, num: int, *, apply_fn, settings: VQSettings,
 
 
 def vq_reconstruct_mode(state, rng, eval_split, step, writer, mesh, *, reconstruct_fn, num):
-  """--mode reconstruct: samples/reconstruction_<step>.png, eval images over their reconstructions."""
+  """--mode reconstruct: samples/reconstruction_<step>.png, eval images above their
+  reconstructions."""
   del rng, mesh
   images = eval_split.images[:num]
   reconstructions = np.asarray(jax.device_get(reconstruct_fn(state, jnp.asarray(images))))

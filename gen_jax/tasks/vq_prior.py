@@ -136,8 +136,10 @@ def extract_codes(encode_fn, state, split: data.Split, levels, batch_size: int,
 
 
 def codes_cache_path(workdir: str, step: int, stage1, image_config) -> str:
-  key = hashlib.sha256((stage1.to_json(sort_keys=True) + image_config.to_json(sort_keys=True))
-                       .encode()).hexdigest()[:12]
+  """codes/<step>_<key>.npz, the key a hash of what decides the codes: the stage-1 model
+  and data settings and the splits read (not, e.g., its logging settings)."""
+  decisive = stage1.model.to_json(sort_keys=True) + image_config.to_json(sort_keys=True)
+  key = hashlib.sha256(decisive.encode()).hexdigest()[:12]
   return os.path.join(workdir, "codes", f"{step}_{key}.npz")
 
 

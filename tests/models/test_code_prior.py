@@ -48,7 +48,8 @@ def test_embedded_codes_are_causal():
       (flipped[jnp.arange(size), jnp.arange(size)] + 1) % NUM_CODES)
   batch = jnp.concatenate([codes.reshape(1, size), flipped])  # row 0 unchanged, one call
   logits = jax.jit(model)(batch.reshape(size + 1, HEIGHT, WIDTH, 1), None,
-                          jnp.tile(condition, (size + 1, 1, 1, 1))).reshape(size + 1, size, NUM_CODES)
+                          jnp.tile(condition, (size + 1, 1, 1, 1)))
+  logits = logits.reshape(size + 1, size, NUM_CODES)
   moved = np.abs(np.asarray(logits[1:] - logits[:1])).max(-1)  # [flipped j, position i]
   np.testing.assert_array_equal(np.tril(moved), 0.0)  # i <= j unaffected
   assert np.all(moved[:-1, -1] > 0)  # the last position sees every earlier code
@@ -58,7 +59,8 @@ def test_condition_map_reaches_every_position():
   model = gated(embed_features=5)
   codes = jax.random.randint(jax.random.key(3), (1, HEIGHT, WIDTH, 1), 0, NUM_CODES)
   condition = jax.random.normal(jax.random.key(2), (1, HEIGHT, WIDTH, 3))
-  jac = jax.jit(jax.jacrev(lambda c: model(codes, None, c)[0].sum(-1)))(condition)  # [H, W, 1, 1, H, W, 3]
+  # [H, W, 1] logits (summed over codes) by [1, H, W, 3] map
+  jac = jax.jit(jax.jacrev(lambda c: model(codes, None, c)[0].sum(-1)))(condition)
   own = np.abs(np.asarray(jac)).reshape(HEIGHT * WIDTH, HEIGHT * WIDTH, 3).sum(-1)
   assert np.all(np.diag(own) > 0)  # the map at a position reaches that position's logits
 

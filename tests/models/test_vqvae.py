@@ -27,7 +27,8 @@ def quantize_with(codebooks):
 
 def test_latent_grids_and_reconstruction_shapes():
   x = jax.random.uniform(jax.random.key(0), (2, 28, 28, 1), minval=-1, maxval=1)
-  codebooks = {level: jax.random.normal(jax.random.key(1), (5, 3)) for level in ("latent", "top", "bottom")}
+  codebooks = {level: jax.random.normal(jax.random.key(1), (5, 3))
+               for level in ("latent", "top", "bottom")}
   for model_class, num_downsamples, shapes in ((VQVAE, 2, {"latent": (7, 7)}),
                                                (VQVAE2, 1, {"top": (7, 7), "bottom": (14, 14)})):
     assert model_class.latent_shapes((28, 28, 1), num_downsamples) == shapes
@@ -64,5 +65,6 @@ def test_decoder_reads_every_level():
 
 @pytest.mark.parametrize("model_class,num_downsamples", [(VQVAE, 3), (VQVAE2, 2), (VQVAE, 0)])
 def test_grids_that_do_not_tile_the_image_are_a_user_error(model_class, num_downsamples):
-  with pytest.raises(UserError, match=f"model.num_downsamples={num_downsamples} does not fit 28x28"):
+  message = f"model.num_downsamples={num_downsamples} does not fit 28x28"
+  with pytest.raises(UserError, match=message):
     model_class.latent_shapes((28, 28, 1), num_downsamples)

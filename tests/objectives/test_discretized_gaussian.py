@@ -52,7 +52,8 @@ def test_nll_sums_over_an_image_and_has_finite_gradients():
   nll = jax.jit(dgauss.discretized_gaussian_nll, static_argnums=3)(
       images, mean, jnp.log(jnp.array([0.1])), 256)
   direct = -np.array([sum(reference_log_prob(float(m), 0.1)[int(x)]
-                          for x, m in zip(np.ravel(images[b]), np.ravel(mean[b]))) for b in range(2)])
+                          for x, m in zip(np.ravel(images[b]), np.ravel(mean[b])))
+                      for b in range(2)])
   np.testing.assert_allclose(nll, direct, rtol=1e-4)
   grads = jax.jit(jax.grad(lambda m, s: dgauss.discretized_gaussian_nll(images, m, s, 256).sum(),
                            argnums=(0, 1)))(mean, jnp.log(jnp.array([1e-3])))
@@ -61,5 +62,6 @@ def test_nll_sums_over_an_image_and_has_finite_gradients():
 
 def test_unit_scale_round_trip():
   levels = jnp.arange(256)
-  np.testing.assert_array_equal(dgauss.unit_to_levels(dgauss.levels_to_unit(levels, 256), 256), levels)
+  round_trip = dgauss.unit_to_levels(dgauss.levels_to_unit(levels, 256), 256)
+  np.testing.assert_array_equal(round_trip, levels)
   np.testing.assert_array_equal(dgauss.unit_to_levels(jnp.array([-3.0, 3.0]), 256), [0, 255])

@@ -1,4 +1,5 @@
-"""Vector quantization: nearest codes, straight-through gradients, the EMA codebook, codebook health."""
+"""Vector quantization: nearest codes, straight-through gradients, the EMA codebook and
+codebook health."""
 
 import chex
 import jax
@@ -20,7 +21,8 @@ def test_quantize_picks_the_nearest_code():
   np.testing.assert_array_equal(codes, distances.argmin(-1))
   np.testing.assert_array_equal(quantized, codebook[distances.argmin(-1)])
   near = codebook[[7, 2, 9]] + 1e-3  # a point next to a code is assigned that code
-  np.testing.assert_array_equal(vq.nearest_code(jnp.asarray(near), jnp.asarray(codebook)), [7, 2, 9])
+  np.testing.assert_array_equal(vq.nearest_code(jnp.asarray(near), jnp.asarray(codebook)),
+                                [7, 2, 9])
 
 
 def test_straight_through_passes_the_decoder_gradient_to_the_encoder_unchanged():
@@ -37,7 +39,8 @@ def test_straight_through_passes_the_decoder_gradient_to_the_encoder_unchanged()
   quantized, _ = vq.quantize(z, codebook)
   decoder_input = vq.straight_through(z, quantized)
   np.testing.assert_allclose(decoder_input, quantized, atol=1e-6)  # forward: the codes
-  value, (grad_z, grad_codebook) = jax.value_and_grad(through_quantizer, argnums=(0, 1))(z, codebook)
+  value, (grad_z, grad_codebook) = jax.value_and_grad(through_quantizer, argnums=(0, 1))(
+      z, codebook)
   np.testing.assert_allclose(value, decoder(quantized), rtol=1e-6)
   # backward: dL/dz is the decoder's gradient at its input, bit for bit
   np.testing.assert_array_equal(grad_z, jax.grad(decoder)(decoder_input))
