@@ -160,7 +160,7 @@ def measure_sample(config, num_samples: int) -> dict:
   mesh = parallel.create_mesh()
   spec = train.dataset_spec(config.data)
   task = tasks.create_task(config, spec)
-  if task.sample_naive is None or not config.model.get("cached_sampling", False):
+  if task.sample_naive is None or not config.model.get("cached_sampling", True):
     raise app.UsageError(f"{config.model.name} has no cached sampler to compare")
   state = jax.jit(task.init)(jax.random.PRNGKey(config.seed), synthetic_batch(config, spec, mesh))
   rng = jax.random.PRNGKey(config.seed + 1)

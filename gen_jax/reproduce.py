@@ -35,6 +35,9 @@ class Headline:
   config: str  # configs/<config>.py
   metrics: tuple[str, ...]  # eval metrics reported, the first is the headline
   flags: tuple[str, ...] = ()  # extra --config overrides of the reproduction
+  # a headline config whose seed-0 run this one uses, at --config.<key>=<its workdir>
+  # (e.g. the classifier whose features define FID): {key: config}
+  needs: tuple[tuple[str, str], ...] = ()
 
 
 HEADLINES = [
@@ -52,6 +55,8 @@ HEADLINES = [
     Headline("semi_supervised_vae", ("accuracy",)),
     Headline("vqvae", ("psnr", "codebook_perplexity", "dead_codes")),
     Headline("fmnist_classifier", ("accuracy",)),
+    Headline("dcgan", ("fid", "kid", "class_entropy"),
+             needs=(("eval.classifier_workdir", "fmnist_classifier"),)),
 ]
 
 
@@ -59,11 +64,29 @@ def repository_root() -> str:
   return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_command(headline: Headline, seed: int, steps: int, workdir: str, variant: str) -> list[str]:
+def run_workdir(root: str, config: str, seed: int) -> str:
+  return os.path.abspath(os.path.join(root, config, f"seed_{seed}"))
+
+
+def run_command(headline: Headline, seed: int, steps: int, root: str, variant: str) -> list[str]:
   config = f"configs/{headline.config}.py" + (f":{variant}" if variant else "")
-  return [sys.executable, "-m", "gen_jax.main", "--config", config, "--workdir", workdir,
-          f"--config.seed={seed}", f"--config.train.num_steps={steps}",
-          "--config.train.progress_bar=False", *headline.flags]
+  needed = [f"--config.{key}={run_workdir(root, other, 0)}" for key, other in headline.needs]
+  return [sys.executable, "-m", "gen_jax.main", "--config", config,
+          "--workdir", run_workdir(root, headline.config, seed), f"--config.seed={seed}",
+          f"--config.train.num_steps={steps}", "--config.train.progress_bar=False",
+          *headline.flags, *needed]
+
+
+def with_needs(headlines: list[Headline], known: dict[str, Headline]) -> list[Headline]:
+  """`headlines` with the runs they need added, each needed run before its users."""
+  ordered = []
+  for headline in headlines:
+    for _, other in headline.needs:
+      if known[other] not in ordered:
+        ordered.append(known[other])
+    if headline not in ordered:
+      ordered.append(headline)
+  return ordered
 
 
 def last_eval(workdir: str, steps: int) -> dict | None:
@@ -106,15 +129,16 @@ def main(argv):
   unknown = [c for c in _CONFIGS.value if c not in known]
   if unknown:
     sys.exit(f"error: unknown headline config(s) {', '.join(unknown)}; known: {', '.join(known)}")
-  headlines = [known[c] for c in _CONFIGS.value] if _CONFIGS.value else [
-      h for h in HEADLINES if os.path.exists(os.path.join(root_dir, "configs", f"{h.config}.py"))]
+  headlines = with_needs([known[c] for c in _CONFIGS.value] if _CONFIGS.value else [
+      h for h in HEADLINES if os.path.exists(os.path.join(root_dir, "configs", f"{h.config}.py"))],
+                         known)
   seeds = [int(s) for s in _SEEDS.value]
   rows = []
   for headline in headlines:
     values, failures = {}, []
     for seed in seeds:
-      workdir = os.path.abspath(os.path.join(_ROOT.value, headline.config, f"seed_{seed}"))
-      command = run_command(headline, seed, _STEPS.value, workdir, _VARIANT.value)
+      workdir = run_workdir(_ROOT.value, headline.config, seed)
+      command = run_command(headline, seed, _STEPS.value, _ROOT.value, _VARIANT.value)
       if _DRY_RUN.value:
         print(" ".join(command[1:]))
         continue

@@ -32,6 +32,9 @@ def vae_config(name: str = "vae") -> ml_collections.ConfigDict:
   config.eval.noise_std = 0.2  # restore: Gaussian noise std on [0, 1] intensities
   config.eval.salt_and_pepper_fraction = 0.1
   config.eval.block_size = 10  # restore: side of the zeroed square
+  # FID/KID of the samples (decoder means) at each eval, off until
+  # --config.eval.classifier_workdir names a trained fmnist_classifier run.
+  config.eval.update(config_defaults.fid_eval_config(""))
   return config
 
 

@@ -4,10 +4,12 @@ import glob
 import math
 import os
 
+import jax
 import pytest
 
 from conftest import REPO, load_config, prerequisites
 from gen_jax import parallel, tasks, train
+from gen_jax.errors import UserError
 
 CONFIG_FILES = sorted(os.path.basename(p) for p in glob.glob(os.path.join(REPO, "configs", "*.py")))
 
@@ -28,6 +30,43 @@ def test_config_is_locked_and_valid(filename, arg, smoke_run):
     for key, prerequisite in prerequisites(config).items():
       config[key] = smoke_run(prerequisite)[0]
   tasks.create_task(config, train.dataset_spec(config.data))
+
+
+# Tasks whose train step is their own (two players; codebook statistics): they refuse
+# bf16 compute and gradient accumulation rather than ignore them.
+OWN_TRAIN_STEP = {"dcgan", "vaegan", "vqvae", "vqvae2"}
+
+
+@pytest.mark.parametrize("filename", CONFIG_FILES)
+def test_precision_and_accumulation_settings_reach_the_train_step(filename, smoke_run):
+  """train.compute_dtype=bfloat16 puts bf16 ops in the traced step and grad_accum_steps=4 a
+  scan of length 4 (make_train_step's accumulation): no task may drop the settings."""
+  config = load_config(filename, "smoke")
+  with config.unlocked():
+    for key, prerequisite in prerequisites(config).items():
+      config[key] = smoke_run(prerequisite)[0]
+  spec = train.dataset_spec(config.data)
+  batch = {name: jax.ShapeDtypeStruct((config.train.batch_size, *shape), dtype)
+           for name, (shape, dtype) in spec.example_features().items()}
+  key = jax.random.PRNGKey(0)
+
+  def traced_step(**settings) -> str:
+    with config.unlocked():
+      config.train.update(settings)
+    task = tasks.create_task(config, spec)
+    state = jax.eval_shape(task.init, key, batch)
+    return str(jax.make_jaxpr(task.train_step)(state, batch, key))
+
+  default = traced_step()
+  if config.model.name in OWN_TRAIN_STEP:
+    with pytest.raises(UserError, match="set train.compute_dtype=float32 and "
+                                        "train.grad_accum_steps=1"):
+      traced_step(compute_dtype="bfloat16")
+    return
+  assert "bf16" not in default
+  assert "bf16" in traced_step(compute_dtype="bfloat16")
+  accumulated = traced_step(compute_dtype="float32", grad_accum_steps=4)
+  assert accumulated.count("length=4") > default.count("length=4")
 
 
 def test_unknown_variant():

@@ -143,3 +143,17 @@ def test_reproduce_runs_every_seed_and_tabulates_their_metrics(tiny_idx, tmp_pat
   mean, std = statistics.mean(finals), statistics.stdev(finals)
   (row,) = [line for line in output.read_text().splitlines() if line.startswith("| pixelcnn")]
   assert row == f"| pixelcnn | bits_per_dim | {mean:.4g} ± {std:.2g} | 2 |"
+
+
+def test_reproduce_trains_what_a_headline_needs_first_and_points_it_there(tmp_path):
+  # the DCGAN's FID needs the classifier: its seed-0 run comes first and is passed on
+  result = command("gen_jax.reproduce", "--configs=dcgan", "--seeds=0,1", "--steps=5",
+                   f"--root={tmp_path}", "--dry_run")
+  assert result.returncode == 0, result.stderr[-3000:]
+  lines = result.stdout.strip().splitlines()
+  assert [line.split("--config ")[1].split()[0] for line in lines] == [
+      "configs/fmnist_classifier.py"] * 2 + ["configs/dcgan.py"] * 2
+  classifier_run = tmp_path / "fmnist_classifier" / "seed_0"
+  for line, seed in zip(lines[2:], (0, 1)):
+    assert f"--config.eval.classifier_workdir={classifier_run}" in line
+    assert f"--workdir {tmp_path / 'dcgan' / f'seed_{seed}'}" in line

@@ -115,6 +115,7 @@ class GatedPixelCNN(nnx.Module):
   def __call__(self, images: jax.Array, labels: jax.Array | None = None,
                condition: jax.Array | None = None) -> jax.Array:
     self.check_condition(condition)
+    condition = None if condition is None else condition.astype(compute_dtype(self))
     x = self.inputs(images)  # [B, H, W, C or E]
     v, h, skips = x, x, 0.0
     apply_layer = nnx.remat(call) if self.remat else call

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from gen_jax.nn.precision import compute_dtype
 from gen_jax.nn.shifted_conv import ShiftedConv, down_shift, right_shift
 from gen_jax.objectives import logistic_mixture
 
@@ -137,7 +138,7 @@ class PixelCNNPlusPlus(nnx.Module):
         rngs=rngs)
 
   def __call__(self, images: jax.Array, dropout_rng: jax.Array | None = None) -> jax.Array:
-    x = logistic_mixture.level_to_unit(images, self.num_levels)  # [B, H, W, C] in [-1, 1]
+    x = logistic_mixture.level_to_unit(images, self.num_levels).astype(compute_dtype(self))
     x = jnp.concatenate([x, jnp.ones_like(x[..., :1])], axis=-1)  # [B, H, W, C + 1]
     num_blocks = self.num_scales * (2 * self.num_resnets + 1) - 1
     block_rngs = iter([] if dropout_rng is None else jax.random.split(dropout_rng, num_blocks))

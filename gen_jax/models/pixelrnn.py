@@ -22,11 +22,11 @@ with its own row's pixels would close the gap.
 """
 
 import jax
-import jax.numpy as jnp
 from flax import nnx
 
 from gen_jax.nn.causal_conv import CausalConv
 from gen_jax.nn.lstm import DiagonalBiLSTM, RowLSTM
+from gen_jax.nn.precision import compute_dtype
 
 LAYER_TYPES = ("row_lstm", "diagonal_bilstm")
 
@@ -68,7 +68,7 @@ class PixelRNN(nnx.Module):
                                num_groups=groups, rngs=rngs)
 
   def __call__(self, images: jax.Array) -> jax.Array:
-    x = images.astype(jnp.float32) * (2.0 / (self.num_levels - 1)) - 1.0  # [B, H, W, C] in [-1, 1]
+    x = images.astype(compute_dtype(self)) * (2.0 / (self.num_levels - 1)) - 1.0  # [B, H, W, C]
     h = self.first(x)  # [B, H, W, F]
     for block in self.blocks:
       h = block(h)

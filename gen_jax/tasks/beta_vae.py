@@ -21,7 +21,8 @@ from gen_jax.errors import UserError
 from gen_jax.evaluation import disentanglement
 from gen_jax.objectives import beta_vae, elbo, likelihoods
 from gen_jax.tasks import vae
-from gen_jax.tasks.common import eval_params, make_optimizer, make_train_step, module_functions
+from gen_jax.tasks.common import (eval_params, make_optimizer, make_train_step, module_functions,
+                                  train_settings)
 
 
 def beta_vae_train_loss(params, batch, rng, *, terms_fn, beta, capacity):
@@ -39,14 +40,14 @@ def beta_vae_train_loss(params, batch, rng, *, terms_fn, beta, capacity):
 
 
 def make_beta_vae_train_step(loss_fn, tx, schedule, ema_decay, *, capacity_max,
-                             capacity_steps):
+                             capacity_steps, **settings):
   """The shared update (tasks.common.make_train_step) of a loss whose capacity is C(step)."""
 
   def train_step(state, batch, rng):
     capacity = (beta_vae.capacity_schedule(state.step, capacity_max, capacity_steps)
                 if capacity_max > 0 else None)
     update = make_train_step(functools.partial(loss_fn, capacity=capacity), tx, schedule,
-                             ema_decay)
+                             ema_decay, **settings)
     return update(state, batch, rng)
 
   return train_step
@@ -130,7 +131,7 @@ def create_beta_vae_task(config, spec: DatasetSpec):
   train_step = make_beta_vae_train_step(
       functools.partial(beta_vae_train_loss, terms_fn=terms_fn, beta=model_config.beta),
       tx, schedule, config.train.ema_decay, capacity_max=model_config.capacity_max,
-      capacity_steps=model_config.capacity_steps)
+      capacity_steps=model_config.capacity_steps, **train_settings(config.train))
   encode = lambda state, x: apply_fn(eval_params(state), x, None, method="encode")
   decode = lambda state, z: vae.decoder_mean(
       likelihood, apply_fn(eval_params(state), z, None, method="decode"), num_levels)

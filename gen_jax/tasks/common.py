@@ -12,7 +12,6 @@ The trainer knows only this interface. Most train steps come from one pure
 """
 
 import dataclasses
-import functools
 from typing import Any, Callable
 
 import flax.struct
@@ -100,6 +99,14 @@ def train_settings(train_config) -> dict:
   """make_train_step's precision and accumulation keywords from config.train."""
   return {"grad_accum_steps": train_config.grad_accum_steps,
           "compute_dtype": train_config.compute_dtype}
+
+
+def check_default_train_settings(train_config, model_name: str, why: str) -> None:
+  """UserError unless train.compute_dtype / grad_accum_steps are at their defaults: for
+  tasks whose train step is not make_train_step's and does not implement them."""
+  if train_config.compute_dtype != "float32" or train_config.grad_accum_steps != 1:
+    raise UserError(f"{model_name} trains in float32 with no gradient accumulation ({why}): "
+                    "set train.compute_dtype=float32 and train.grad_accum_steps=1")
 
 
 def make_train_step(loss_fn: Callable, tx: optax.GradientTransformation,

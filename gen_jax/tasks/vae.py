@@ -14,7 +14,9 @@ Eval reports the negative ELBO (`bits_per_dim`, `nll_nats`) and the IWAE bound
 with k = config.eval.iwae_samples (`iwae_bits_per_dim`, `iwae_nats`), chunked
 over k. The autoencoder minimises squared error on [0, 1] intensities and
 reports `psnr`; it samples from a Gaussian fitted to its training codes (a
-running mean and covariance kept in its state, Ghosh et al. 2020).
+running mean and covariance kept in its state, Ghosh et al. 2020). With
+--config.eval.classifier_workdir set, eval also scores the samples (decoder
+means) by classifier-feature FID/KID, as the GANs are (tasks/sample_metrics.py).
 
 Applications are extra modes (`--mode reconstruct|interpolate|attributes|restore`),
 built on two functions every model here has: encode (images -> codes, the
@@ -23,7 +25,6 @@ posterior means) and decode (codes -> mean intensities in [0, 1]).
 
 import dataclasses
 import functools
-import math
 from typing import Callable
 
 import flax.struct
@@ -38,7 +39,8 @@ from gen_jax.errors import UserError
 from gen_jax.models.vae import VAE
 from gen_jax.objectives import elbo, likelihoods, reconstruction
 from gen_jax.tasks.common import (Task, TrainState, eval_params, make_init, make_optimizer,
-                                  make_train_step, module_functions)
+                                  make_train_step, module_functions, train_settings)
+from gen_jax.tasks.sample_metrics import with_sample_metrics
 
 LIKELIHOODS = ("bernoulli", "categorical", "gaussian")
 ARCHITECTURES = ("mlp", "conv")
@@ -195,11 +197,12 @@ def update_code_moments(state: AutoencoderState, codes: jax.Array, decay: float)
 
 
 def make_autoencoder_functions(create_params, apply_fn, tx, schedule, *, num_levels,
-                               latent_dim, code_decay):
+                               latent_dim, code_decay, **settings):
   """(init, train_step) for the autoencoder state (params + code statistics)."""
   inner_init = make_init(create_params, tx, use_ema=False)
   inner_step = make_train_step(functools.partial(autoencoder_loss, apply_fn=apply_fn,
-                                                 num_levels=num_levels), tx, schedule, 0.0)
+                                                 num_levels=num_levels), tx, schedule, 0.0,
+                               **settings)
 
   def init(rng, example_batch):
     return AutoencoderState(inner_init(rng, example_batch), jnp.zeros(latent_dim),
@@ -495,18 +498,18 @@ def create_vae_task(config, spec: DatasetSpec) -> Task:
           likelihood, apply_fn(eval_params(state), z, y, method="decode"), num_levels),
       num_levels=num_levels, binarization=config.data.binarization, conditional=conditional,
       seed=config.seed)
-  return Task(
+  return with_sample_metrics(Task(
       init=make_init(create_params, tx, config.train.ema_decay > 0),
       train_step=make_train_step(functools.partial(
           vae_loss, terms_fn=terms_fn, beta=model_config.beta, conditional=conditional),
-          tx, schedule, config.train.ema_decay),
+          tx, schedule, config.train.ema_decay, **train_settings(config.train)),
       eval_step=functools.partial(vae_eval_step, terms_fn=terms_fn, iwae_fn=iwae_fn,
                                   conditional=conditional),
       sample=functools.partial(vae_sample, **bound, latent_dim=model_config.latent_dim,
                                num_classes=num_classes),
       write_samples=(functools.partial(write_class_rows, num_classes=num_classes)
                      if conditional else None),
-      modes=make_modes(codec, config))
+      modes=make_modes(codec, config)), config, spec.image_shape)
 
 
 def create_autoencoder_task(config, spec: DatasetSpec) -> Task:
@@ -518,16 +521,17 @@ def create_autoencoder_task(config, spec: DatasetSpec) -> Task:
   tx, schedule = make_optimizer(config.train)
   init, train_step = make_autoencoder_functions(
       create_params, apply_fn, tx, schedule, num_levels=spec.num_levels,
-      latent_dim=model_config.latent_dim, code_decay=model_config.code_ema_decay)
+      latent_dim=model_config.latent_dim, code_decay=model_config.code_ema_decay,
+      **train_settings(config.train))
   codec = Codec(
       encode=lambda state, x, y: apply_fn(state.train.params, x, None, method="encode")[0],
       decode=lambda state, z, y: decoder_mean(
           "squared_error", apply_fn(state.train.params, z, None, method="decode"), 0),
       num_levels=spec.num_levels, binarization=config.data.binarization, conditional=False,
       seed=config.seed)
-  return Task(
+  return with_sample_metrics(Task(
       init=init, train_step=train_step,
       eval_step=functools.partial(autoencoder_eval_step, apply_fn=apply_fn,
                                   num_levels=spec.num_levels),
       sample=functools.partial(autoencoder_sample, apply_fn=apply_fn),
-      modes=make_modes(codec, config))
+      modes=make_modes(codec, config)), config, spec.image_shape)

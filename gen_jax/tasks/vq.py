@@ -47,7 +47,8 @@ from gen_jax.models.vqvae import MODELS
 from gen_jax.objectives import discretized_gaussian as dgauss
 from gen_jax.objectives import likelihoods, reconstruction
 from gen_jax.objectives import vector_quantization as vq
-from gen_jax.tasks.common import Task, make_optimizer, module_functions
+from gen_jax.tasks.common import (Task, check_default_train_settings, make_optimizer,
+                                  module_functions)
 
 CODEBOOK_UPDATES = ("ema", "loss")
 
@@ -339,6 +340,8 @@ def create_vq_task(config, spec: DatasetSpec) -> Task:
   if config.train.ema_decay > 0:
     raise UserError(f"train.ema_decay={config.train.ema_decay}: {model_config.name} keeps no "
                     "parameter EMA (its codebook has its own, model.codebook_decay)")
+  check_default_train_settings(config.train, model_config.name,
+                               "its step also updates the codebook statistics")
   create_params, apply_fn, levels, latent_shapes = create_vq_model(model_config, spec)
   settings = create_vq_settings(model_config, spec, levels)
   tx, schedule = create_vq_optimizer(config.train, settings.ema_codebook)

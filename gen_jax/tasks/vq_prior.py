@@ -45,7 +45,7 @@ from gen_jax.objectives import discretized_gaussian as dgauss
 from gen_jax.objectives import likelihoods
 from gen_jax.tasks import vq
 from gen_jax.tasks.common import (Task, eval_params, make_init, make_optimizer, make_train_step,
-                                  module_functions)
+                                  module_functions, train_settings)
 
 DATASET = "vq_codes"
 STAGE1_FOR_PRIOR = {"vqvae_prior": "vqvae", "vqvae2_prior": "vqvae2"}
@@ -332,7 +332,7 @@ def create_vq_prior_task(config, spec: DatasetSpec) -> Task:
   return Task(
       init=make_init(create_params, tx, config.train.ema_decay > 0),
       train_step=make_train_step(functools.partial(prior_loss, **bound), tx, schedule,
-                                 config.train.ema_decay),
+                                 config.train.ema_decay, **train_settings(config.train)),
       eval_step=functools.partial(prior_eval_step, **bound),
       sample=sample,
       sample_naive=functools.partial(sample, cached=False))

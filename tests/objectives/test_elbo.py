@@ -11,7 +11,6 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 from jax.scipy.stats import norm
 
 from gen_jax.objectives import elbo

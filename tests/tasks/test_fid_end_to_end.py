@@ -91,3 +91,18 @@ def test_missing_foreign_or_untrained_classifier_fails_before_training(
     with pytest.raises(UserError, match=message):
       train.run(dcgan_config(tiny_idx, **overrides), str(workdir))
     assert not workdir.exists()  # no step was taken, nothing was written
+
+
+@pytest.mark.parametrize("config_name", ["vae_mlp.py", "ae.py"])
+def test_vae_and_autoencoder_samples_get_fid_only_with_a_classifier(
+    config_name, classifier_run, tiny_idx, tmp_path):
+  _, classifier_workdir, _ = classifier_run
+  config = on_tiny_data(load_config(config_name, "smoke"), tiny_idx)
+  assert not train.run(config, str(tmp_path / "plain"))["eval"].keys() & {"fid", "kid"}
+  with config.unlocked():
+    config.eval.classifier_workdir = classifier_workdir
+    config.eval.min_classifier_accuracy = 0.0
+    config.eval.num_fid_samples, config.eval.kid_subsets, config.eval.kid_subset_size = 24, 3, 10
+  metrics = train.run(config, str(tmp_path / "scored"))["eval"]
+  assert metrics["fid"] > 0 and math.isfinite(metrics["kid"])
+  np.testing.assert_allclose(sum(metrics[f"class_fraction_{k}"] for k in range(10)), 1.0)

@@ -16,7 +16,6 @@ from gen_jax import data, tasks, train
 from gen_jax.data import corruptions
 from gen_jax.data.sources import DatasetSpec
 from gen_jax.errors import UserError
-from gen_jax.objectives import reconstruction
 from gen_jax.tasks import vae as vae_task
 from gen_jax.tasks.common import module_functions
 
