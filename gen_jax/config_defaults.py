@@ -5,6 +5,8 @@ finish with `finalize(config, arg)`, which applies the `smoke` variant and
 locks the config so that `--config.train.batchsize=...` (a typo) is an error.
 """
 
+import json
+
 import ml_collections
 
 
@@ -118,3 +120,16 @@ def finalize(config: ml_collections.ConfigDict, arg: str | None,
     variants[arg](config)
   config.lock()
   return config
+
+
+def read_run_config(path: str) -> ml_collections.ConfigDict:
+  """A run's config.json over `base_config()`: keys the base config gained after the
+  run was made (e.g. train.compute_dtype) read as their defaults."""
+  def merge(defaults: dict, stored: dict) -> dict:
+    return {**defaults, **{key: merge(defaults[key], value)
+                           if isinstance(value, dict) and isinstance(defaults.get(key), dict)
+                           else value for key, value in stored.items()}}
+
+  with open(path) as f:
+    stored = json.load(f)
+  return ml_collections.ConfigDict(merge(base_config().to_dict(), stored))

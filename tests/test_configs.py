@@ -1,6 +1,7 @@
 """Every config loads, locks, validates and has a :smoke variant."""
 
 import glob
+import json
 import math
 import os
 
@@ -8,7 +9,7 @@ import jax
 import pytest
 
 from conftest import REPO, load_config, prerequisites
-from gen_jax import parallel, tasks, train
+from gen_jax import config_defaults, parallel, tasks, train
 from gen_jax.errors import UserError
 
 CONFIG_FILES = sorted(os.path.basename(p) for p in glob.glob(os.path.join(REPO, "configs", "*.py")))
@@ -87,3 +88,16 @@ def test_smoke_variant_trains_evaluates_and_samples(filename, arg, smoke_run):
     # term, and a code of K costs up to log2 K bits: check the decoder's term.
     assert 0 < results["eval"]["bits_per_dim"] - results["eval"].get("prior_bits_per_dim", 0) < 9
   assert glob.glob(os.path.join(workdir, "samples", "step_4.*"))
+
+
+def test_a_run_config_from_before_new_keys_reads_them_as_defaults(tmp_path):
+  # A classifier or VQ-VAE trained before train.compute_dtype existed is still usable.
+  stored = load_config("fmnist_classifier.py").to_dict()
+  del stored["train"]["compute_dtype"], stored["train"]["grad_accum_steps"]
+  stored["train"]["batch_size"] = 7
+  path = tmp_path / "config.json"
+  path.write_text(json.dumps(stored))
+  config = config_defaults.read_run_config(str(path))
+  assert (config.train.compute_dtype, config.train.grad_accum_steps) == ("float32", 1)
+  assert config.train.batch_size == 7 and config.model.to_dict() == stored["model"]
+  assert not config.data.to_dict().keys() - stored["data"].keys()

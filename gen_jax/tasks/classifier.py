@@ -14,11 +14,10 @@ import os
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 
-from gen_jax import data
+from gen_jax import config_defaults, data
 from gen_jax.data.sources import DatasetSpec
 from gen_jax.errors import UserError
 from gen_jax.evaluation import fid
@@ -129,8 +128,7 @@ def load_feature_network(workdir: str, *, min_accuracy: float, image_shape, mesh
   if not workdir or not os.path.isfile(config_path):
     raise UserError(f"eval.classifier_workdir={workdir!r} holds no classifier run "
                     f"(no config.json): {how}")
-  with open(config_path) as f:
-    config = ml_collections.ConfigDict(json.load(f))
+  config = config_defaults.read_run_config(config_path)
   if config.model.name != MODEL_NAME:
     raise UserError(f"eval.classifier_workdir={workdir!r} is a {config.model.name!r} run, "
                     f"not a {MODEL_NAME!r}: {how}")

@@ -25,7 +25,6 @@ p(x) = sum_z p(z) p(x | z) >= p(codes) p(x | codes). Its parts are reported as
 import dataclasses
 import functools
 import hashlib
-import json
 import math
 import os
 
@@ -36,7 +35,7 @@ import numpy as np
 import optax
 from absl import logging
 
-from gen_jax import checkpointing, data, sampling
+from gen_jax import checkpointing, config_defaults, data, sampling
 from gen_jax.data.sources import DatasetSpec
 from gen_jax.errors import UserError
 from gen_jax.models.code_prior import CodePrior
@@ -63,9 +62,8 @@ def read_vqvae_config(workdir: str) -> ml_collections.ConfigDict:
   if not os.path.isfile(path):
     raise UserError(f"config.vqvae_workdir={workdir} holds no stage-1 run (no {path}); "
                     "train configs/vqvae.py or configs/vqvae2.py there first")
-  with open(path) as f:
-    config = ml_collections.ConfigDict(json.load(f))
-  name = config.get("model", {}).get("name")
+  config = config_defaults.read_run_config(path)
+  name = config.model.name
   if name not in MODELS:
     raise UserError(f"config.vqvae_workdir={workdir} holds a {name!r} run, not a VQ-VAE "
                     f"({' or '.join(MODELS)})")
