@@ -6,6 +6,7 @@
   python -m gen_jax.bench --config configs/pixelcnn.py --what memory   # fp32/bf16/accum/remat
   python -m gen_jax.bench --config configs/pixelcnn.py --what input    # data pipeline rate
   python -m gen_jax.bench --all [--markdown benchmarks/cpu.md]         # every config
+      [--pass vqvae_prior.py:--config.vqvae_workdir=runs/vqvae]       # per-config flags
 
 Prints one JSON line (--all: one per config, then a Markdown table). Figures are
 medians over repeated timed steps; with `--reference torch` the equivalent
@@ -41,6 +42,9 @@ _WHAT = flags.DEFINE_enum(
     "input: the data pipeline; summary: train + input + sample time (what --all runs).")
 _ALL = flags.DEFINE_bool("all", False, "Every configs/*.py: train, input and sampling figures.")
 _MARKDOWN = flags.DEFINE_string("markdown", None, "With --all: also write the table here.")
+_PASS = flags.DEFINE_multi_string(
+    "pass", [], "With --all: FILE:FLAG passes FLAG to configs/FILE's run, e.g. "
+    "vqvae_prior.py:--config.vqvae_workdir=runs/vqvae (a stage 2 needs its stage 1).")
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", 16, "Images per sampling run (--what sample).")
 _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps (after compile + 2 warm-up steps).")
 _REFERENCE = flags.DEFINE_enum("reference", None, ["torch"],
@@ -221,15 +225,25 @@ def markdown_table(rows: list[dict]) -> str:
   return "\n".join(lines) + "\n"
 
 
-def run_all(num_steps: int, num_samples: int, markdown_path: str | None) -> None:
-  """`--what summary` for every configs/*.py, each in its own process (clean memory figures)."""
+def run_all(num_steps: int, num_samples: int, markdown_path: str | None,
+            passed: list[str]) -> None:
+  """`--what summary` for every configs/*.py, each in its own process (clean memory figures);
+  `passed` holds 'FILE:FLAG' items, FLAG given to configs/FILE's process."""
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  extra = {}
+  for item in passed:
+    filename, sep, flag = item.partition(":")
+    if not sep or not flag.startswith("--"):
+      raise app.UsageError(f"--pass={item!r}: expected FILE:--FLAG, e.g. "
+                           "vqvae_prior.py:--config.vqvae_workdir=runs/vqvae")
+    extra.setdefault(filename, []).append(flag)
   rows = []
   for path in sorted(glob.glob(os.path.join(root, "configs", "*.py"))):
     name = os.path.relpath(path, root)
     done = subprocess.run(
         [sys.executable, "-m", "gen_jax.bench", "--config", name, "--what", "summary",
-         f"--steps={num_steps}", f"--num_samples={num_samples}"],
+         f"--steps={num_steps}", f"--num_samples={num_samples}",
+         *extra.get(os.path.basename(path), [])],
         cwd=root, capture_output=True, text=True, check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode == 0 and lines:
@@ -253,7 +267,7 @@ def run_all(num_steps: int, num_samples: int, markdown_path: str | None) -> None
 def main(argv):
   del argv
   if _ALL.value:
-    run_all(_STEPS.value, _NUM_SAMPLES.value, _MARKDOWN.value)
+    run_all(_STEPS.value, _NUM_SAMPLES.value, _MARKDOWN.value, _PASS.value)
     return
   config = _CONFIG.value
   if config is None:

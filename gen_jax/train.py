@@ -79,12 +79,15 @@ def check_finite(metrics: dict[str, float], step: int) -> None:
 def evaluate(eval_step, state, split, rng, mesh, config) -> dict[str, float]:
   """Example-weighted means of the task's eval sums over the whole split."""
   totals = None
-  for batch in data.eval_batches(split, global_batch_size=config.train.eval_batch_size,
-                                 process_index=jax.process_index(),
-                                 process_count=jax.process_count(),
-                                 binarization=config.data.binarization, seed=config.seed):
+  batches = data.eval_batches(split, global_batch_size=config.train.eval_batch_size,
+                              process_index=jax.process_index(),
+                              process_count=jax.process_count(),
+                              binarization=config.data.binarization, seed=config.seed)
+  for index, batch in enumerate(batches, start=1):
     sums = eval_step(state, parallel.to_global(batch, mesh), rng)
     totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+    if index % MAX_STEPS_IN_FLIGHT == 0:  # bounded dispatch, as in training
+      jax.block_until_ready(totals)
   totals = jax.device_get(totals)
   count = float(totals.pop("num_examples"))
   return {name: float(value) / count for name, value in totals.items()}

@@ -21,8 +21,7 @@ from gen_jax.errors import UserError
 from gen_jax.evaluation import disentanglement
 from gen_jax.objectives import beta_vae, elbo, likelihoods
 from gen_jax.tasks import vae
-from gen_jax.tasks.common import (eval_params, make_optimizer, make_train_step, module_functions,
-                                  train_settings)
+from gen_jax.tasks.common import eval_params, make_train_step, train_settings
 
 
 def beta_vae_train_loss(params, batch, rng, *, terms_fn, beta, capacity):
@@ -119,22 +118,16 @@ def check_beta_vae_config(config) -> None:
 def create_beta_vae_task(config, spec: DatasetSpec):
   """The VAE task with the beta / capacity loss, MIG at eval and a traverse mode."""
   check_beta_vae_config(config)
-  task = vae.create_vae_task(config, spec)
+  parts = vae.vae_parts(config, spec)
   model_config, eval_config = config.model, config.eval
-  likelihood, num_levels = model_config.likelihood, spec.num_levels
-  create_params, apply_fn = module_functions(vae.create_vae_module(
-      model_config, spec, likelihood=likelihood, num_classes=0, variational=True))
-  del create_params  # the VAE task's init makes the same parameter tree
-  terms_fn = functools.partial(vae.elbo_terms, apply_fn=apply_fn, likelihood=likelihood,
-                               num_levels=num_levels)
-  tx, schedule = make_optimizer(config.train)
   train_step = make_beta_vae_train_step(
-      functools.partial(beta_vae_train_loss, terms_fn=terms_fn, beta=model_config.beta),
-      tx, schedule, config.train.ema_decay, capacity_max=model_config.capacity_max,
+      functools.partial(beta_vae_train_loss, terms_fn=parts.terms_fn, beta=model_config.beta),
+      parts.tx, parts.schedule, config.train.ema_decay, capacity_max=model_config.capacity_max,
       capacity_steps=model_config.capacity_steps, **train_settings(config.train))
-  encode = lambda state, x: apply_fn(eval_params(state), x, None, method="encode")
-  decode = lambda state, z: vae.decoder_mean(
-      likelihood, apply_fn(eval_params(state), z, None, method="decode"), num_levels)
+  task = vae.create_vae_task(config, spec, parts, train_step)
+  # (posterior means, log-variances) of q(z|x)
+  encode = lambda state, x: parts.apply_fn(eval_params(state), x, None, method="encode")
+  decode = lambda state, z: parts.codec.decode(state, z, None)
   batch_size = config.train.eval_batch_size
   split_metrics = None
   if "factors" in spec.example_features():

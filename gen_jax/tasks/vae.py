@@ -25,7 +25,7 @@ posterior means) and decode (codes -> mean intensities in [0, 1]).
 
 import dataclasses
 import functools
-from typing import Callable
+from typing import Any, Callable
 
 import flax.struct
 import jax
@@ -476,8 +476,19 @@ def write_class_rows(writer, step, samples, *, num_classes):
                              num_columns=class_rows(len(samples), num_classes)[1])
 
 
-def create_vae_task(config, spec: DatasetSpec) -> Task:
-  """VAE / CVAE: negative ELBO training, ELBO + IWAE eval, prior samples, applications."""
+@dataclasses.dataclass(frozen=True)
+class VAEParts:
+  """The pure pieces of a VAE config that tasks built on the VAE (beta-VAE) reuse."""
+  create_params: Callable  # rng -> params
+  apply_fn: Callable  # (params, *args, method=...) -> the VAE module's outputs
+  terms_fn: Callable  # (params, images, labels, rng) -> (nll [B], kl [B]) in nats
+  tx: Any  # optax.GradientTransformation
+  schedule: Callable  # step -> learning rate
+  codec: Codec  # encode / decode for the applications
+  num_classes: int  # 0 unless class-conditional
+
+
+def vae_parts(config, spec: DatasetSpec) -> VAEParts:
   check_config(config, spec, variational=True)
   model_config = config.model
   num_classes = spec.num_classes if model_config.class_conditional else 0
@@ -485,31 +496,46 @@ def create_vae_task(config, spec: DatasetSpec) -> Task:
   create_params, apply_fn = module_functions(create_vae_module(
       model_config, spec, likelihood=likelihood, num_classes=num_classes, variational=True))
   tx, schedule = make_optimizer(config.train)
-  bound = dict(apply_fn=apply_fn, likelihood=likelihood, num_levels=num_levels)
-  terms_fn = functools.partial(elbo_terms, **bound)
-  iwae_fn = (functools.partial(iwae_log_likelihood, **bound,
-                               num_samples=config.eval.iwae_samples,
-                               chunk_size=config.eval.iwae_chunk_size)
-             if config.eval.iwae_samples else None)
-  conditional = bool(num_classes)
   codec = Codec(
       encode=lambda state, x, y: apply_fn(eval_params(state), x, y, method="encode")[0],
       decode=lambda state, z, y: decoder_mean(
           likelihood, apply_fn(eval_params(state), z, y, method="decode"), num_levels),
-      num_levels=num_levels, binarization=config.data.binarization, conditional=conditional,
-      seed=config.seed)
+      num_levels=num_levels, binarization=config.data.binarization,
+      conditional=bool(num_classes), seed=config.seed)
+  terms_fn = functools.partial(elbo_terms, apply_fn=apply_fn, likelihood=likelihood,
+                               num_levels=num_levels)
+  return VAEParts(create_params, apply_fn, terms_fn, tx, schedule, codec, num_classes)
+
+
+def create_vae_task(config, spec: DatasetSpec, parts: VAEParts | None = None,
+                    train_step: Callable | None = None) -> Task:
+  """VAE / CVAE: negative ELBO training, ELBO + IWAE eval, prior samples, applications.
+
+  `parts` and `train_step` let a variant (beta-VAE) swap the loss and keep the rest.
+  """
+  parts = parts or vae_parts(config, spec)
+  model_config = config.model
+  num_classes, conditional = parts.num_classes, parts.codec.conditional
+  bound = dict(apply_fn=parts.apply_fn, likelihood=model_config.likelihood,
+               num_levels=spec.num_levels)
+  iwae_fn = (functools.partial(iwae_log_likelihood, **bound,
+                               num_samples=config.eval.iwae_samples,
+                               chunk_size=config.eval.iwae_chunk_size)
+             if config.eval.iwae_samples else None)
+  if train_step is None:
+    train_step = make_train_step(functools.partial(
+        vae_loss, terms_fn=parts.terms_fn, beta=model_config.beta, conditional=conditional),
+        parts.tx, parts.schedule, config.train.ema_decay, **train_settings(config.train))
   return with_sample_metrics(Task(
-      init=make_init(create_params, tx, config.train.ema_decay > 0),
-      train_step=make_train_step(functools.partial(
-          vae_loss, terms_fn=terms_fn, beta=model_config.beta, conditional=conditional),
-          tx, schedule, config.train.ema_decay, **train_settings(config.train)),
-      eval_step=functools.partial(vae_eval_step, terms_fn=terms_fn, iwae_fn=iwae_fn,
+      init=make_init(parts.create_params, parts.tx, config.train.ema_decay > 0),
+      train_step=train_step,
+      eval_step=functools.partial(vae_eval_step, terms_fn=parts.terms_fn, iwae_fn=iwae_fn,
                                   conditional=conditional),
       sample=functools.partial(vae_sample, **bound, latent_dim=model_config.latent_dim,
                                num_classes=num_classes),
       write_samples=(functools.partial(write_class_rows, num_classes=num_classes)
                      if conditional else None),
-      modes=make_modes(codec, config)), config, spec.image_shape)
+      modes=make_modes(parts.codec, config)), config, spec.image_shape)
 
 
 def create_autoencoder_task(config, spec: DatasetSpec) -> Task:
