@@ -209,7 +209,7 @@ TABLE_COLUMNS = [("config", "config", "{}"), ("batch", "batch_size", "{}"),
                  ("step memory MB", "step_memory_mb", "{:.0f}"),
                  ("peak RSS MB", "peak_rss_mb", "{:.0f}"),
                  ("input examples/s", "input_examples_per_s", "{:.0f}"),
-                 ("input / train", "input_over_train", "{:.0f}x"),
+                 ("input / train", "input_over_train", "{:.3g}x"),
                  ("sample s", "sample_s", "{:.2f}"), ("samples", "sample_num", "{}")]
 
 
