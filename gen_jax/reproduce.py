@@ -1,13 +1,15 @@
 """`python -m gen_jax.reproduce`: the README's results table, from runs it makes itself.
 
   python -m gen_jax.reproduce --steps 2000 --seeds 0,1,2 [--configs pixelcnn,vae_mlp]
-      [--root runs/reproduce] [--output results/RESULTS.md] [--variant smoke] [--dry_run]
+      [--root runs/reproduce] [--output results/RESULTS.md] [--readme README.md]
+      [--variant smoke] [--dry_run]
 
 Trains each family's headline config (HEADLINES) on Fashion-MNIST for the same
 fixed budget (--steps) with every seed, each run a `python -m gen_jax.main`
 process in ROOT/<config>/seed_<s>, then reads the last eval record of each
 run's own metrics.jsonl and writes a Markdown table of mean +- standard
-deviation over the seeds. A run that already finished its budget is not
+deviation over the seeds (and, with --readme, puts it into the README between
+two marker lines). A run that already finished its budget is not
 repeated; a run that fails is reported as failed with its last error line.
 """
 
@@ -28,6 +30,11 @@ _ROOT = flags.DEFINE_string("root", "runs/reproduce", "Where the runs' workdirs 
 _OUTPUT = flags.DEFINE_string("output", "results/RESULTS.md", "The Markdown table.")
 _VARIANT = flags.DEFINE_string("variant", "", "Config variant for every run (e.g. smoke).")
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "Print the commands, run nothing.")
+_README = flags.DEFINE_string(
+    "readme", None, "Also put the table into this file, between its lines "
+    f"{'<!-- reproduce:begin -->'!r} and {'<!-- reproduce:end -->'!r} (e.g. README.md).")
+
+README_BEGIN, README_END = "<!-- reproduce:begin -->", "<!-- reproduce:end -->"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,6 +129,26 @@ def results_table(rows: list[tuple[Headline, dict[str, list[float]], list[str]]]
   return "\n".join(lines) + "\n"
 
 
+def readme_block(path: str) -> tuple[str, int, int]:
+  """(text of `path`, start, end) of what lies between its README_BEGIN and README_END lines."""
+  try:
+    with open(path) as f:
+      text = f.read()
+  except OSError as error:
+    raise app.UsageError(f"--readme={path}: {error.strerror}") from error
+  begin, end = text.find(README_BEGIN + "\n"), text.find(README_END)
+  if begin < 0 or end < begin:
+    raise app.UsageError(f"--readme={path}: no {README_BEGIN} ... {README_END} lines to "
+                         "put the table between")
+  return text, begin + len(README_BEGIN) + 1, end
+
+
+def replace_block(path: str, table: str) -> None:
+  text, start, end = readme_block(path)
+  with open(path, "w") as f:
+    f.write(text[:start] + table + text[end:])
+
+
 def main(argv):
   del argv
   root_dir = repository_root()
@@ -133,6 +160,8 @@ def main(argv):
       h for h in HEADLINES if os.path.exists(os.path.join(root_dir, "configs", f"{h.config}.py"))],
                          known)
   seeds = [int(s) for s in _SEEDS.value]
+  if _README.value:
+    readme_block(_README.value)  # a bad --readme fails now, not after hours of runs
   rows = []
   for headline in headlines:
     values, failures = {}, []
@@ -161,6 +190,8 @@ def main(argv):
   os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
   with open(_OUTPUT.value, "w") as f:
     f.write(table)
+  if _README.value:
+    replace_block(_README.value, table)
   print(table)
 
 

@@ -128,10 +128,14 @@ def test_reproduce_runs_every_seed_and_tabulates_their_metrics(tiny_idx, tmp_pat
   env = {"TFDS_DATA_DIR": data_dir}  # the tiny dataset, built from idx_dir below
   from gen_jax.data import sources
   sources.read_split("fashion_mnist", "train", data_dir=data_dir, idx_dir=idx_dir)
+  readme = tmp_path / "README.md"
+  readme.write_text("# Results\n<!-- reproduce:begin -->\nold table\n<!-- reproduce:end -->\nend\n")
   result = command("gen_jax.reproduce", "--configs=pixelcnn", "--seeds=0,1", "--steps=3",
                    "--variant=smoke", f"--root={tmp_path / 'runs'}", f"--output={output}",
-                   env_extra=env)
+                   f"--readme={readme}", env_extra=env)
   assert result.returncode == 0, result.stderr[-3000:]
+  assert readme.read_text() == ("# Results\n<!-- reproduce:begin -->\n" + output.read_text()
+                                + "<!-- reproduce:end -->\nend\n")
   finals = []
   for seed in (0, 1):
     with open(tmp_path / "runs" / "pixelcnn" / f"seed_{seed}" / "metrics.jsonl") as f:
@@ -150,6 +154,10 @@ def test_reproduce_trains_what_a_headline_needs_first_and_points_it_there(tmp_pa
   result = command("gen_jax.reproduce", "--configs=dcgan", "--seeds=0,1", "--steps=5",
                    f"--root={tmp_path}", "--dry_run")
   assert result.returncode == 0, result.stderr[-3000:]
+  unmarked = tmp_path / "README.md"
+  unmarked.write_text("no markers\n")
+  refused = command("gen_jax.reproduce", "--configs=dcgan", "--dry_run", f"--readme={unmarked}")
+  assert refused.returncode != 0 and "no <!-- reproduce:begin -->" in refused.stderr
   lines = result.stdout.strip().splitlines()
   assert [line.split("--config ")[1].split()[0] for line in lines] == [
       "configs/fmnist_classifier.py"] * 2 + ["configs/dcgan.py"] * 2
