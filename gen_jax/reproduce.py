@@ -114,11 +114,12 @@ def summarize(values: list[float]) -> str:
 
 
 def results_table(rows: list[tuple[Headline, dict[str, list[float]], list[str]]],
-                  steps: int, seeds: list[int], device: str) -> str:
+                  steps: int, seeds: list[int], device: str, configs: list[str]) -> str:
   """Markdown: one row per config, mean ± sample std over seeds of each metric."""
+  subset = f" --configs {','.join(configs)}" if configs else ""
   lines = [f"Budget: {steps} steps per run, seeds {', '.join(map(str, seeds))}; device: {device}. "
            f"Reproduce: `python -m gen_jax.reproduce --steps {steps} "
-           f"--seeds {','.join(map(str, seeds))}`.", "",
+           f"--seeds {','.join(map(str, seeds))}{subset}`.", "",
            "| config | metric | mean ± std | runs |", "|---|---|---|---|"]
   for headline, values, failures in rows:
     for metric in headline.metrics:
@@ -186,7 +187,8 @@ def main(argv):
   if _DRY_RUN.value:
     return
   device = jax.devices()[0]
-  table = results_table(rows, _STEPS.value, seeds, f"{device.platform} ({device.device_kind})")
+  table = results_table(rows, _STEPS.value, seeds, f"{device.platform} ({device.device_kind})",
+                        _CONFIGS.value)
   os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
   with open(_OUTPUT.value, "w") as f:
     f.write(table)
