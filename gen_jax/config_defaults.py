@@ -87,6 +87,34 @@ def adversarial_training(config: ml_collections.ConfigDict) -> None:
   config.eval = fid_eval_config("workdirs/fmnist_classifier")
 
 
+def pixelrnn_config(name: str) -> ml_collections.ConfigDict:
+  """PixelRNN (configs/row_lstm.py, diagonal_bilstm.py): base_config() plus the model,
+  sized like the paper's binarized-MNIST Diagonal BiLSTM (7 layers, h = 16)."""
+  config = base_config()
+  config.model.name = name  # row_lstm | diagonal_bilstm
+  config.model.features = 32  # residual stream width (2h in the paper)
+  config.model.hidden_features = 16  # LSTM units per layer (h)
+  config.model.num_layers = 7
+  if name == "row_lstm":  # the Diagonal BiLSTM's state-to-state conv is fixed at 2 x 1
+    config.model.kernel_size = 3  # 1 x k input-to-state, width-k state-to-state
+  config.model.first_kernel_size = 7
+  config.model.head_features = 32
+
+  config.train.num_steps = 5000
+  config.train.batch_size = 64
+  config.train.learning_rate = 1e-3
+  config.train.ema_decay = 0.999
+  config.train.num_samples = 16  # naive sampling: one forward pass per sub-pixel
+  return config
+
+
+def shrink_pixelrnn_for_smoke(config: ml_collections.ConfigDict) -> None:
+  shrink_for_smoke(config)
+  config.model.features = config.model.hidden_features = config.model.head_features = 8
+  config.model.num_layers = 1
+  config.model.first_kernel_size = 3
+
+
 def shrink_gan_for_smoke(config: ml_collections.ConfigDict) -> None:
   """shrink_for_smoke for adversarial_training configs, with no FID (no classifier there)."""
   shrink_for_smoke(config)

@@ -7,11 +7,13 @@ import os
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import pytest
 from PIL import Image
 
 from conftest import load_config
 from gen_jax import data, train
 from gen_jax.data import sprites
+from gen_jax.errors import UserError
 from gen_jax.tasks import beta_vae
 
 
@@ -106,3 +108,12 @@ def test_capacity_run_trains_evaluates_mig_and_traverses(tmp_path):
   width, height = Image.open(paths[0]).size
   assert (height, width) == (config.model.latent_dim * size + 1,
                              config.eval.traversal_steps * size + 1)
+
+
+def test_fid_settings_are_refused_not_dropped():
+  # The beta-VAE's eval metric is MIG; a FID setting it would ignore is an error.
+  config = load_config("beta_vae.py", "smoke")
+  with config.unlocked():
+    config.eval.classifier_workdir = "runs/clf"
+  with pytest.raises(UserError, match="reports MIG at eval, not FID/KID"):
+    beta_vae.check_beta_vae_config(config)

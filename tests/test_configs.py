@@ -36,12 +36,29 @@ def test_config_is_locked_and_valid(filename, arg, smoke_run):
 # Tasks whose train step is their own (two players; codebook statistics): they refuse
 # bf16 compute and gradient accumulation rather than ignore them.
 OWN_TRAIN_STEP = {"dcgan", "vaegan", "vqvae", "vqvae2"}
+# Models that compute in float32 only: they refuse bf16 and take accumulation.
+FLOAT32_ONLY = {"char_rnn", "ar_p"}
+
+
+def matmul_input_dtypes(jaxpr, found=None) -> list[str]:
+  """The dtype of the first operand of every dot_general / conv in `jaxpr`, nested included."""
+  found = [] if found is None else found
+  for eqn in jaxpr.eqns:
+    if eqn.primitive.name in ("dot_general", "conv_general_dilated"):
+      found.append(str(eqn.invars[0].aval.dtype))
+    for param in eqn.params.values():
+      for sub in param if isinstance(param, (list, tuple)) else [param]:
+        inner = getattr(sub, "jaxpr", sub)  # ClosedJaxpr -> Jaxpr
+        if hasattr(inner, "eqns"):
+          matmul_input_dtypes(inner, found)
+  return found
 
 
 @pytest.mark.parametrize("filename", CONFIG_FILES)
 def test_precision_and_accumulation_settings_reach_the_train_step(filename, smoke_run):
-  """train.compute_dtype=bfloat16 puts bf16 ops in the traced step and grad_accum_steps=4 a
-  scan of length 4 (make_train_step's accumulation): no task may drop the settings."""
+  """With train.compute_dtype=bfloat16 most matrix products and convolutions of the traced
+  step take bf16 inputs (the network; losses may stay fp32), and grad_accum_steps=4 adds a
+  scan of length 4 (make_train_step's accumulation): no task may silently drop them."""
   config = load_config(filename, "smoke")
   with config.unlocked():
     for key, prerequisite in prerequisites(config).items():
@@ -51,23 +68,30 @@ def test_precision_and_accumulation_settings_reach_the_train_step(filename, smok
            for name, (shape, dtype) in spec.example_features().items()}
   key = jax.random.PRNGKey(0)
 
-  def traced_step(**settings) -> str:
+  def traced_step(**settings):
     with config.unlocked():
       config.train.update(settings)
     task = tasks.create_task(config, spec)
     state = jax.eval_shape(task.init, key, batch)
-    return str(jax.make_jaxpr(task.train_step)(state, batch, key))
+    return jax.make_jaxpr(task.train_step)(state, batch, key).jaxpr
 
   default = traced_step()
-  if config.model.name in OWN_TRAIN_STEP:
-    with pytest.raises(UserError, match="set train.compute_dtype=float32 and "
-                                        "train.grad_accum_steps=1"):
+  refusal = "set train.compute_dtype=float32"
+  if config.model.name in OWN_TRAIN_STEP | FLOAT32_ONLY:
+    with pytest.raises(UserError, match=refusal):
       traced_step(compute_dtype="bfloat16")
-    return
-  assert "bf16" not in default
-  assert "bf16" in traced_step(compute_dtype="bfloat16")
-  accumulated = traced_step(compute_dtype="float32", grad_accum_steps=4)
-  assert accumulated.count("length=4") > default.count("length=4")
+  else:
+    assert set(matmul_input_dtypes(default)) == {"float32"}
+    mixed = matmul_input_dtypes(traced_step(compute_dtype="bfloat16"))
+    assert mixed.count("bfloat16") > len(mixed) / 2, mixed
+  with config.unlocked():
+    config.train.compute_dtype = "float32"
+  if config.model.name in OWN_TRAIN_STEP:
+    with pytest.raises(UserError, match="train.grad_accum_steps=1"):
+      traced_step(grad_accum_steps=4)
+  else:
+    accumulated = traced_step(grad_accum_steps=4)
+    assert str(accumulated).count("length=4") > str(default).count("length=4")
 
 
 def test_unknown_variant():

@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from gen_jax.nn.precision import compute_dtype
+
 
 def max_pool(x: jax.Array) -> jax.Array:  # [B, H, W, C] -> [B, H/2, W/2, C]
   return nnx.max_pool(x, (2, 2), strides=(2, 2))
@@ -31,14 +33,14 @@ class Classifier(nnx.Module):
     self.logits = nnx.Linear(feature_dim, num_classes, rngs=rngs)
 
   def features(self, images: jax.Array) -> jax.Array:
-    h = images.astype(jnp.float32) * (2.0 / 255.0) - 1.0  # [B, H, W, C] in [-1, 1]
+    h = images.astype(compute_dtype(self)) * (2.0 / 255.0) - 1.0  # [B, H, W, C] in [-1, 1]
     h = max_pool(jax.nn.relu(self.conv1(h)))  # [B, H/2, W/2, F]
     h = max_pool(jax.nn.relu(self.conv2(h)))  # [B, H/4, W/4, 2F]
     return jax.nn.relu(self.hidden(h.reshape(len(images), -1)))  # [B, feature_dim]
 
   def features_and_logits(self, images: jax.Array) -> tuple[jax.Array, jax.Array]:
     features = self.features(images)
-    return features, self.logits(features)  # [B, feature_dim], [B, num_classes]
+    return features, self.logits(features).astype(jnp.float32)  # [B, F], [B, num_classes]
 
   def __call__(self, images: jax.Array) -> jax.Array:
-    return self.logits(self.features(images))  # [B, num_classes]
+    return self.logits(self.features(images)).astype(jnp.float32)  # [B, num_classes]

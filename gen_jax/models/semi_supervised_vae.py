@@ -12,6 +12,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from gen_jax.nn.precision import compute_dtype
+
 
 class LabelledLinear(nnx.Module):
   """[..., D] inputs, [...] or all labels -> [..., F]: a linear map of [x, onehot(y)]."""
@@ -62,18 +64,22 @@ class SemiSupervisedVAE(nnx.Module):
 
   def classify(self, x: jax.Array) -> jax.Array:
     """[B, D] -> [B, K] logits of q(y|x)."""
-    return self.classifier(self.classifier_input(x))
+    x = x.astype(compute_dtype(self))
+    return self.classifier(self.classifier_input(x)).astype(jnp.float32)
 
   def encode(self, x: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
     """q(z|x, y) for given labels [B]: mean, log-variance [B, Z]."""
-    mean, log_variance = jnp.split(self.encoder(self.encoder_input(x, labels)), 2, axis=-1)
+    out = self.encoder(self.encoder_input(x.astype(compute_dtype(self)), labels))
+    mean, log_variance = jnp.split(out.astype(jnp.float32), 2, axis=-1)
     return mean, log_variance
 
   def encode_every_class(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
     """q(z|x, y) for y = 0 .. K-1: mean, log-variance [B, K, Z]."""
-    mean, log_variance = jnp.split(self.encoder(self.encoder_input.every_class(x)), 2, axis=-1)
+    out = self.encoder(self.encoder_input.every_class(x.astype(compute_dtype(self))))
+    mean, log_variance = jnp.split(out.astype(jnp.float32), 2, axis=-1)
     return mean, log_variance
 
   def decode(self, z: jax.Array, labels: jax.Array) -> jax.Array:
     """z [..., Z], labels [...] -> [..., D] Bernoulli logits of p(x|y, z)."""
-    return self.decoder(self.decoder_input(z, labels))
+    z = z.astype(compute_dtype(self))
+    return self.decoder(self.decoder_input(z, labels)).astype(jnp.float32)

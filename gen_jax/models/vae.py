@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from gen_jax.nn.precision import compute_dtype
+
 
 def conv_kernel_init(key: jax.Array, shape, dtype=jnp.float32) -> jax.Array:
   """LeCun-normal conv kernel [kh, kw, in, out] drawn as a [kh * kw * in, out] matrix.
@@ -69,7 +71,8 @@ class MLPEncoder(nnx.Module):
     self.mlp = MLP([num_inputs, *hidden_sizes, num_outputs], rngs=rngs)
 
   def __call__(self, images, labels=None):
-    x = images_to_inputs(images, self.num_levels).reshape(len(images), -1)  # [B, H*W*C]
+    x = images_to_inputs(images, self.num_levels).astype(compute_dtype(self))
+    x = x.reshape(len(images), -1)  # [B, H*W*C]
     return self.mlp(with_labels(x, labels, self.num_classes))
 
 
@@ -103,7 +106,7 @@ class ConvEncoder(nnx.Module):
     self.head = MLP([flat + num_classes, hidden_size, num_outputs], rngs=rngs)
 
   def __call__(self, images, labels=None):
-    x = images_to_inputs(images, self.num_levels)  # [B, H, W, C]
+    x = images_to_inputs(images, self.num_levels).astype(compute_dtype(self))  # [B, H, W, C]
     x = jax.nn.relu(self.conv1(x))  # [B, H/2, W/2, F]
     x = jax.nn.relu(self.conv2(x))  # [B, H/4, W/4, 2F]
     x = jax.nn.relu(x.reshape(len(x), -1))
@@ -169,16 +172,17 @@ class VAE(nnx.Module):
       raise ValueError(f"unknown architecture {architecture!r}")
 
   def encode(self, images: jax.Array, labels: jax.Array | None = None):
-    """-> (mean [B, Z], log_variance [B, Z]) of q(z|x[, y])."""
-    out = self.encoder(images, labels)
+    """-> (mean [B, Z], log_variance [B, Z]) of q(z|x[, y]), float32 (the network itself
+    computes in its parameters' dtype: bf16 under mixed precision)."""
+    out = self.encoder(images, labels).astype(jnp.float32)
     if not self.variational:
       return out, jnp.full_like(out, -jnp.inf)
     mean, log_variance = jnp.split(out, 2, axis=-1)
     return mean, log_variance
 
   def decode(self, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
-    """-> likelihood parameters [B, H, W, C, O] of p(x|z[, y])."""
-    return self.decoder(z, labels)
+    """-> likelihood parameters [B, H, W, C, O] of p(x|z[, y]), float32."""
+    return self.decoder(z.astype(compute_dtype(self)), labels).astype(jnp.float32)
 
   def __call__(self, images: jax.Array, labels: jax.Array | None = None) -> jax.Array:
     """Decoder outputs at the posterior mean (a deterministic reconstruction)."""

@@ -109,6 +109,9 @@ def check_beta_vae_config(config) -> None:
     raise UserError("model.capacity_max and model.capacity_steps must be >= 0")
   if model_config.class_conditional:
     raise UserError("model.name=beta_vae is unconditional: set model.class_conditional=False")
+  if eval_config.classifier_workdir or eval_config.inception_weights:
+    raise UserError("model.name=beta_vae reports MIG at eval, not FID/KID: leave "
+                    "eval.classifier_workdir and eval.inception_weights empty")
   if eval_config.mig_bins < 2:
     raise UserError(f"eval.mig_bins={eval_config.mig_bins} must be at least 2")
   if eval_config.traversal_steps < 2 or eval_config.traversal_limit <= 0:

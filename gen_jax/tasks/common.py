@@ -109,6 +109,13 @@ def check_default_train_settings(train_config, model_name: str, why: str) -> Non
                     "set train.compute_dtype=float32 and train.grad_accum_steps=1")
 
 
+def check_float32_compute(train_config, model_name: str, why: str) -> None:
+  """UserError unless train.compute_dtype is float32: for models that do not compute in bf16."""
+  if train_config.compute_dtype != "float32":
+    raise UserError(f"{model_name} computes in float32 only ({why}): "
+                    "set train.compute_dtype=float32")
+
+
 def make_train_step(loss_fn: Callable, tx: optax.GradientTransformation,
                     schedule: optax.Schedule, ema_decay: float, *, grad_accum_steps: int = 1,
                     compute_dtype: str = "float32") -> Callable:

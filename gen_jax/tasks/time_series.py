@@ -29,8 +29,8 @@ from gen_jax import plots
 from gen_jax.data.sources import DatasetSpec
 from gen_jax.errors import UserError
 from gen_jax.objectives import time_series
-from gen_jax.tasks.common import (Task, eval_params, make_init, make_optimizer, make_train_step,
-                                  train_settings)
+from gen_jax.tasks.common import (Task, check_float32_compute, eval_params, make_init,
+                                  make_optimizer, make_train_step, train_settings)
 
 
 def create_ar_params(rng, order: int) -> dict:
@@ -178,6 +178,7 @@ def create_ar_task(config, spec: DatasetSpec) -> Task:
   order, window = config.model.order, config.data.window_length
   if order < 1:
     raise UserError(f"model.order={order} must be >= 1")
+  check_float32_compute(config.train, "ar_p", "a linear model fitted to be compared with OLS")
   references = reference_fits(spec, order)
   longest = max([order] + [len(ar["coefficients"]) for ar in references.values()])
   if window <= longest:
