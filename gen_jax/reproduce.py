@@ -14,7 +14,6 @@ repeated; a run that fails is reported as failed with its last error line.
 """
 
 import dataclasses
-import json
 import os
 import statistics
 import subprocess
@@ -22,6 +21,8 @@ import sys
 
 import jax
 from absl import app, flags
+
+from gen_jax import runs
 
 _STEPS = flags.DEFINE_integer("steps", 2000, "Train steps per run (the fixed budget).")
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds; one run per config and seed.")
@@ -98,12 +99,7 @@ def with_needs(headlines: list[Headline], known: dict[str, Headline]) -> list[He
 
 def last_eval(workdir: str, steps: int) -> dict | None:
   """The last eval record of a run that reached `steps`, or None."""
-  path = os.path.join(workdir, "metrics.jsonl")
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    records = [json.loads(line) for line in f if line.strip()]
-  evals = [r for r in records if r["split"] == "eval" and r["step"] == steps]
+  evals = [r for r in runs.read_metrics(workdir, "eval") if r["step"] == steps]
   return evals[-1] if evals else None
 
 

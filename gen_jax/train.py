@@ -18,8 +18,9 @@ import numpy as np
 from absl import logging
 from tqdm import tqdm
 
-from gen_jax import checkpointing, data, parallel, tasks
+from gen_jax import checkpointing, data, parallel, runs, tasks
 from gen_jax.errors import NonFiniteError, UserError
+from gen_jax.runs import abstract_checkpoint, dataset_spec, example_batch  # noqa: F401 (API)
 from gen_jax.writers import MetricWriter
 
 MODES = ("train", "eval", "sample")
@@ -49,12 +50,6 @@ def validate_config(config, mesh) -> None:
     parallel.check_batch_size(config.train.batch_size // accum, mesh,
                               "train.batch_size / train.grad_accum_steps")
   parallel.check_batch_size(config.train.eval_batch_size, mesh, "train.eval_batch_size")
-
-
-def dataset_spec(data_config) -> data.DatasetSpec:
-  """The dataset's static facts after preprocessing (binarized data has 2 levels)."""
-  spec = data.get_spec(data_config)  # unknown names are a UserError
-  return spec if data_config.binarization == "none" else dataclasses.replace(spec, num_levels=2)
 
 
 def is_due(step: int, every: int, last_step: int) -> bool:
@@ -135,37 +130,9 @@ class StopRequest:
       signal.signal(signum, handler)
 
 
-def abstract_checkpoint(task, init_rng, train_rng, example_batch, mesh) -> dict:
-  """ShapeDtypeStructs (replicated) of what a checkpoint holds: {'state', 'rng'}."""
-  replicated = parallel.replicated(mesh)
-  abstract = {"state": jax.eval_shape(task.init, init_rng, example_batch),
-              "rng": jax.ShapeDtypeStruct(train_rng.shape, train_rng.dtype)}
-  return jax.tree.map(
-      lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=replicated), abstract)
-
-
-def example_batch(config, spec: data.DatasetSpec, mesh) -> dict:
-  """A global batch with the data's shapes and dtypes (zeros), for init and restore."""
-  local = config.train.batch_size // jax.process_count()
-  batch = {name: np.zeros((local, *shape), dtype)
-           for name, (shape, dtype) in spec.example_features().items()}
-  return parallel.to_global(batch, mesh)
-
-
 def restore_run(config, workdir: str, mesh=None):
   """(state, step) of the newest readable checkpoint of the run in `workdir`."""
-  mesh = mesh or parallel.create_mesh()
-  spec = dataset_spec(config.data)
-  task = tasks.create_task(config, spec)
-  init_rng, train_rng, _, _ = parallel.replicate(
-      jax.random.split(jax.random.PRNGKey(config.seed), 4), mesh)
-  checkpointer = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"))
-  restored = checkpointer.restore_latest(abstract_checkpoint(
-      task, init_rng, train_rng, example_batch(config, spec, mesh), mesh))
-  checkpointer.close()
-  if restored is None:
-    raise UserError(f"no checkpoint in {checkpointer.directory}")
-  return restored[0]["state"], int(restored[1]["step"])
+  return runs.restore_state(config, workdir, mesh)
 
 
 def restore_or_init(task, checkpointer, init_rng, train_rng, example_batch, mesh):
@@ -207,8 +174,7 @@ def run(config, workdir: str, mode: str = "train", mesh=None) -> dict[str, dict[
   writer = MetricWriter(workdir, enabled=parallel.is_main_process())
   checkpointer = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"),
                                             config.train.keep_checkpoints)
-  init_rng, train_rng, eval_rng, sample_rng = parallel.replicate(
-      jax.random.split(jax.random.PRNGKey(config.seed), 4), mesh)
+  init_rng, train_rng, eval_rng, sample_rng = runs.run_keys(config, mesh)
   state, train_rng, step = restore_or_init(task, checkpointer, init_rng, train_rng,
                                            example_batch(config, spec, mesh), mesh)
   if mode != "train" and checkpointer.latest_step() is None:

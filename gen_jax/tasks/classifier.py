@@ -9,7 +9,6 @@ Other tasks load a trained classifier from its workdir with
 """
 
 import functools
-import json
 import os
 
 import jax
@@ -17,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gen_jax import config_defaults, data
+from gen_jax import config_defaults, data, runs
 from gen_jax.data.sources import DatasetSpec
 from gen_jax.errors import UserError
 from gen_jax.evaluation import fid
@@ -100,20 +99,6 @@ def create_classifier_task(config, spec: DatasetSpec) -> Task:
       modes={"fid_floor": functools.partial(fid_floor, config=config, apply_fn=apply_fn)})
 
 
-def last_eval_metric(workdir: str, name: str) -> float | None:
-  """The newest eval value of metric `name` in workdir/metrics.jsonl, or None."""
-  path = os.path.join(workdir, "metrics.jsonl")
-  if not os.path.isfile(path):
-    return None
-  value = None
-  with open(path) as f:
-    for line in f:
-      record = json.loads(line)
-      if record.get("split") == "eval" and name in record:
-        value = float(record[name])
-  return value
-
-
 def load_feature_network(workdir: str, *, min_accuracy: float, image_shape, mesh=None):
   """(FeatureNetwork, num_classes) of the trained classifier run in `workdir`.
 
@@ -121,7 +106,6 @@ def load_feature_network(workdir: str, *, min_accuracy: float, image_shape, mesh
   a classifier of other images, or one whose last eval accuracy is below
   `min_accuracy` (an untrained classifier gives meaningless FIDs).
   """
-  from gen_jax import train  # here: train imports the task registry, which imports this module
   how = ("train one with `python -m gen_jax.main --config configs/fmnist_classifier.py "
          f"--workdir {workdir or 'DIR'}` and pass --config.eval.classifier_workdir=DIR")
   config_path = os.path.join(workdir, "config.json")
@@ -132,15 +116,15 @@ def load_feature_network(workdir: str, *, min_accuracy: float, image_shape, mesh
   if config.model.name != MODEL_NAME:
     raise UserError(f"eval.classifier_workdir={workdir!r} is a {config.model.name!r} run, "
                     f"not a {MODEL_NAME!r}: {how}")
-  accuracy = last_eval_metric(workdir, "accuracy")
+  accuracy = runs.last_eval_metric(workdir, "accuracy")
   if accuracy is None or accuracy < min_accuracy:
     raise UserError(f"the classifier in {workdir} is untrained or too weak for FID features "
                     f"(last eval accuracy {accuracy}, eval.min_classifier_accuracy="
                     f"{min_accuracy}): {how}")
-  spec = train.dataset_spec(config.data)
+  spec = runs.dataset_spec(config.data)
   if tuple(spec.image_shape) != tuple(image_shape):
     raise UserError(f"the classifier in {workdir} was trained on {config.data.name} images "
                     f"{tuple(spec.image_shape)}, not {tuple(image_shape)}")
-  state, _ = train.restore_run(config, workdir, mesh)
+  state, _ = runs.restore_state(config, workdir, mesh)
   _, apply_fn = module_functions(create_classifier_module(config.model, spec))
   return feature_network(apply_fn, eval_params(state)), spec.num_classes

@@ -35,7 +35,7 @@ import numpy as np
 import optax
 from absl import logging
 
-from gen_jax import checkpointing, config_defaults, data, sampling
+from gen_jax import checkpointing, config_defaults, data, runs, sampling
 from gen_jax.data.sources import DatasetSpec
 from gen_jax.errors import UserError
 from gen_jax.models.code_prior import CodePrior
@@ -103,10 +103,9 @@ def stage1_step(workdir: str) -> int:
 
 def restore_stage1(stage1, workdir: str):
   """(stage-1 VQState, step) of the newest checkpoint, as a clear error when unusable."""
-  from gen_jax import train  # train imports the task registry, which imports this module
   stage1_step(workdir)  # no checkpoint at all: say so plainly
   try:
-    return train.restore_run(stage1, workdir)
+    return runs.restore_state(stage1, workdir)
   except UserError as error:
     raise UserError(f"config.vqvae_workdir={workdir}: {error}") from None
 

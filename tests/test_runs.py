@@ -1,0 +1,59 @@
+"""The runs module: a trained run as an object, and the import floors it keeps."""
+
+import ast
+import os
+
+import jax
+import numpy as np
+
+from gen_jax import runs
+from tests.conftest import REPO
+
+LOWER_FLOORS = ("tasks", "data", "models", "objectives", "nn")
+UPPER_MODULES = {"gen_jax.train", "gen_jax.main", "gen_jax.bench", "gen_jax.reproduce"}
+
+
+def imported_modules(path: str) -> set[str]:
+  """Every module a Python file imports, at any depth (function-level imports too)."""
+  tree = ast.parse(open(path).read())
+  names = set()
+  for node in ast.walk(tree):
+    if isinstance(node, ast.Import):
+      names.update(alias.name for alias in node.names)
+    elif isinstance(node, ast.ImportFrom) and node.module:
+      names.add(node.module)
+      names.update(f"{node.module}.{alias.name}" for alias in node.names)
+  return names
+
+
+def test_lower_floors_never_import_the_trainer_or_entry_points():
+  offenders = []
+  for floor in LOWER_FLOORS:
+    for root, _, files in os.walk(os.path.join(REPO, "gen_jax", floor)):
+      for name in files:
+        if name.endswith(".py"):
+          path = os.path.join(root, name)
+          bad = imported_modules(path) & UPPER_MODULES
+          offenders += [f"{os.path.relpath(path, REPO)} imports {m}" for m in sorted(bad)]
+  runs_imports = imported_modules(os.path.join(REPO, "gen_jax", "runs.py"))
+  offenders += [f"gen_jax/runs.py imports {m}" for m in sorted(runs_imports & UPPER_MODULES)]
+  assert not offenders, offenders
+
+
+def test_import_graph_check_sees_function_level_imports(tmp_path):
+  path = tmp_path / "m.py"
+  path.write_text("def f():\n  from gen_jax import train\n  return train\n")
+  assert "gen_jax.train" in imported_modules(str(path))
+
+
+def test_a_loaded_run_restores_the_trained_state_and_samples(smoke_run):
+  workdir, _ = smoke_run("pixelcnn.py")
+  run = runs.load(workdir)
+  assert run.step == run.config.train.num_steps
+  evals = run.metrics("eval")
+  assert evals and evals[-1]["step"] == run.step
+  assert runs.last_eval_metric(workdir, "bits_per_dim") == evals[-1]["bits_per_dim"]
+  images = run.sample(3, jax.random.PRNGKey(1))
+  assert images.shape == (3, *run.spec.image_shape) and images.dtype == np.uint8
+  again = run.sample(3, jax.random.PRNGKey(1))
+  np.testing.assert_array_equal(images, again)
