@@ -18,7 +18,7 @@ import numpy as np
 from absl import logging
 from tqdm import tqdm
 
-from gen_jax import checkpointing, data, parallel, runs, tasks
+from gen_jax import applications, checkpointing, data, parallel, runs, tasks
 from gen_jax.errors import NonFiniteError, UserError
 from gen_jax.runs import abstract_checkpoint, dataset_spec, example_batch  # noqa: F401 (API)
 from gen_jax.writers import MetricWriter
@@ -159,9 +159,9 @@ def run(config, workdir: str, mode: str = "train", mesh=None) -> dict[str, dict[
   spec = dataset_spec(config.data)
   validate_config(config, mesh)
   task = tasks.create_task(config, spec)
-  if mode not in MODES and mode not in task.modes:
+  if mode not in MODES and mode not in task.modes and mode not in applications.RUN_MODES:
     raise UserError(f"unknown mode {mode!r} for {config.model.name}; use one of "
-                    f"{', '.join((*MODES, *task.modes))}")
+                    f"{', '.join((*MODES, *task.modes, *applications.RUN_MODES))}")
   if task.prepare_eval is not None and mode in ("train", "eval"):
     task.prepare_eval(mesh)  # a missing evaluation network fails here, before any step
   train_split, eval_split = data.load_splits(config.data)
@@ -204,7 +204,13 @@ def run(config, workdir: str, mode: str = "train", mesh=None) -> dict[str, dict[
     logging.info("wrote %s", path)
 
   try:
-    if mode in task.modes:
+    if mode in applications.RUN_MODES:
+      run_object = runs.Run(workdir, config, spec, task, state, step, mesh)
+      results[mode] = applications.RUN_MODES[mode](
+          run_object, jax.random.fold_in(sample_rng, step + 1), writer) or {}
+      if results[mode]:
+        writer.write_scalars(step, mode, results[mode])
+    elif mode in task.modes:
       results[mode] = task.modes[mode](state, jax.random.fold_in(sample_rng, step + 1),
                                        eval_split, step, writer, mesh) or {}
       if results[mode]:

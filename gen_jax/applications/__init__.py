@@ -1,0 +1,10 @@
+"""What a trained model is used for, shared by families (DESIGN.md: above runs.py).
+
+RUN_MODES maps a `--mode` name to fn(run: runs.Run, rng, writer) -> {metric: float};
+train.run restores the run and dispatches such a mode to it. An application module
+adds its entry below.
+"""
+
+from typing import Callable
+
+RUN_MODES: dict[str, Callable] = {}
