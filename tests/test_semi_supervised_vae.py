@@ -81,7 +81,7 @@ def test_unlabelled_bound_equals_the_explicit_sum_over_classes():
     ({"data.name": "fashion_mnist"}, "trains on data.name=semi_supervised"),
     ({"data.binarization": "none"}, "Bernoulli decoder"),
     ({"model.hidden": 0}, "model.hidden=0"),
-    ({"model.classification_weight": -1.0}, "classification_weight"),
+    ({"model.alpha": -1.0}, "model.alpha"),
 ])
 def test_bad_configs_are_user_errors(overrides, message):
   config = load_config("semi_supervised_vae.py", "smoke")

@@ -5,7 +5,10 @@
 label (label -1, labelled 0), and the N labelled images (labelled 1) repeated
 so that about `data.labelled_fraction` of the split, hence of every shuffled
 batch in expectation, is labelled: the generic trainer's batches mix both
-kinds without a second data stream. The labelled images are chosen
+kinds without a second data stream. Each labelled row carries
+`labelled_weight` = 1 / (its image's copies in the split), 0 on unlabelled
+rows, so a loss weighted by it counts every labelled image once an epoch, as
+an objective written over the dataset (M2's J^alpha) does. The labelled images are chosen
 deterministically from `data.label_seed`, N / K of each of the K classes.
 The eval split is the base dataset's, with all its labels.
 """
@@ -59,12 +62,15 @@ def select_labelled(labels: np.ndarray, num_labelled: int, num_classes: int,
 
 
 def training_features(images: np.ndarray, labels: np.ndarray, labelled: np.ndarray,
-                      labelled_fraction: float, seed: int) -> dict[str, np.ndarray]:
-  """{'image', 'label' (-1 when hidden), 'labelled' (1.0 / 0.0)}, shuffled from `seed`.
+                      labelled_fraction: float, seed: int,
+                      limit: int = 0) -> dict[str, np.ndarray]:
+  """{'image', 'label' (-1 when hidden), 'labelled' (1.0 / 0.0), 'labelled_weight'}, shuffled.
 
   The unlabelled part is every image not in `labelled`; the labelled images are
   repeated r = max(1, round(f / (1 - f) * N_u / N_l)) times, f the wanted
-  labelled fraction.
+  labelled fraction, and the rows shuffled from `seed` (the first `limit` kept
+  when limit > 0). A labelled row's weight is 1 / c, c its image's copies among
+  the rows kept (r without a limit): each labelled image weighs 1 an epoch.
   """
   unlabelled = np.setdiff1d(np.arange(len(images)), labelled)
   repeats = max(1, round(labelled_fraction / (1 - labelled_fraction)
@@ -73,10 +79,15 @@ def training_features(images: np.ndarray, labels: np.ndarray, labelled: np.ndarr
   is_labelled = np.concatenate([np.zeros(len(unlabelled), np.float32),
                                 np.ones(len(labelled) * repeats, np.float32)])
   order = np.random.default_rng([seed, 0x5b1]).permutation(len(indices))
+  if limit:
+    order = order[:limit]
   indices, is_labelled = indices[order], is_labelled[order]
+  copies = np.bincount(indices, weights=is_labelled, minlength=len(images))[indices]
   return {"image": images[indices],
           "label": np.where(is_labelled > 0, labels[indices], -1).astype(np.int32),
-          "labelled": is_labelled}
+          "labelled": is_labelled,
+          "labelled_weight": np.where(is_labelled > 0, 1 / np.maximum(copies, 1),
+                                      0).astype(np.float32)}
 
 
 def load_base(config) -> tuple[dict, dict]:
@@ -97,7 +108,8 @@ def load(data_config) -> tuple[dict, dict]:
   labelled = select_labelled(train["label"], data_config.num_labelled, num_classes,
                              data_config.label_seed)
   return (training_features(train["image"], train["label"], labelled,
-                            data_config.labelled_fraction, data_config.label_seed),
+                            data_config.labelled_fraction, data_config.label_seed,
+                            limit=data_config.get("max_train_examples", 0)),
           {"image": evaluation["image"], "label": evaluation["label"].astype(np.int32)})
 
 
@@ -112,6 +124,6 @@ def semi_supervised_spec(data_config) -> sources.DatasetSpec:
   if not spec.num_classes or spec.image_shape is None:
     raise UserError(f"data.base_name={data_config.base_name} must be a labelled image dataset")
   features = {"image": (tuple(spec.image_shape), "uint8"), "label": ((), "int32"),
-              "labelled": ((), "float32")}
+              "labelled": ((), "float32"), "labelled_weight": ((), "float32")}
   return dataclasses.replace(spec, features=features, load=load,
                              extras={"num_labelled": data_config.get("num_labelled", 0)})

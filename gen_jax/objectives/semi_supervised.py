@@ -6,9 +6,14 @@ inference model q(y|x) q(z|x, y). Per example, in nats:
   L(x, y) = E_q(z|x,y)[log p(x|y, z)] + log p(y) - KL(q(z|x, y) || p(z))      <= log p(x, y)
   U(x)    = sum_y q(y|x) (L(x, y) - log q(y|x))                                <= log p(x)
 
-and the training loss of one example is -L(x, y) - alpha log q(y|x) when its
-label is known, -U(x) when not (alpha weighs the classifier, which U alone
-trains only through the generative model's view of the classes).
+Training maximises their eq. (9) over N_l labelled and N_u unlabelled images,
+
+  J^alpha = sum_labelled L(x, y) + sum_unlabelled U(x) + alpha E_labelled[log q(y|x)],
+
+alpha = 0.1 (N_l + N_u) in the paper (alpha weighs the classifier, which U
+alone trains only through the generative model's view of the classes). A
+training split that repeats each labelled image c times reaches J^alpha by
+weighing each labelled row 1 / c (`semi_supervised_loss`).
 """
 
 import math
@@ -49,22 +54,28 @@ def unlabelled_bound(class_log_probs: jax.Array, labelled_bounds: jax.Array) -> 
 
 
 def semi_supervised_loss(labelled_bounds: jax.Array, class_log_probs: jax.Array,
-                         labels: jax.Array, is_labelled: jax.Array,
-                         classification_weight: float) -> jax.Array:
-  """Per-example M2 loss: -L(x, y) - alpha log q(y|x) if labelled, else -U(x).
+                         labels: jax.Array, labelled_weight: jax.Array, alpha: float,
+                         num_labelled: int) -> jax.Array:
+  """Per-row M2 loss: -w (L(x, y) + alpha / N_l log q(y|x)) if labelled, else -U(x).
+
+  w = 1 / c for a labelled image repeated c times in an epoch, so the rows of
+  one epoch sum to -J^alpha: each labelled image's bound counts once, and the
+  cross-entropy averaged over the N_l labelled images is weighed by alpha.
 
   Args:
     labelled_bounds: [B, K] L(x, y) for every class.
     class_log_probs: [B, K] log q(y|x).
     labels: [B] int labels (any value where unlabelled).
-    is_labelled: [B] 1.0 where the label is known, 0.0 where not.
-    classification_weight: alpha.
+    labelled_weight: [B] w where the label is known, 0.0 where not.
+    alpha: the weight of the labelled set's mean cross-entropy (0.1 N in the paper).
+    num_labelled: N_l, the distinct labelled images.
 
   Returns:
     [B] nats.
   """
   known = jnp.clip(labels, 0, labelled_bounds.shape[-1] - 1)[:, None]  # [B, 1]
-  labelled_loss = -(jnp.take_along_axis(labelled_bounds, known, axis=-1)[:, 0]
-                    + classification_weight * jnp.take_along_axis(class_log_probs, known, -1)[:, 0])
+  labelled_loss = -labelled_weight * (
+      jnp.take_along_axis(labelled_bounds, known, axis=-1)[:, 0]
+      + alpha / num_labelled * jnp.take_along_axis(class_log_probs, known, -1)[:, 0])
   unlabelled_loss = -unlabelled_bound(class_log_probs, labelled_bounds)
-  return jnp.where(is_labelled > 0, labelled_loss, unlabelled_loss)
+  return jnp.where(labelled_weight > 0, labelled_loss, unlabelled_loss)

@@ -48,11 +48,12 @@ def every_class_bounds(params, images, rng, *, apply_fn, num_classes):
   return bounds, class_log_probs
 
 
-def semi_supervised_vae_loss(params, batch, rng, *, bounds_fn, classification_weight):
-  """Mean per-example M2 loss (nats) over a batch mixing labelled and unlabelled rows."""
+def semi_supervised_vae_loss(params, batch, rng, *, bounds_fn, alpha, num_labelled):
+  """Mean per-row M2 loss (nats) over a batch mixing labelled and unlabelled rows: an
+  epoch of these is -J^alpha (rows weighed by the data's `labelled_weight`)."""
   bounds, class_log_probs = bounds_fn(params, batch["image"], rng)
   losses = semi_supervised.semi_supervised_loss(
-      bounds, class_log_probs, batch["label"], batch["labelled"], classification_weight)
+      bounds, class_log_probs, batch["label"], batch["labelled_weight"], alpha, num_labelled)
   labelled = batch["labelled"]
   correct = jnp.argmax(class_log_probs, axis=-1) == batch["label"]
   unlabelled_bound = semi_supervised.unlabelled_bound(class_log_probs, bounds)
@@ -92,7 +93,7 @@ def write_class_grid(writer, step, samples, *, num_classes):
 
 
 def check_data(config, spec: DatasetSpec) -> None:
-  if not spec.num_classes or "labelled" not in spec.example_features():
+  if not spec.num_classes or "labelled_weight" not in spec.example_features():
     raise UserError(f"model.name=semi_supervised_vae trains on data.name=semi_supervised "
                     f"(labels kept for data.num_labelled examples), not {config.data.name!r}")
   if spec.num_levels != 2:
@@ -102,9 +103,8 @@ def check_data(config, spec: DatasetSpec) -> None:
   for key in ("latent_dim", "hidden", "num_layers"):
     if model_config[key] < 1:
       raise UserError(f"model.{key}={model_config[key]} must be at least 1")
-  if model_config.classification_weight < 0:
-    raise UserError(f"model.classification_weight={model_config.classification_weight} "
-                    "must be >= 0")
+  if model_config.alpha < 0:
+    raise UserError(f"model.alpha={model_config.alpha} must be >= 0")
 
 
 def create_semi_supervised_vae_task(config, spec: DatasetSpec) -> Task:
@@ -118,7 +118,7 @@ def create_semi_supervised_vae_task(config, spec: DatasetSpec) -> Task:
   tx, schedule = make_optimizer(config.train)
   bounds_fn = functools.partial(every_class_bounds, apply_fn=apply_fn, num_classes=num_classes)
   loss = functools.partial(semi_supervised_vae_loss, bounds_fn=bounds_fn,
-                           classification_weight=model_config.classification_weight)
+                           alpha=model_config.alpha, num_labelled=spec.extras["num_labelled"])
   return Task(
       init=make_init(create_params, tx, config.train.ema_decay > 0),
       train_step=make_train_step(loss, tx, schedule, config.train.ema_decay,

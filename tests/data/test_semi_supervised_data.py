@@ -80,3 +80,62 @@ def test_bad_settings_are_user_errors(overrides, message):
     semi_supervised.check_settings(config)
     semi_supervised.base_config(config)
     semi_supervised.select_labelled(labels, config.num_labelled, 10, 0)
+
+
+@pytest.mark.parametrize("num_labelled", [10, 20])
+def test_an_epoch_of_the_sampler_adds_up_to_kingma_j_alpha(num_labelled):
+  """Over one epoch of the trainer's batches, the M2 loss's rows sum to -J^alpha:
+  each labelled image's bound once, alpha times the labelled set's mean
+  cross-entropy, each unlabelled bound once (Kingma et al. 2014, eq. 9)."""
+  import jax.numpy as jnp
+  from gen_jax.data import pipeline
+  from gen_jax.objectives import semi_supervised as objective
+  images, labels = toy_split()
+  chosen = semi_supervised.select_labelled(labels, num_labelled, 10, seed=0)
+  features = semi_supervised.training_features(images, labels, chosen, 0.5, seed=0)
+  split = pipeline.Split(features)
+  batch_size = 20
+  assert len(split) % batch_size == 0  # the drop-remainder epoch sees every row once
+  batches = pipeline.TrainBatches(split, global_batch_size=batch_size, seed=5)
+  alpha, k = 30.0, 10
+  # Tag each image's terms so one epoch's sum can be read per image: L(x, y) = -1 at
+  # the true class; log q(y|x) = -(1 + index / 1000) at it; unlabelled q(y|x)
+  # one-hot so U = L = -2.
+  bound_total = cross_entropy_total = unlabelled_total = 0.0
+  per_image_cross_entropy = np.zeros(len(images))
+  for step in range(batches.steps_per_epoch):
+    batch = batches(step)
+    index = index_of(batch["image"])
+    known = np.clip(batch["label"], 0, k - 1)
+    is_labelled = batch["labelled"] > 0
+    target = jnp.asarray(np.where(is_labelled, 1.0 + index / 1000.0, 0.0))  # q one-hot if not
+    class_log_probs = jnp.log(jnp.full((batch_size, k), 1e-9)).at[
+        jnp.arange(batch_size), known].set(-target)
+    bounds = jnp.where(jnp.asarray(is_labelled)[:, None], -1.0, -2.0) * jnp.ones((1, k))
+    with_alpha = objective.semi_supervised_loss(bounds, class_log_probs, batch["label"],
+                                                batch["labelled_weight"], alpha, num_labelled)
+    no_alpha = objective.semi_supervised_loss(bounds, class_log_probs, batch["label"],
+                                              batch["labelled_weight"], 0.0, num_labelled)
+    bound_total += float(jnp.sum(jnp.where(is_labelled, no_alpha, 0.0)))
+    unlabelled_total += float(jnp.sum(jnp.where(is_labelled, 0.0, no_alpha)))
+    extra = np.asarray(with_alpha - no_alpha)
+    cross_entropy_total += extra.sum()
+    np.add.at(per_image_cross_entropy, index[is_labelled], extra[is_labelled])
+  assert np.isclose(bound_total, num_labelled)  # sum_labelled -L = N_l x 1
+  assert np.isclose(unlabelled_total, 2.0 * (len(images) - num_labelled), rtol=1e-4)
+  # alpha E_labelled[-log q(y|x)]: each labelled image's cross-entropy weighs alpha / N_l.
+  expected = alpha / num_labelled * (1.0 + chosen / 1000.0)
+  np.testing.assert_allclose(per_image_cross_entropy[chosen], expected, rtol=1e-4)
+  assert np.isclose(cross_entropy_total, alpha * np.mean(1.0 + chosen / 1000.0), rtol=1e-4)
+
+
+def test_a_truncated_split_weighs_each_kept_labelled_image_once():
+  images, labels = toy_split()
+  chosen = semi_supervised.select_labelled(labels, 20, 10, seed=0)
+  features = semi_supervised.training_features(images, labels, chosen, 0.5, seed=0, limit=97)
+  assert len(features["labelled"]) == 97
+  labelled = features["labelled"] > 0
+  per_image = np.bincount(index_of(features["image"])[labelled],
+                          weights=features["labelled_weight"][labelled])
+  np.testing.assert_allclose(per_image[per_image > 0], 1.0, rtol=1e-6)
+  assert np.all(features["labelled_weight"][~labelled] == 0)

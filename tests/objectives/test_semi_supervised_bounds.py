@@ -41,28 +41,29 @@ def test_labelled_bound_adds_the_uniform_class_prior():
 def test_loss_takes_labelled_and_unlabelled_terms_from_their_rows():
   bounds, class_log_probs = random_bounds_and_posterior(batch=4)
   labels = jnp.array([1, -1, 3, -1])
-  is_labelled = jnp.array([1.0, 0.0, 1.0, 0.0])
-  alpha = 7.0
-  loss = semi_supervised.semi_supervised_loss(bounds, class_log_probs, labels, is_labelled, alpha)
+  weight = jnp.array([0.5, 0.0, 0.25, 0.0])  # 1 / copies where labelled
+  alpha, num_labelled = 14.0, 2
+  loss = semi_supervised.semi_supervised_loss(bounds, class_log_probs, labels, weight, alpha,
+                                              num_labelled)
   u = semi_supervised.unlabelled_bound(class_log_probs, bounds)
-  expected = [-(bounds[0, 1] + alpha * class_log_probs[0, 1]), -u[1],
-              -(bounds[2, 3] + alpha * class_log_probs[2, 3]), -u[3]]
+  expected = [-0.5 * (bounds[0, 1] + 7.0 * class_log_probs[0, 1]), -u[1],
+              -0.25 * (bounds[2, 3] + 7.0 * class_log_probs[2, 3]), -u[3]]
   np.testing.assert_allclose(loss, expected, rtol=1e-6)
   # A hidden label's value is never read.
   other = semi_supervised.semi_supervised_loss(bounds, class_log_probs, jnp.array([1, 2, 3, 0]),
-                                               is_labelled, alpha)
+                                               weight, alpha, num_labelled)
   np.testing.assert_array_equal(loss, other)
   # Gradients: a labelled row reaches only its own class's bound.
   grad = jax.grad(lambda b: semi_supervised.semi_supervised_loss(
-      b, class_log_probs, labels, is_labelled, alpha).sum())(bounds)
-  np.testing.assert_array_equal(grad[0], -jax.nn.one_hot(1, K))
+      b, class_log_probs, labels, weight, alpha, num_labelled).sum())(bounds)
+  np.testing.assert_array_equal(grad[0], -0.5 * jax.nn.one_hot(1, K))
   np.testing.assert_allclose(grad[1], -jnp.exp(class_log_probs[1]), rtol=1e-6)
 
 
 @pytest.mark.parametrize("alpha", [0.0, 60.0])
-def test_classification_weight_scales_only_the_labelled_cross_entropy(alpha):
+def test_alpha_scales_only_the_labelled_cross_entropy(alpha):
   bounds, class_log_probs = random_bounds_and_posterior(batch=2)
-  labels, is_labelled = jnp.array([2, 0]), jnp.array([1.0, 0.0])
-  base = semi_supervised.semi_supervised_loss(bounds, class_log_probs, labels, is_labelled, 0.0)
-  loss = semi_supervised.semi_supervised_loss(bounds, class_log_probs, labels, is_labelled, alpha)
-  np.testing.assert_allclose(loss - base, [-alpha * class_log_probs[0, 2], 0.0], atol=1e-4)
+  labels, weight = jnp.array([2, 0]), jnp.array([1.0, 0.0])
+  base = semi_supervised.semi_supervised_loss(bounds, class_log_probs, labels, weight, 0.0, 3)
+  loss = semi_supervised.semi_supervised_loss(bounds, class_log_probs, labels, weight, alpha, 3)
+  np.testing.assert_allclose(loss - base, [-alpha / 3 * class_log_probs[0, 2], 0.0], atol=1e-4)
