@@ -108,12 +108,15 @@ class Run:
     sample = jax.jit(self.task.sample, static_argnums=2)
     return np.asarray(jax.device_get(sample(self.state, rng, num)))
 
-  def complete(self, images, rng, start: int, labels=None) -> np.ndarray:
-    """Redraws sub-pixels start.. of `images` (raster order) from the model."""
+  def complete(self, images, rng, start: int, labels=None, seed: int = 0) -> np.ndarray:
+    """Redraws sub-pixels start.. of 8-bit `images` (raster order, as the dataset stores
+    them) from the model, after the run's own preprocessing (data.model_inputs: a
+    binarized model completes the binarized images). Returns the model's levels."""
     if self.task.complete is None:
       raise UserError(f"{self.config.model.name} cannot complete images")
+    inputs = data.model_inputs(np.asarray(images), self.config.data.binarization, seed)
     complete = jax.jit(self.task.complete, static_argnums=4)
-    return np.asarray(jax.device_get(complete(self.state, rng, images, labels, start)))
+    return np.asarray(jax.device_get(complete(self.state, rng, inputs, labels, start)))
 
 
 def load(workdir: str, config=None, mesh=None) -> Run:

@@ -96,16 +96,21 @@ def completion_grid(originals: np.ndarray, start: int, completions: np.ndarray) 
   return np.concatenate([originals, observed.reshape(originals.shape), completions])
 
 
-def write_completions(task, state, split, rng, num, step, writer) -> None:
-  """Completes the bottom half of the first `num` eval images: samples/completion_<step>.png."""
-  images = split.images[:num]
+def write_completions(task, state, split, rng, num, step, writer, *, num_levels: int,
+                      binarization: str, seed: int) -> np.ndarray:
+  """Completes the bottom half of the first `num` eval images, as the model sees them
+  (data.model_inputs): samples/completion_<step>.png. Returns the completions."""
+  images = data.model_inputs(split.images[:num], binarization, seed, 5)
   labels = None if split.labels is None else jnp.asarray(split.labels[:num])
   height, width, channels = images.shape[1:]
   start = (height // 2) * width * channels  # observe the top half
   complete = jax.jit(task.complete, static_argnums=4)
-  completions = jax.device_get(complete(state, rng, jnp.asarray(images), labels, start))
-  grid = completion_grid(images, start, np.asarray(completions))
+  completions = np.asarray(jax.device_get(
+      complete(state, rng, jnp.asarray(images), labels, start)))
+  grid = completion_grid(data.as_8bit(images, num_levels), start,
+                         data.as_8bit(completions, num_levels))
   logging.info("wrote %s", writer.write_images(step, "completion", grid, num_columns=num))
+  return completions
 
 
 class StopRequest:
@@ -222,7 +227,8 @@ def run(config, workdir: str, mode: str = "train", mesh=None) -> dict[str, dict[
       do_sample(state, step)
       if task.complete is not None:
         write_completions(task, state, eval_split, jax.random.fold_in(jax.random.fold_in(sample_rng, step), 1),
-                          config.train.num_samples, step, writer)
+                          config.train.num_samples, step, writer, num_levels=spec.num_levels,
+                          binarization=config.data.binarization, seed=config.seed)
     else:
       train_step = jax.jit(task.train_step, in_shardings=(replicated, sharded, replicated),
                            out_shardings=(replicated, replicated), donate_argnums=0)

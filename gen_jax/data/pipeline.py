@@ -72,6 +72,19 @@ def binarize(images: np.ndarray, mode: str, rng: np.random.Generator) -> np.ndar
   raise ValueError(f"unknown binarization {mode!r}")
 
 
+def as_8bit(images: np.ndarray, num_levels: int) -> np.ndarray:
+  """L-level images (0..L-1) -> uint8 0..255, for display and PSNR."""
+  return np.round(np.asarray(images, np.float32) * (255.0 / (num_levels - 1))).astype(np.uint8)
+
+
+def model_inputs(images: np.ndarray, binarization: str, seed: int, *stream: int) -> np.ndarray:
+  """8-bit images [N, H, W, C] as a model sees them: `binarize` with a generator drawn
+  from (seed, *stream). The one preprocessing of every path where a model reads
+  data (training and eval batches, completion, reconstruction, encoding for
+  metrics): a binarized model never sees 0..255 pixels."""
+  return binarize(images, binarization, np.random.default_rng([seed, *stream]))
+
+
 class TrainBatches:
   """Global batch `step` of a split, as this process's slice (drop-remainder epochs)."""
 
@@ -98,8 +111,8 @@ class TrainBatches:
     start = position * self.global_batch_size + self.process_index * local
     batch = self.split.take(self._epoch_order(epoch)[start:start + local])
     if "image" in batch:
-      rng = np.random.default_rng([self.seed, step, self.process_index, 1])
-      batch["image"] = binarize(batch["image"], self.binarization, rng)
+      batch["image"] = model_inputs(batch["image"], self.binarization, self.seed, step,
+                                    self.process_index, 1)
     return batch
 
 
@@ -113,8 +126,8 @@ def eval_batches(split: Split, *, global_batch_size: int, process_index: int = 0
     mask = indices < len(split)
     batch = split.take(np.where(mask, indices, 0))  # padding repeats example 0
     if "image" in batch:
-      rng = np.random.default_rng([seed, batch_index, process_index, 2])
-      batch["image"] = binarize(batch["image"], binarization, rng)
+      batch["image"] = model_inputs(batch["image"], binarization, seed, batch_index,
+                                    process_index, 2)
     batch["mask"] = mask.astype(np.float32)
     yield batch
 

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gen_jax import data
 from gen_jax.data.sources import DatasetSpec
 from gen_jax.errors import UserError
 from gen_jax.evaluation import disentanglement
@@ -52,27 +53,29 @@ def make_beta_vae_train_step(loss_fn, tx, schedule, ema_decay, *, capacity_max,
   return train_step
 
 
-def posterior_moments(state, images, *, encode, batch_size):
-  """(means [N, Z], log-variances [N, Z]) of q(z|x) over `images`, in batches."""
+def posterior_moments(state, images, *, encode, batch_size, binarization: str, seed: int):
+  """(means [N, Z], log-variances [N, Z]) of q(z|x) over 8-bit `images` as the model sees
+  them (data.model_inputs), in batches."""
+  inputs = data.model_inputs(images, binarization, seed, 4)
   encode_batch = jax.jit(lambda state, x: jnp.concatenate(encode(state, x), axis=-1))
-  moments = vae.apply_in_batches(lambda x: encode_batch(state, x), batch_size, images)
+  moments = vae.apply_in_batches(lambda x: encode_batch(state, x), batch_size, inputs)
   return np.split(moments, 2, axis=-1)
 
 
 def mig_metrics(state, rng, eval_split, mesh, *, encode, batch_size, num_bins, num_examples,
-                factor_names):
+                factor_names, binarization: str, seed: int):
   """{'mig', 'mig_<factor>'}: the MIG of the posterior means against the split's factors."""
   del rng, mesh
   num = len(eval_split) if not num_examples else min(num_examples, len(eval_split))
   means, _ = posterior_moments(state, eval_split.images[:num], encode=encode,
-                               batch_size=batch_size)
+                               batch_size=batch_size, binarization=binarization, seed=seed)
   mig, gaps = disentanglement.mutual_information_gap(
       means, eval_split.features["factors"][:num], num_bins)
   return {"mig": mig, **{f"mig_{name}": float(gap) for name, gap in zip(factor_names, gaps)}}
 
 
 def traverse_mode(state, rng, eval_split, step, writer, mesh, *, encode, decode, eval_config,
-                  batch_size):
+                  batch_size, binarization: str, seed: int):
   """Latent traversals: samples/traversal<i>_<step>.png for the first eval.num_images images.
 
   Row r varies the latent with the r-th largest mean KL(q(z_d|x) || N(0, 1)) over
@@ -84,7 +87,8 @@ def traverse_mode(state, rng, eval_split, step, writer, mesh, *, encode, decode,
   num = len(eval_split) if not eval_config.num_examples else min(eval_config.num_examples,
                                                                   len(eval_split))
   means, log_variances = posterior_moments(state, eval_split.images[:num], encode=encode,
-                                           batch_size=batch_size)
+                                           batch_size=batch_size, binarization=binarization,
+                                           seed=seed)
   kl_per_latent = np.asarray(elbo.gaussian_kl_to_standard_normal(
       means[..., None], log_variances[..., None])).mean(0)  # [Z]
   order = np.argsort(-kl_per_latent)
@@ -132,14 +136,15 @@ def create_beta_vae_task(config, spec: DatasetSpec):
   encode = lambda state, x: parts.apply_fn(eval_params(state), x, None, method="encode")
   decode = lambda state, z: parts.codec.decode(state, z, None)
   batch_size = config.train.eval_batch_size
+  preprocessing = dict(binarization=config.data.binarization, seed=config.seed)
   split_metrics = None
   if "factors" in spec.example_features():
     factor_names = (spec.extras or {}).get(
         "factor_names", tuple(str(k) for k in range(spec.example_features()["factors"][0][0])))
     split_metrics = functools.partial(
         mig_metrics, encode=encode, batch_size=batch_size, num_bins=eval_config.mig_bins,
-        num_examples=eval_config.mig_examples, factor_names=factor_names)
+        num_examples=eval_config.mig_examples, factor_names=factor_names, **preprocessing)
   traverse = functools.partial(traverse_mode, encode=encode, decode=decode,
-                               eval_config=eval_config, batch_size=batch_size)
+                               eval_config=eval_config, batch_size=batch_size, **preprocessing)
   return dataclasses.replace(task, train_step=train_step, split_metrics=split_metrics,
                              modes={**task.modes, "traverse": traverse})

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen_jax.data import corruptions
-from gen_jax.data.pipeline import binarize
+from gen_jax.data.pipeline import as_8bit, model_inputs
 from gen_jax.data.sources import DatasetSpec
 from gen_jax.errors import UserError
 from gen_jax.models.vae import VAE
@@ -264,11 +264,6 @@ def source_levels(codec: Codec) -> int:
   return 256 if codec.binarization != "none" else codec.num_levels
 
 
-def as_8bit(images: np.ndarray, num_levels: int) -> np.ndarray:
-  """L-level images -> uint8 0..255 for display and PSNR."""
-  return np.round(images.astype(np.float32) * (255.0 / (num_levels - 1))).astype(np.uint8)
-
-
 def apply_in_batches(fn: Callable, batch_size: int, *arrays) -> np.ndarray:
   """fn over leading-axis batches of `arrays` (None passes through); the last batch is
   padded to batch_size with copies of its first row, so fn compiles once."""
@@ -290,7 +285,7 @@ def make_reconstruct_fn(codec: Codec, state) -> Callable:
     return to_uint8(codec.decode(state, codec.encode(state, inputs, labels), labels))
 
   def run(images, labels, seed):
-    inputs = binarize(images, codec.binarization, np.random.default_rng([codec.seed, seed]))
+    inputs = model_inputs(images, codec.binarization, codec.seed, seed)
     return reconstruct(state, inputs, labels if codec.conditional else None)
   return run
 
@@ -326,8 +321,7 @@ def interpolate_mode(state, rng, eval_split, step, writer, mesh, *, codec, eval_
   if num_pairs == 0:
     raise UserError("interpolate needs at least 2 eval images")
   images, labels = split_head(eval_split, 2 * num_pairs)
-  preprocess_rng = np.random.default_rng([codec.seed, 1])
-  inputs = binarize(images, codec.binarization, preprocess_rng)
+  inputs = model_inputs(images, codec.binarization, codec.seed, 1)
   labels = labels if codec.conditional else None
   codes = np.asarray(jax.jit(codec.encode)(state, inputs, labels))  # [2P, Z]
   start, end = codes[:num_pairs], codes[num_pairs:]
@@ -364,7 +358,7 @@ def attributes_mode(state, rng, eval_split, step, writer, mesh, *, codec, eval_c
   for name, value in (("attribute_from", source), ("attribute_to", target)):
     if not np.any(labels == value):
       raise UserError(f"eval.{name}={value}: no eval image has that label")
-  inputs = binarize(images, codec.binarization, np.random.default_rng([codec.seed, 2]))
+  inputs = model_inputs(images, codec.binarization, codec.seed, 2)
   encode = jax.jit(codec.encode)
   codes = apply_in_batches(lambda x, y: encode(state, x, y if codec.conditional else None),
                            batch_size, inputs, labels)

@@ -247,13 +247,14 @@ def vq_code_counts(state: VQState, batch, *, apply_fn, settings: VQSettings) -> 
 
 
 def vq_split_metrics(state, rng, eval_split, mesh, *, count_fn, settings: VQSettings,
-                     eval_batch_size: int, binarization: str) -> dict:
+                     eval_batch_size: int, binarization: str, seed: int) -> dict:
   """Per level over the whole eval split: codebook_perplexity, dead_codes, code_usage (1-D)."""
   del rng
   totals = None
   for batch in data.eval_batches(eval_split, global_batch_size=eval_batch_size,
                                  process_index=jax.process_index(),
-                                 process_count=jax.process_count(), binarization=binarization):
+                                 process_count=jax.process_count(), binarization=binarization,
+                                 seed=seed):
     counts = count_fn(state, parallel.to_global(batch, mesh))
     totals = counts if totals is None else jax.tree.map(jnp.add, totals, counts)
   metrics = {}
@@ -278,14 +279,16 @@ def vq_sample(state: VQState, rng, num: int, *, apply_fn, settings: VQSettings,
   return dgauss.unit_to_levels(mean, settings.num_levels).astype(jnp.uint8)
 
 
-def vq_reconstruct_mode(state, rng, eval_split, step, writer, mesh, *, reconstruct_fn, num):
-  """--mode reconstruct: samples/reconstruction_<step>.png, eval images above their
-  reconstructions."""
+def vq_reconstruct_mode(state, rng, eval_split, step, writer, mesh, *, reconstruct_fn, num,
+                        num_levels: int, binarization: str, seed: int):
+  """--mode reconstruct: samples/reconstruction_<step>.png, the eval images as the model
+  sees them (data.model_inputs) above their reconstructions, both shown as 8-bit."""
   del rng, mesh
-  images = eval_split.images[:num]
-  reconstructions = np.asarray(jax.device_get(reconstruct_fn(state, jnp.asarray(images))))
-  writer.write_images(step, "reconstruction", np.concatenate([images, reconstructions]),
-                      num_columns=len(images))
+  inputs = data.model_inputs(eval_split.images[:num], binarization, seed, 3)
+  reconstructions = np.asarray(jax.device_get(reconstruct_fn(state, jnp.asarray(inputs))))
+  writer.write_images(step, "reconstruction",
+                      data.as_8bit(np.concatenate([inputs, reconstructions]), num_levels),
+                      num_columns=len(inputs))
   return {}
 
 
@@ -358,6 +361,8 @@ def create_vq_task(config, spec: DatasetSpec) -> Task:
       sample=functools.partial(vq_sample, latent_shapes=latent_shapes, **bound),
       split_metrics=functools.partial(vq_split_metrics, count_fn=count_fn, settings=settings,
                                       eval_batch_size=config.train.eval_batch_size,
-                                      binarization=config.data.binarization),
-      modes={"reconstruct": functools.partial(vq_reconstruct_mode, reconstruct_fn=reconstruct_fn,
-                                              num=config.train.num_samples)})
+                                      binarization=config.data.binarization, seed=config.seed),
+      modes={"reconstruct": functools.partial(
+          vq_reconstruct_mode, reconstruct_fn=reconstruct_fn, num=config.train.num_samples,
+          num_levels=spec.num_levels, binarization=config.data.binarization,
+          seed=config.seed)})

@@ -1,0 +1,101 @@
+"""Every path where a model reads data sees what training saw (data.model_inputs):
+a binarized model is never fed 0..255 pixels outside training and eval either."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from conftest import load_config, smoke_config, tiny_pixelcnn_config
+from gen_jax import data, parallel, runs, tasks, train
+from gen_jax.data import pipeline
+from gen_jax.tasks import beta_vae as beta_vae_task
+
+
+class ImageRecorder:
+  """A writer that keeps the image grids it is given."""
+
+  def __init__(self):
+    self.images = {}
+
+  def write_images(self, step, name, images, num_columns=None):
+    self.images[name] = np.asarray(images)
+    return name
+
+
+def init_task(config):
+  spec = runs.dataset_spec(config.data)
+  task = tasks.create_task(config, spec)
+  mesh = parallel.create_mesh(jax.devices()[:1])
+  train_split, eval_split = data.load_splits(config.data)
+  batch = runs.example_batch(config, spec, mesh)
+  return spec, task, task.init(jax.random.PRNGKey(0), batch), eval_split
+
+
+def test_model_inputs_is_the_training_preprocessing():
+  images = np.random.default_rng(0).integers(0, 256, (6, 4, 4, 1)).astype(np.uint8)
+  np.testing.assert_array_equal(data.model_inputs(images, "fixed", 0), images >= 128)
+  np.testing.assert_array_equal(data.model_inputs(images, "none", 0), images)
+  split = data.image_split(images)
+  batch = data.TrainBatches(split, global_batch_size=6, seed=3, binarization="dynamic")(0)
+  order = np.random.default_rng([3, 0]).permutation(6)
+  np.testing.assert_array_equal(
+      batch["image"], data.model_inputs(images[order], "dynamic", 3, 0, 0, 1))
+
+
+def test_a_binarized_pixelcnn_completes_the_binarized_image(tiny_idx):
+  config = tiny_pixelcnn_config(tiny_idx)
+  with config.unlocked():
+    config.data.binarization = "fixed"
+  spec, task, state, eval_split = init_task(config)
+  writer = ImageRecorder()
+  completions = train.write_completions(task, state, eval_split, jax.random.PRNGKey(1), 3, 0,
+                                        writer, num_levels=spec.num_levels,
+                                        binarization="fixed", seed=0)
+  binarized = (eval_split.images[:3] >= 128).astype(np.uint8)
+  start = 14 * 28
+  assert set(np.unique(completions)) <= {0, 1}
+  np.testing.assert_array_equal(completions.reshape(3, -1)[:, :start],
+                                binarized.reshape(3, -1)[:, :start])  # the observed half
+  grid = writer.images["completion"]  # originals, observed, completions: shown as 0 / 255
+  np.testing.assert_array_equal(grid[:3], 255 * binarized)
+  np.testing.assert_array_equal(grid[6:], 255 * completions)
+
+
+def test_vq_reconstruct_mode_encodes_the_binarized_images(tiny_idx):
+  config = smoke_config("vqvae.py", "smoke", tiny_idx)
+  with config.unlocked():
+    config.data.binarization = "fixed"
+    config.train.num_samples = 3
+  spec, task, state, eval_split = init_task(config)
+  writer = ImageRecorder()
+  task.modes["reconstruct"](state, jax.random.PRNGKey(1), eval_split, 0, writer, None)
+  grid = writer.images["reconstruction"]
+  binarized = (eval_split.images[:3] >= 128).astype(np.uint8)
+  np.testing.assert_array_equal(grid[:3], 255 * binarized)
+  reconstruct = jax.jit(task.modes["reconstruct"].keywords["reconstruct_fn"])
+  np.testing.assert_array_equal(grid[3:], 255 * np.asarray(reconstruct(state, binarized)))
+
+
+def test_beta_vae_mig_and_traversals_encode_the_binarized_images():
+  images = np.random.default_rng(0).integers(0, 256, (8, 4, 4, 1)).astype(np.uint8)
+  factors = np.random.default_rng(1).integers(0, 3, (8, 2))
+  split = pipeline.Split({"image": images, "factors": factors})
+  seen = []
+
+  def encode(state, x):  # posterior means = the first two pixels, unit variance
+    jax.debug.callback(lambda value: seen.append(np.asarray(value)), x)
+    flat = x.reshape(len(x), -1).astype(jnp.float32)
+    return flat[:, :2], jnp.zeros_like(flat[:, :2])
+
+  beta_vae_task.mig_metrics(None, None, split, None, encode=encode, batch_size=8, num_bins=2,
+                            num_examples=0, factor_names=("a", "b"), binarization="fixed",
+                            seed=0)
+  assert seen and all(set(np.unique(x)) <= {0, 1} for x in seen)
+  np.testing.assert_array_equal(np.concatenate(seen)[:8], images >= 128)
+  seen.clear()
+  eval_config = load_config("beta_vae.py", "smoke").eval
+  beta_vae_task.traverse_mode(None, None, split, 0, ImageRecorder(), None, encode=encode,
+                              decode=lambda state, z: jnp.zeros((len(z), 4, 4, 1)),
+                              eval_config=eval_config, batch_size=8, binarization="fixed",
+                              seed=0)
+  np.testing.assert_array_equal(np.concatenate(seen)[:8], images >= 128)
