@@ -21,7 +21,14 @@ from gen_jax.errors import UserError
 def dataset_spec(data_config) -> data.DatasetSpec:
   """The dataset's static facts after preprocessing (binarized data has 2 levels)."""
   spec = data.get_spec(data_config)  # unknown names are a UserError
-  return spec if data_config.binarization == "none" else dataclasses.replace(spec, num_levels=2)
+  if data_config.binarization == "none":
+    return spec
+  if spec.image_shape is None or spec.num_levels != 256:
+    raise UserError(f"data.binarization={data_config.binarization} applies to 8-bit images; "
+                    f"{data_config.name} has {spec.num_levels} levels "
+                    f"{'per pixel' if spec.image_shape else '(not images)'}: "
+                    "set data.binarization=none")
+  return dataclasses.replace(spec, num_levels=2)
 
 
 def example_batch(config, spec: data.DatasetSpec, mesh) -> dict:

@@ -4,10 +4,12 @@ a binarized model is never fed 0..255 pixels outside training and eval either.""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from conftest import load_config, smoke_config, tiny_pixelcnn_config
 from gen_jax import data, parallel, runs, tasks, train
 from gen_jax.data import pipeline
+from gen_jax.errors import UserError
 from gen_jax.tasks import beta_vae as beta_vae_task
 
 
@@ -99,3 +101,18 @@ def test_beta_vae_mig_and_traversals_encode_the_binarized_images():
                               eval_config=eval_config, batch_size=8, binarization="fixed",
                               seed=0)
   np.testing.assert_array_equal(np.concatenate(seen)[:8], images >= 128)
+
+
+@pytest.mark.parametrize("filename,name", [("beta_vae.py", "sprites"),
+                                           ("pixelcnn.py", "binarized_mnist"),
+                                           ("ar_p.py", "ar_process")])
+@pytest.mark.parametrize("binarization", ["fixed", "dynamic"])
+def test_binarizing_data_that_is_not_8_bit_is_refused(filename, name, binarization):
+  """binarize would map binary pixels {0, 1} to 0 (fixed) or almost always 0 (dynamic)."""
+  config = load_config(filename, "smoke").data
+  with config.unlocked():
+    config.name, config.binarization = name, binarization
+  with pytest.raises(UserError, match=f"^data.binarization={binarization} applies to 8-bit"):
+    runs.dataset_spec(config)
+  config.binarization = "none"
+  assert runs.dataset_spec(config).num_levels == data.get_spec(config).num_levels
