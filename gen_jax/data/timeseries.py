@@ -8,9 +8,13 @@
 
 The held-out split is the last data.eval_fraction of the series. Examples are
 windows of data.window_length values ('series', float32) with 'weights'
-(1 = a position to score): training takes every window of the training part;
-evaluation scores each held-out value exactly once, as the last value of a
-window whose earlier values (possibly from the training part) are its context.
+(1 = a position to score). Both splits score each value exactly once: training
+takes every window of the training part, the first scoring all its values and
+each later one only its last (so an epoch weighs every training step equally
+and its optimum is the conditional maximum-likelihood, least-squares fit, not
+a least squares that overweights the middle of the series); evaluation scores
+each held-out value as the last value of a window whose earlier values
+(possibly from the training part) are its context.
 DatasetSpec.extras holds the whole series, the split boundary and, for a
 generated process, the true parameters.
 """
@@ -130,9 +134,8 @@ def load_series_splits(data_config) -> tuple[dict, dict]:
   series, _ = read_series(data_config)
   boundary = split_boundary(data_config, len(series))
   length = data_config.window_length
-  train_windows = windows.sliding_windows(series[:boundary], length)
-  train = {"series": train_windows,
-           "weights": np.broadcast_to(np.ones(length, np.float32), train_windows.shape)}
+  train_windows, train_weights = windows.scored_windows(series[:boundary], length, 0, length - 1)
+  train = {"series": train_windows, "weights": train_weights}
   eval_windows, eval_weights = windows.scored_windows(series, length, boundary, length - 1)
   return train, {"series": eval_windows, "weights": eval_weights}
 

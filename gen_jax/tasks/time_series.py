@@ -54,13 +54,19 @@ def weighted_nll(windows: jax.Array, weights: jax.Array, ar: dict) -> tuple[jax.
   return jnp.sum(nll * weights[:, order:]), jnp.sum(weights[:, order:])
 
 
-def ar_loss(params, batch, rng, *, location, scale):
-  """Mean nats per predicted step of the batch's windows."""
+def ar_loss(params, batch, rng, *, location, scale, steps_per_window):
+  """Nats of the batch's scored steps / (B * steps_per_window), metric: nats per scored step.
+
+  Each training step is scored in exactly one window (data/timeseries.py), and
+  steps_per_window is their mean count per window, a constant: an epoch's loss
+  is the mean nll over the training steps (the conditional likelihood OLS
+  maximises), and a batch's loss an unbiased estimate of it.
+  """
   del rng
   total, count = weighted_nll(batch["series"], batch["weights"],
                               data_units(params, location, scale))
-  nll = total / jnp.maximum(count, 1.0)
-  return nll, {"nll": nll}
+  loss = total / (batch["series"].shape[0] * steps_per_window)
+  return loss, {"nll": total / jnp.maximum(count, 1.0)}
 
 
 def ar_eval_step(state, batch, rng, *, location, scale, references):
@@ -197,11 +203,14 @@ def create_ar_task(config, spec: DatasetSpec) -> Task:
   if len(history) < order:
     raise UserError(f"sample.history={config.sample.history} must be >= model.order={order}")
   plot_settings = dict(history=history, future=series[boundary:boundary + horizon])
+  steps_per_window = (boundary - order) / (boundary - window + 1)  # scored training steps
   tx, schedule = make_optimizer(config.train)
   return Task(
       init=make_init(functools.partial(create_ar_params, order=order), tx,
                      config.train.ema_decay > 0),
-      train_step=make_train_step(functools.partial(ar_loss, **units), tx, schedule,
+      train_step=make_train_step(functools.partial(ar_loss, **units,
+                                                   steps_per_window=steps_per_window),
+                                 tx, schedule,
                                  config.train.ema_decay, **train_settings(config.train)),
       eval_step=functools.partial(ar_eval_step, **units, references=references),
       split_metrics=functools.partial(parameter_metrics, **units, references=references),

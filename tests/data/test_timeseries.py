@@ -44,6 +44,11 @@ def test_splits_hold_out_the_end_and_score_each_value_once():
   train, held_out = load_splits(config)
   assert train.features["series"].shape == (296, 5)  # every window of series[:300]
   np.testing.assert_array_equal(train.features["series"][-1], series[295:300])
+  # Every training value is scored in exactly one window: an epoch weighs them equally.
+  starts = np.arange(296)
+  counts = np.zeros(300)
+  np.add.at(counts, starts[:, None] + np.arange(5), train.features["weights"])
+  np.testing.assert_array_equal(counts, 1.0)
   # Held-out window n ends at value 300 + n and scores only that last value.
   np.testing.assert_array_equal(held_out.features["series"][:, -1], series[300:])
   np.testing.assert_array_equal(held_out.features["weights"][:, :-1], 0.0)
