@@ -12,6 +12,7 @@ import pytest
 from conftest import load_config
 from gen_jax import tasks, train
 from gen_jax.data import load_splits
+from gen_jax.errors import UserError
 from gen_jax.objectives import time_series
 
 
@@ -115,3 +116,15 @@ def test_the_fit_on_a_short_real_series_is_the_least_squares_fit(tmp_path):
                                          "mask": jnp.ones(len(eval_split))}, None)
   nll, ols_nll = (float(sums[k] / sums["num_examples"]) for k in ("nll", "ols_nll"))
   assert abs(nll - ols_nll) < 0.005, (nll, ols_nll)
+
+
+def test_a_series_with_fewer_training_windows_than_the_batch_is_a_user_error(tmp_path):
+  """250 values, 200 for training: 185 windows of 16, fewer than the default batch of 256."""
+  path = tmp_path / "series.csv"
+  np.savetxt(path, np.sin(np.arange(250) / 5.0))
+  config = ar_config()
+  with config.unlocked():
+    config.data.name, config.data.csv_file = "csv_series", str(path)
+  with pytest.raises(UserError, match=r"^train.batch_size=256 exceeds the 185 training "
+                                      r".*at most 185$"):
+    train.run(config, str(tmp_path / "run"))

@@ -5,6 +5,8 @@ Each takes a numpy Generator so a corruption is a function of its seed.
 
 import numpy as np
 
+from gen_jax.errors import UserError
+
 
 def gaussian_noise(images: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:
   """x + 255 * std * n, n ~ N(0, 1) per sub-pixel, rounded and clipped to [0, 255]."""
@@ -28,7 +30,8 @@ def masked_block(images: np.ndarray, size: int, rng: np.random.Generator) -> np.
   """
   num, height, width, _ = images.shape
   if not 0 < size <= min(height, width):
-    raise ValueError(f"block size {size} does not fit {height}x{width} images")
+    raise UserError(f"eval.block_size={size} must be in [1, {min(height, width)}] for "
+                    f"{height}x{width} images")
   jitter = size // 4
   tops = np.clip((height - size) // 2 + rng.integers(-jitter, jitter + 1, num), 0, height - size)
   lefts = np.clip((width - size) // 2 + rng.integers(-jitter, jitter + 1, num), 0, width - size)

@@ -15,6 +15,8 @@ import struct
 import numpy as np
 import tensorflow_datasets as tfds
 
+from gen_jax.errors import UserError
+
 _IMAGE_MAGIC = 2051  # 0x00000803: unsigned byte, 3 dimensions
 _LABEL_MAGIC = 2049  # 0x00000801: unsigned byte, 1 dimension
 SPLIT_FILES = {
@@ -39,12 +41,14 @@ def read_idx(path: str) -> np.ndarray:
     data = f.read()
   magic, = struct.unpack(">i", data[:4])
   if magic not in (_IMAGE_MAGIC, _LABEL_MAGIC):
-    raise ValueError(f"{path} is not an IDX file of unsigned bytes (magic {magic})")
+    raise UserError(f"{path} is not an IDX file of unsigned bytes (magic {magic}): check "
+                    "data.idx_dir")
   ndim = magic & 0xFF
   shape = struct.unpack(f">{ndim}i", data[4:4 + 4 * ndim])
   array = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
   if array.size != int(np.prod(shape)):
-    raise ValueError(f"{path}: header says {shape} but holds {array.size} bytes")
+    raise UserError(f"{path}: header says {shape} but holds {array.size} bytes (truncated?): "
+                    "check data.idx_dir")
   return array.reshape(shape)
 
 
@@ -57,7 +61,7 @@ def read_idx_split(directory: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     raise FileNotFoundError(f"no {image_stem}[.gz] / {label_stem}[.gz] in {directory}")
   images, labels = read_idx(image_path), read_idx(label_path)
   if len(images) != len(labels):
-    raise ValueError(f"{directory}: {len(images)} images but {len(labels)} labels")
+    raise UserError(f"data.idx_dir={directory}: {len(images)} images but {len(labels)} labels")
   return images[..., None], labels.astype(np.int64)
 
 

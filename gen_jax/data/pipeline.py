@@ -17,6 +17,7 @@ from typing import Iterator
 import numpy as np
 
 from gen_jax.data import sources
+from gen_jax.errors import UserError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,8 +93,9 @@ class TrainBatches:
                process_index: int = 0, process_count: int = 1, binarization: str = "none"):
     self.steps_per_epoch = len(split) // global_batch_size
     if self.steps_per_epoch == 0:
-      raise ValueError(
-          f"batch size {global_batch_size} exceeds the {len(split)} training examples")
+      raise UserError(f"train.batch_size={global_batch_size} exceeds the {len(split)} training "
+                      f"examples (images, windows or rows) of this data: set train.batch_size "
+                      f"to at most {len(split)}")
     self.split, self.global_batch_size, self.seed = split, global_batch_size, seed
     self.process_index, self.process_count = process_index, process_count
     self.binarization = binarization

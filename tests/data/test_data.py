@@ -118,3 +118,16 @@ def test_real_fashion_mnist_when_installed(tmp_path):
   images, labels = sources.read_split("fashion_mnist", "test", data_dir=str(tmp_path))
   assert images.shape == (10000, 28, 28, 1)
   np.testing.assert_array_equal(np.bincount(labels), np.full(10, 1000))
+
+
+def test_data_layer_bad_input_is_a_user_error_naming_the_key(tmp_path):
+  from gen_jax.data import corruptions
+  images = np.zeros((2, 8, 8, 1), np.uint8)
+  with pytest.raises(UserError, match="train.batch_size=3 exceeds the 2 training"):
+    TrainBatches(image_split(images), global_batch_size=3, seed=0)
+  with pytest.raises(UserError, match=r"eval.block_size=9 must be in \[1, 8\]"):
+    corruptions.masked_block(images, 9, np.random.default_rng(0))
+  garbage = tmp_path / "train-images-idx3-ubyte"
+  garbage.write_bytes(b"not an idx file")
+  with pytest.raises(UserError, match="data.idx_dir"):
+    idx_builder.read_idx(str(garbage))
