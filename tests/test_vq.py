@@ -223,3 +223,19 @@ def test_a_missing_or_incompatible_stage1_is_a_clear_error(smoke_run, tiny_idx, 
   for workdir, message in cases:
     with pytest.raises(UserError, match=message):
       train.run(prior_config(tiny_idx, workdir), str(tmp_path / "prior"))
+
+
+@pytest.mark.parametrize("filename", ["vqvae.py", "vqvae2.py"])
+def test_every_model_parameter_is_trained(tiny_idx, filename):
+  """No dead parameters: two train steps (the first's learning rate is 0 in warmup) move
+  every leaf of the encoder/decoder (one the loss never reads, like a declared log-scale,
+  stays put)."""
+  _, _, step, state, batch = create(vq_config(tiny_idx, filename), jax.devices()[:1])
+  before = jax.device_get(state.params["model"])
+  for _ in range(2):
+    state, _ = step(state, batch, jax.random.PRNGKey(1))
+  after = jax.device_get(state.params["model"])
+  unchanged = [jax.tree_util.keystr(path) for path, old, new in zip(
+      *zip(*jax.tree_util.tree_flatten_with_path(before)[0]),
+      jax.tree.leaves(after)) if np.array_equal(old, new)]
+  assert not unchanged, unchanged

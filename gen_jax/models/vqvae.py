@@ -15,7 +15,8 @@ grid per level, `decode({level: [B, h, w, D]})`.
             mu  = decoder(concat(upsample(e_t), e_b))
 
 The decoders give the mean mu of a discretized Gaussian over the pixel levels
-(in [-1, 1]); `log_scale` [C] is its learned log sigma.
+(in [-1, 1]); its variance is not a parameter of the modules: the task keeps
+it as a running mean squared error (tasks/vq.py, `reconstruction_variance`).
 """
 
 import jax
@@ -110,7 +111,6 @@ class VQVAE(nnx.Module):
     self.pre_quantize = nnx.Conv(features, embedding_dim, (1, 1), rngs=rngs)
     self.decoder = Decoder(embedding_dim, features, residual_hidden, num_residual,
                            num_downsamples, num_channels, rngs=rngs)
-    self.log_scale = nnx.Param(jnp.zeros((num_channels,)))
 
   @staticmethod
   def latent_shapes(image_shape, num_downsamples: int) -> dict[str, tuple[int, int]]:
@@ -146,7 +146,6 @@ class VQVAE2(nnx.Module):
     self.upsample_top = nnx.ConvTranspose(embedding_dim, embedding_dim, (4, 4), (2, 2), rngs=rngs)
     self.decoder = Decoder(2 * embedding_dim, features, residual_hidden, num_residual,
                            num_downsamples, num_channels, rngs=rngs)
-    self.log_scale = nnx.Param(jnp.zeros((num_channels,)))
 
   @staticmethod
   def latent_shapes(image_shape, num_downsamples: int) -> dict[str, tuple[int, int]]:
