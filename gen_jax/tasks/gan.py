@@ -341,6 +341,11 @@ def create_dcgan(config, spec: DatasetSpec):
                   "each discriminator step takes its own slice of the real batch")
   if model.r1_gamma < 0:
     raise UserError(f"model.r1_gamma={model.r1_gamma}: must be >= 0 (0 = no R1 penalty)")
+  if model.r1_gamma > 0 and model.discriminator_batch_norm:
+    raise UserError(f"model.r1_gamma={model.r1_gamma} with model.discriminator_batch_norm=True: "
+                    "batch statistics couple the examples, so the gradient penalty is not R1's "
+                    "per-example one; set model.discriminator_batch_norm=False (as "
+                    "configs/dcgan.py:r1 does) or model.r1_gamma=0")
   if model.class_conditional and not spec.num_classes:
     raise UserError(f"model.class_conditional needs labels; {config.data.name} has none")
   num_classes = spec.num_classes if model.class_conditional else 0

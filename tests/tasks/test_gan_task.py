@@ -157,6 +157,9 @@ def test_init_does_not_depend_on_the_mesh():
     (dict(loss="wgan"), r"model.loss='wgan': use one of minimax, non_saturating, hinge"),
     (dict(discriminator_steps=3), r"train.batch_size=8 must be a multiple of 3"),
     (dict(r1_gamma=-1.0), r"model.r1_gamma=-1.0: must be >= 0"),
+    # R1 is a per-example penalty; batch norm in D makes each gradient depend on the batch.
+    (dict(r1_gamma=1.0, discriminator_batch_norm=True),
+     r"^model.r1_gamma=1.0 with model.discriminator_batch_norm=True: .* not R1's per-example"),
 ])
 def test_bad_settings_are_user_errors(overrides, message):
   with pytest.raises(UserError, match=message):
