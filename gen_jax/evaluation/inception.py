@@ -17,8 +17,9 @@ Images are resized to 299 x 299 (bilinear), grey images repeated to RGB, and
 scaled to [-1, 1]; the output is the 2048-d global average pool.
 
 What is verified: the layer wiring against the published architecture (block
-widths, the FID variants' pooling), the loader's checks, and the output
-shape. What is not: agreement with the TensorFlow FID numbers, which needs the
+widths, the FID variants' pooling), the loader's checks, and the features
+themselves against an independent float64 numpy forward pass on random
+weights (input scaling, branch order, pooling; tests/evaluation/test_inception.py). What is not: agreement with the TensorFlow FID numbers, which needs the
 real weights (not obtainable here).
 """
 

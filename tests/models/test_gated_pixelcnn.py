@@ -33,7 +33,8 @@ def test_causal_by_jacobian(channels):
   np.testing.assert_array_equal(np.triu(jac), 0.0)
   if channels == 3:  # within a pixel, G sees R and B sees R and G
     for pixel in range(30):
-      assert jac[3 * pixel + 1, 3 * pixel] > 0 and jac[3 * pixel + 2, 3 * pixel + 1] > 0
+      red, green, blue = 3 * pixel, 3 * pixel + 1, 3 * pixel + 2
+      assert jac[green, red] > 0 and jac[blue, green] > 0 and jac[blue, red] > 0
 
 
 def test_no_blind_spot_where_the_masked_pixelcnn_has_one():
