@@ -67,7 +67,7 @@ def autoregressive_sample(state, rng, num, *, fill, image_shape, num_classes):
 def create_autoregressive_task(config, spec: DatasetSpec, create_module,
                                num_classes: int = 0, cached_sampling: bool = False) -> Task:
   """Binds an image model (create_module(rngs)) to the categorical likelihood."""
-  create_params, apply_model = module_functions(create_module)
+  create_params, apply_model = module_functions(create_module, uniform_heads=("head_out",))
   apply_fn = ((lambda p, x, y: apply_model(p, x, y)) if num_classes
               else (lambda p, x, y: apply_model(p, x)))
   tx, schedule = make_optimizer(config.train)

@@ -21,6 +21,7 @@ import optax
 from flax import nnx
 
 from gen_jax.errors import UserError
+from gen_jax.nn import initialization
 
 
 @flax.struct.dataclass
@@ -175,12 +176,21 @@ def eval_params(state: TrainState):
   return state.params if state.ema_params is None else state.ema_params
 
 
-def module_functions(create_module: Callable[[nnx.Rngs], nnx.Module]):
-  """(create_params(rng) -> pure dict, apply(params, *args)) for an NNX module."""
+def module_functions(create_module: Callable[[nnx.Rngs], nnx.Module],
+                     uniform_heads: tuple[str, ...] = ()):
+  """(create_params(rng) -> pure dict, apply(params, *args)) for an NNX module.
+
+  `uniform_heads`: dotted paths of the layers that produce a likelihood's
+  parameters (logits), zeroed at creation so the model starts at the uniform
+  distribution (nn.initialization.zero_parameters).
+  """
   graphdef = nnx.graphdef(nnx.eval_shape(lambda: create_module(nnx.Rngs(0))))
 
   def create_params(rng):
-    return nnx.state(create_module(nnx.Rngs(params=rng)), nnx.Param).to_pure_dict()
+    module = create_module(nnx.Rngs(params=rng))
+    for path in uniform_heads:
+      initialization.zero_parameters(initialization.submodule(module, path))
+    return nnx.state(module, nnx.Param).to_pure_dict()
 
   def apply(params, *args, method: str = "__call__"):
     return getattr(nnx.merge(graphdef, params), method)(*args)

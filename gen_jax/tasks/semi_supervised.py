@@ -114,7 +114,8 @@ def create_semi_supervised_vae_task(config, spec: DatasetSpec) -> Task:
   create_params, apply_fn = module_functions(lambda rngs: SemiSupervisedVAE(
       num_inputs=math.prod(spec.image_shape), num_classes=num_classes,
       latent_dim=model_config.latent_dim, hidden=model_config.hidden,
-      num_layers=model_config.num_layers, rngs=rngs))
+      num_layers=model_config.num_layers, rngs=rngs),
+      uniform_heads=("decoder.output", "classifier.output"))  # p(x|y, z), q(y|x) uniform
   tx, schedule = make_optimizer(config.train)
   bounds_fn = functools.partial(every_class_bounds, apply_fn=apply_fn, num_classes=num_classes)
   loss = functools.partial(semi_supervised_vae_loss, bounds_fn=bounds_fn,

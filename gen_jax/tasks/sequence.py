@@ -115,7 +115,7 @@ def create_char_rnn_task(config, spec: DatasetSpec) -> Task:
   create_params, apply_model = module_functions(lambda rngs: CharRNN(
       vocabulary_size=len(vocabulary), embedding_features=model_config.embedding_features,
       hidden_features=model_config.hidden_features, num_layers=model_config.num_layers,
-      dropout_rate=model_config.dropout_rate, rngs=rngs))
+      dropout_rate=model_config.dropout_rate, rngs=rngs), uniform_heads=("head",))
   tx, schedule = make_optimizer(config.train)
   return Task(
       init=make_init(create_params, tx, config.train.ema_decay > 0),

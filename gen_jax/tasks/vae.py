@@ -25,6 +25,7 @@ posterior means) and decode (codes -> mean intensities in [0, 1]).
 
 import dataclasses
 import functools
+import math
 from typing import Any, Callable
 
 import flax.struct
@@ -37,6 +38,7 @@ from gen_jax.data.pipeline import as_8bit, model_inputs
 from gen_jax.data.sources import DatasetSpec
 from gen_jax.errors import UserError
 from gen_jax.models.vae import VAE
+from gen_jax.nn import initialization
 from gen_jax.objectives import elbo, likelihoods, reconstruction
 from gen_jax.tasks.common import (Task, TrainState, eval_params, make_init, make_optimizer,
                                   make_train_step, module_functions, train_settings)
@@ -456,13 +458,29 @@ def check_config(config, spec: DatasetSpec, *, variational: bool) -> None:
 
 def create_vae_module(model_config, spec: DatasetSpec, *, likelihood: str, num_classes: int,
                       variational: bool) -> Callable:
-  return lambda rngs: VAE(
-      architecture=model_config.architecture, image_shape=spec.image_shape,
-      latent_dim=model_config.latent_dim,
-      outputs_per_subpixel=outputs_per_subpixel(likelihood, spec.num_levels),
-      num_levels=spec.num_levels, hidden_sizes=tuple(model_config.hidden_sizes),
-      features=model_config.features, num_classes=num_classes, variational=variational,
-      rngs=rngs)
+  def create(rngs):
+    model = VAE(
+        architecture=model_config.architecture, image_shape=spec.image_shape,
+        latent_dim=model_config.latent_dim,
+        outputs_per_subpixel=outputs_per_subpixel(likelihood, spec.num_levels),
+        num_levels=spec.num_levels, hidden_sizes=tuple(model_config.hidden_sizes),
+        features=model_config.features, num_classes=num_classes, variational=variational,
+        rngs=rngs)
+    if variational:
+      start_near_uniform(model.decoder.mlp.layers[-1] if model_config.architecture == "mlp"
+                         else model.decoder.out, likelihood)
+    return model
+  return create
+
+
+def start_near_uniform(head, likelihood: str) -> None:
+  """Zeroes the decoder's last layer: Bernoulli / categorical p(x|z) start uniform (1 or 8
+  bits/dim); a Gaussian's bias then gives y = (x + u) / L in [0, 1] mean 1/2 and sigma
+  1/sqrt(12), the Gaussian closest to uniform (8.25 bits/dim)."""
+  initialization.zero_parameters(head)
+  if likelihood == "gaussian":  # outputs (mean, log sigma) innermost per sub-pixel
+    pairs = head.bias.value.reshape(-1, 2)
+    head.bias.value = pairs.at[:, 0].set(0.5).at[:, 1].set(-0.5 * math.log(12.0)).reshape(-1)
 
 
 def write_class_rows(writer, step, samples, *, num_classes):
