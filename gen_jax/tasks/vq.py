@@ -210,8 +210,10 @@ def create_vq_state(rng, example_batch, *, create_params, tx, settings: VQSettin
     cluster_size[level] = jnp.full((settings.num_codes,), uniform_share, jnp.float32)
     cluster_sum[level] = codebook * uniform_share
   params = {"model": create_params(model_rng), "codebooks": codebooks}
+  # Mean 0 (zeroed last decoder layer) and variance 1/3, that of uniform levels on [-1, 1]:
+  # p(x | z) starts as the Gaussian closest to the uniform distribution.
   return VQState(jnp.zeros((), jnp.int32), params, tx.init(params), cluster_size, cluster_sum,
-                 jnp.ones((num_channels,)))
+                 jnp.full((num_channels,), 1.0 / 3.0, jnp.float32))
 
 
 def vq_eval_step(state: VQState, batch, rng, *, apply_fn, settings: VQSettings,
@@ -305,7 +307,7 @@ def create_vq_model(model_config, spec: DatasetSpec):
       num_channels=spec.image_shape[-1], features=model_config.features,
       residual_hidden=model_config.residual_hidden, num_residual=model_config.num_residual,
       num_downsamples=model_config.num_downsamples, embedding_dim=model_config.embedding_dim,
-      rngs=rngs))
+      rngs=rngs), uniform_heads=("decoder.upsamples.-1",))  # mean 0 at init
   return create_params, apply_fn, model_class.levels, latent_shapes
 
 
