@@ -22,9 +22,9 @@ EXACT_HEADS = {  # softmax / Bernoulli heads: exactly uniform; the VAEs add thei
     "semi_supervised_vae.py": "bits_per_dim"}
 
 
-def init_eval(filename, tiny_idx):
+def init_eval(filename, tiny_idx, arg="smoke"):
   """(config, spec, eval sums / num_examples, the eval batch) of a freshly initialised model."""
-  config = smoke_config(filename, "smoke", tiny_idx)
+  config = smoke_config(filename, arg, tiny_idx)
   spec = runs.dataset_spec(config.data)
   task = tasks.create_task(config, spec)
   mesh = parallel.create_mesh(jax.devices()[:1])
@@ -67,3 +67,11 @@ def test_vq_decoder_starts_at_the_gaussian_closest_to_uniform(filename, tiny_idx
   continuous uniform data, a little less discretized (the edge bins take the tails)."""
   _, _, metrics, _ = init_eval(filename, tiny_idx)
   assert 8.0 < metrics["decoder_bits_per_dim"] < 8.0 + 0.5 * math.log2(2 * math.pi * math.e / 12)
+
+
+def test_a_gaussian_vae_decoder_starts_at_the_gaussian_closest_to_uniform(tiny_idx):
+  """y = (x + u) / 256 in [0, 1] under N(1/2, 1/12): 8 + log2(sqrt(2 pi e / 12)) = 8.25
+  bits/dim on uniform data, plus the random encoder's KL."""
+  _, _, metrics, _ = init_eval("vae_conv.py", tiny_idx, "gaussian_smoke")
+  closest = 8.0 + 0.5 * math.log2(2 * math.pi * math.e / 12)
+  assert closest - 0.02 < metrics["bits_per_dim"] < closest + 0.03

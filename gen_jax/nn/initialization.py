@@ -17,7 +17,7 @@ def zero_parameters(module: nnx.Module) -> nnx.Module:
   """
   for _, value in nnx.iter_graph(module):
     if isinstance(value, nnx.Param):
-      value.value = jnp.zeros_like(value.value)
+      value.set_value(jnp.zeros_like(value[...]))
   return module
 
 

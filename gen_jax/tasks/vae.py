@@ -479,8 +479,8 @@ def start_near_uniform(head, likelihood: str) -> None:
   1/sqrt(12), the Gaussian closest to uniform (8.25 bits/dim)."""
   initialization.zero_parameters(head)
   if likelihood == "gaussian":  # outputs (mean, log sigma) innermost per sub-pixel
-    pairs = head.bias.value.reshape(-1, 2)
-    head.bias.value = pairs.at[:, 0].set(0.5).at[:, 1].set(-0.5 * math.log(12.0)).reshape(-1)
+    pairs = head.bias[...].reshape(-1, 2)
+    head.bias.set_value(pairs.at[:, 0].set(0.5).at[:, 1].set(-0.5 * math.log(12.0)).reshape(-1))
 
 
 def write_class_rows(writer, step, samples, *, num_classes):
