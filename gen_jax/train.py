@@ -6,6 +6,7 @@ checkpoints), 'eval' (the whole eval split, once) or 'sample' (one grid).
 """
 
 import dataclasses
+import errno
 import glob
 import math
 import os
@@ -273,6 +274,14 @@ def run_in_workdir(config, workdir, outputs, mode, mesh, spec, task, splits, sto
                            out_shardings=(replicated, replicated), donate_argnums=0)
       train_loop(config, state, step, train_rng, train_step, batches, mesh,
                  writer, checkpointer, do_eval, do_sample, results, stop)
+  except OSError as error:  # a full disk meets metrics or samples before a checkpoint
+    if error.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+      raise
+    saved = checkpointer.latest_step()
+    raise UserError(f"{error.filename or outputs} could not be written: "
+                    f"{os.strerror(error.errno).lower()}; " +
+                    (f"step {saved} is the last saved" if saved is not None else
+                     "no step is saved")) from None
   finally:  # an error still finishes the saves in flight (the last good checkpoint)
     try:
       checkpointer.close()

@@ -197,24 +197,27 @@ def check_resumed_config(stored, config) -> None:
   key; a new batch size or seed is accepted with a warning of what happens to
   the order of the data; anything else (num_steps, log_every...) is noted.
   """
-  old, new = flat_items(stored), flat_items(config)
-  changed = {key: (old.get(key), new.get(key)) for key in sorted(old.keys() | new.keys())
-             if old.get(key) != new.get(key) and key != "cpu_devices"}
+  # Both through JSON, as config.json was written: tuples become lists, and so on.
+  old = flat_items(json.loads(stored.to_json_best_effort()))
+  new = flat_items(json.loads(config.to_json_best_effort()))
+  changed = {key: (old[key], new[key]) for key in sorted(old.keys() & new.keys())
+             if old[key] != new[key] and key != "cpu_devices"}
   refused = [f"{key} ({a!r} -> {b!r})" for key, (a, b) in changed.items()
              if changes_the_saved_state(key, a, b)]
-  if refused:
+  if refused:  # keys only one of them has (older or newer code) are not compared
     raise UserError(f"the run in this workdir has another model or data than this config: "
                     f"{', '.join(refused)}; use a new --workdir, or set these back to resume")
   if "train.batch_size" in changed:
     old_batch, new_batch = changed.pop("train.batch_size")
     logging.warning(f"train.batch_size changed {old_batch} -> {new_batch} since this run's "
-                "config.json: the batches after the restored step are drawn as if every step "
-                f"had used {new_batch} examples, so the rest of the interrupted epoch is skipped "
-                "or partly repeated (not the data order of an uninterrupted run)")
+                    "config.json: the batches after the restored step are drawn as if every "
+                    f"step had used {new_batch} examples, so the rest of the interrupted epoch "
+                    "is skipped or partly repeated (not the data order of an uninterrupted run)")
   if "seed" in changed:
     old_seed, new_seed = changed.pop("seed")
     logging.warning(f"seed changed {old_seed} -> {new_seed} since this run's config.json: the "
-                "data order and eval/sample keys after the restored step follow the new seed")
+                    "data order and eval/sample keys after the restored step follow the new "
+                    "seed")
   if changed:
     logging.info("config changes since this run's config.json: " + ", ".join(
         f"{key} ({a!r} -> {b!r})" for key, (a, b) in changed.items()))
@@ -226,7 +229,8 @@ def check_stored_config(config, workdir: str) -> None:
   has_checkpoint = os.path.isdir(checkpoints) and any(
       name.isdigit() for name in os.listdir(checkpoints))
   if has_checkpoint and os.path.isfile(os.path.join(workdir, "config.json")):
-    check_resumed_config(config_defaults.read_run_config(os.path.join(workdir, "config.json")), config)
+    stored = config_defaults.read_run_config(os.path.join(workdir, "config.json"))
+    check_resumed_config(stored, config)
 
 
 def output_directory(workdir: str, mode: str, output_dir: str | None) -> str:

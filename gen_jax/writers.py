@@ -101,9 +101,17 @@ def drop_records_after(path: str, step: int) -> int:
     return 0
   with open(path) as f:
     lines = [line for line in f if line.strip()]
-  kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
+  kept = [line for line in lines if line.endswith("\n") and _step_of(line) <= step]
   if len(kept) < len(lines):
     with open(path + ".tmp", "w") as f:
       f.writelines(kept)
     os.replace(path + ".tmp", path)
   return len(lines) - len(kept)
+
+
+def _step_of(line: str) -> float:
+  """The step of a metrics.jsonl line; infinity for a line torn by a killed write."""
+  try:
+    return json.loads(line).get("step", 0)
+  except ValueError:
+    return math.inf
