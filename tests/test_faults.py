@@ -12,11 +12,12 @@ import subprocess
 import sys
 
 import chex
+import jax
 import numpy as np
 import pytest
 
 from conftest import REPO, tiny_pixelcnn_config
-from gen_jax import checkpointing, runs, train
+from gen_jax import checkpointing, parallel, runs, train
 from gen_jax.errors import NonFiniteError, UserError
 
 
@@ -196,8 +197,11 @@ def test_resume_with_another_model_is_refused_before_anything_is_written(trained
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["3", "6"]
   with config.unlocked():
     config.train.batch_size, config.train.num_steps = 8, 7  # was 16
-  train.run(config, workdir)  # accepted, with a warning that says what the data order does
+  one_device = parallel.create_mesh(jax.devices()[:1])
+  train.run(config, workdir, mesh=one_device)  # accepted, with warnings about the data order
   assert "train.batch_size changed 16 -> 8" in caplog.text and "epoch is skipped" in caplog.text
+  assert "step 6 was saved with 2 devices, this run has 1: the data order is unchanged" in (
+      caplog.text)
   assert json.load(open(os.path.join(workdir, "config.json")))["train"]["batch_size"] == 8
 
 
