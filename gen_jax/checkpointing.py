@@ -29,6 +29,14 @@ from absl import logging
 from gen_jax.errors import UserError
 
 
+def _not_the_read_only_notice(record) -> bool:
+  """Orbax warns on every read-only manager; read-only is what eval and readers ask for."""
+  return not str(record.msg).startswith("Given directory is read only")
+
+
+logging.get_absl_logger().addFilter(_not_the_read_only_notice)
+
+
 class CheckpointWriteError(UserError):
   """A checkpoint could not be written (e.g. no space left on the device)."""
 

@@ -51,11 +51,10 @@ def parse_flags(argv):
 
 
 # Orbax messages that say what the one-line errors of gen_jax.checkpointing say
-# (a save that failed, logged with a traceback by each of its threads) or what
-# was asked for (a read-only checkpoint directory for eval and sample).
+# (a save that failed, logged with a traceback by each of its threads).
 ORBAX_MESSAGES_REPORTED_ELSEWHERE = (
-    "Given directory is read only", "_SignalingThread.run() raised",
-    "in background save thread", "Save Finalize thread")
+    "_SignalingThread.run() raised", "in background save thread", "Save Finalize thread",
+    "Failed to write metadata")
 
 
 def quiet_orbax_info_logs() -> None:

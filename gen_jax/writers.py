@@ -6,6 +6,7 @@ import math
 import os
 
 import numpy as np
+from absl import logging
 from tensorboardX import SummaryWriter
 
 from gen_jax import sampling
@@ -91,7 +92,11 @@ class MetricWriter:
 
   def close(self) -> None:
     if self._summary is not None:
-      self._summary.close()
+      try:
+        self._summary.close()
+      except OSError as error:  # a full disk: the run's own error says what was lost
+        logging.warning("TensorBoard events in %s could not be flushed: %s", self.workdir,
+                        os.strerror(error.errno) if error.errno else error)
 
 
 def drop_records_after(path: str, step: int) -> int:
