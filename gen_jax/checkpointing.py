@@ -101,6 +101,7 @@ class Checkpointer:
     if step in self._manager.all_steps():
       return
     self.wait()  # the previous save's error belongs to the previous step
+    self._check_free_space(step, tree)
     metadata = {**metadata, "digests": leaf_digests(tree)}
     try:
       self._manager.save(step, args=ocp.args.Composite(
@@ -108,6 +109,17 @@ class Checkpointer:
     except Exception as error:  # pylint: disable=broad-except  # any failed write
       raise self._write_error(step, error) from None
     self._in_flight = step
+
+  def _check_free_space(self, step: int, tree) -> None:
+    """A full disk found before Orbax starts: a write that fails halfway leaves its
+    threads' callbacks printing tracebacks into a closed event loop."""
+    needed = sum(getattr(leaf, "nbytes", 0) for leaf in jax.tree.leaves(tree))
+    free = shutil.disk_usage(self.directory).free
+    if free < needed:  # uncompressed size: an upper bound of what the save writes
+      raise self._write_error(step, OSError(
+          errno.ENOSPC, os.strerror(errno.ENOSPC),
+          f"{self.directory}: {free / 2**20:.1f} MiB free, the arrays take "
+          f"{needed / 2**20:.1f} MiB uncompressed"))
 
   def _write_error(self, step: int, error: BaseException) -> CheckpointWriteError:
     self._failed = True

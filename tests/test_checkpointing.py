@@ -72,3 +72,19 @@ def test_garbled_values_are_caught_by_the_saved_digests(tmp_path):
   assert metadata["step"] == 1
   chex.assert_trees_all_equal(restored["w"], values["w"] + 1)
   assert os.listdir(tmp_path / "ckpt_corrupt") == ["2"]
+
+
+def test_a_full_disk_is_found_before_orbax_writes(tmp_path, monkeypatch):
+  import collections
+  import shutil
+  from gen_jax import checkpointing
+  checkpointer = Checkpointer(str(tmp_path / "ckpt"))
+  checkpointer.save(1, tree(1.0), {"step": 1})
+  usage = collections.namedtuple("usage", "total used free")
+  monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(100, 90, 10))  # 28 B needed
+  with pytest.raises(checkpointing.CheckpointWriteError,
+                     match=r"^checkpoint at step 2 could not be written: no space left on device "
+                           r"\(.*ckpt: 0.0 MiB free, .*\); step 1 is the last saved"):
+    checkpointer.save(2, tree(2.0), {"step": 2})
+  checkpointer.close()
+  assert sorted(os.listdir(tmp_path / "ckpt")) == ["1"]  # nothing half-written
