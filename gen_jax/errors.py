@@ -10,4 +10,12 @@ class UserError(ValueError):
 
 
 class NonFiniteError(FloatingPointError):
-  """Training produced a NaN/Inf metric; the last good checkpoint is kept."""
+  """Training produced a NaN/Inf metric; no state after the last finite one is saved."""
+
+
+class StoppedBySignal(Exception):
+  """Training stopped on SIGTERM/SIGINT after saving; `main` exits with 128 + the signal."""
+
+  def __init__(self, signal_number: int, message: str):
+    super().__init__(message)
+    self.signal_number = signal_number

@@ -1,7 +1,10 @@
 """Entry point: flags + config file -> train.run(config, workdir, mode).
 
   python -m gen_jax.main --config configs/pixelcnn.py --workdir DIR \
-      [--config.train.num_steps=1000] [--mode train|eval|sample]
+      [--config.train.num_steps=1000] [--mode train|eval|sample] [--output_dir OUT]
+
+Exit status: 0 done; 1 an `error:` line (bad input, a failed checkpoint write,
+non-finite training); 128 + N stopped by signal N (after saving).
 """
 
 import logging as std_logging
@@ -11,7 +14,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from gen_jax import parallel, train
-from gen_jax.errors import NonFiniteError, UserError
+from gen_jax.errors import NonFiniteError, StoppedBySignal, UserError
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file, e.g. configs/pixelcnn.py[:smoke].",
@@ -20,6 +23,9 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, met
 _MODE = flags.DEFINE_string(
     "mode", "train", f"What to do with the run: {', '.join(train.MODES)}, or a mode of "
     "the model's task (e.g. a VAE's interpolate).")
+_OUTPUT_DIR = flags.DEFINE_string(
+    "output_dir", None, "Where modes other than train write metrics and samples "
+    "(default: the workdir); for a read-only run directory.")
 _DISTRIBUTED = flags.DEFINE_bool(
     "distributed", False, "Call jax.distributed.initialize() (multi-host TPU VM / multi-GPU).")
 _COORDINATOR = flags.DEFINE_string(
@@ -44,11 +50,22 @@ def parse_flags(argv):
     sys.exit(f"error: bad --config override: {message}")
 
 
+# Orbax messages that say what the one-line errors of gen_jax.checkpointing say
+# (a save that failed, logged with a traceback by each of its threads).
+ORBAX_MESSAGES_REPORTED_ELSEWHERE = (
+    "_SignalingThread.run() raised", "in background save thread", "Save Finalize thread",
+    "Failed to write metadata")
+
+
 def quiet_orbax_info_logs() -> None:
   """Orbax logs every save step at INFO; keep its warnings and errors only."""
   class _Filter(std_logging.Filter):
     def filter(self, record):
-      return record.levelno >= std_logging.WARNING or "/orbax/" not in record.pathname
+      if "/orbax/" not in record.pathname:
+        return True
+      message = record.getMessage()
+      return (record.levelno >= std_logging.WARNING and
+              not any(part in message for part in ORBAX_MESSAGES_REPORTED_ELSEWHERE))
   logging.get_absl_handler().addFilter(_Filter())
 
 
@@ -60,10 +77,18 @@ def main(argv):
   try:
     parallel.initialize_distributed(_DISTRIBUTED.value, _COORDINATOR.value,
                                     _NUM_PROCESSES.value, _PROCESS_ID.value)
-    train.run(_CONFIG.value, _WORKDIR.value, _MODE.value)
+    train.run(_CONFIG.value, _WORKDIR.value, _MODE.value, output_dir=_OUTPUT_DIR.value)
   except (UserError, NonFiniteError) as error:
     logging.flush()
     sys.exit(f"error: {error}")
+  except StoppedBySignal as stop:
+    logging.flush()
+    print(stop, file=sys.stderr)
+    sys.exit(128 + stop.signal_number)
+  except KeyboardInterrupt:  # a second signal, or one outside training
+    logging.flush()
+    print("interrupted", file=sys.stderr)
+    sys.exit(128 + 2)
 
 
 if __name__ == "__main__":

@@ -83,7 +83,8 @@ def restore_state(config, workdir: str, mesh=None, task=None):
   spec = dataset_spec(config.data)
   task = task or tasks.create_task(config, spec)
   init_rng, train_rng, _, _ = run_keys(config, mesh)
-  checkpointer = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"))
+  # Read-only: a reader never cleans or moves what a trainer of that run may be writing.
+  checkpointer = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"), read_only=True)
   try:
     restored = checkpointer.restore_latest(abstract_checkpoint(
         task, init_rng, train_rng, example_batch(config, spec, mesh), mesh))

@@ -6,6 +6,8 @@ checkpoints), 'eval' (the whole eval split, once) or 'sample' (one grid).
 """
 
 import dataclasses
+import errno
+import glob
 import math
 import os
 import signal
@@ -19,7 +21,8 @@ from absl import logging
 from tqdm import tqdm
 
 from gen_jax import applications, checkpointing, data, parallel, runs, tasks
-from gen_jax.errors import NonFiniteError, UserError
+from gen_jax import workdir as workdir_lib
+from gen_jax.errors import NonFiniteError, StoppedBySignal, UserError
 from gen_jax.runs import abstract_checkpoint, dataset_spec, example_batch  # noqa: F401 (API)
 from gen_jax.writers import MetricWriter
 
@@ -63,12 +66,14 @@ def mean_metrics(history: list[dict]) -> dict[str, float]:
   return {k: float(np.mean([h[k] for h in history])) for k in history[0]}
 
 
-def check_finite(metrics: dict[str, float], step: int) -> None:
+def check_finite(metrics: dict[str, float], step: int, last_saved: int | None = None) -> None:
+  """A NonFiniteError naming the step and metrics, and the last checkpoint (if any)."""
   bad = [name for name, value in metrics.items() if not math.isfinite(value)]
   if bad:
+    kept = (f"the last good checkpoint (step {last_saved}) is kept" if last_saved is not None
+            else "no checkpoint was saved before it")
     raise NonFiniteError(f"non-finite {', '.join(bad)} at step {step} "
-                         f"({', '.join(f'{k}={metrics[k]}' for k in bad)}); "
-                         "the last good checkpoint is kept")
+                         f"({', '.join(f'{k}={metrics[k]}' for k in bad)}); {kept}")
 
 
 def evaluate(eval_step, state, split, rng, mesh, config) -> dict[str, float]:
@@ -116,19 +121,23 @@ def write_completions(task, state, split, rng, num, step, writer, *, num_levels:
 class StopRequest:
   """Turns SIGTERM/SIGINT into a flag the loop polls, so it can save before exiting."""
 
-  def __init__(self):
-    self.signal_number = None
+  def __init__(self, enabled: bool = True):
+    self.signal_number, self.enabled = None, enabled
     self._previous = {}
 
   def __enter__(self):
-    if threading.current_thread() is threading.main_thread():
+    if self.enabled and threading.current_thread() is threading.main_thread():
       for signum in (signal.SIGTERM, signal.SIGINT):
         self._previous[signum] = signal.signal(signum, self._handle)
     return self
 
   def _handle(self, signum, frame):
     del frame
+    if self.signal_number is not None:  # a second signal: stop now, without saving
+      raise KeyboardInterrupt
     self.signal_number = signum
+    logging.warning("signal %d: saving a checkpoint after the current step, then exiting "
+                    "(send it again to stop at once)", signum)
 
   def __exit__(self, *exc):
     for signum, handler in self._previous.items():
@@ -147,6 +156,12 @@ def restore_or_init(task, checkpointer, init_rng, train_rng, example_batch, mesh
   if restored is not None:
     tree, metadata = restored
     logging.info("restored step %d from %s", metadata["step"], checkpointer.directory)
+    saved_devices = metadata.get("num_devices", mesh.devices.size)
+    if saved_devices != mesh.devices.size and not checkpointer.read_only:
+      logging.warning("step %d was saved with %d devices, this run has %d: the data order is "
+                      "unchanged (same global batches), but sums are reduced in another order, "
+                      "so the result is not bitwise that of an uninterrupted run",
+                      metadata["step"], saved_devices, mesh.devices.size)
     return tree["state"], tree["rng"], int(metadata["step"])
   state = jax.jit(task.init, out_shardings=parallel.replicated(mesh))(init_rng, example_batch)
   return state, train_rng, 0
@@ -154,12 +169,21 @@ def restore_or_init(task, checkpointer, init_rng, train_rng, example_batch, mesh
 
 def write_config(config, workdir: str) -> None:
   if parallel.is_main_process():
-    with open(os.path.join(workdir, "config.json"), "w") as f:
+    path = os.path.join(workdir, "config.json")
+    with open(path + ".tmp", "w") as f:
       f.write(config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
+    os.replace(path + ".tmp", path)
 
 
-def run(config, workdir: str, mode: str = "train", mesh=None) -> dict[str, dict[str, float]]:
-  """Trains / evaluates / samples per `mode`; returns the last metrics by split."""
+def run(config, workdir: str, mode: str = "train", mesh=None,
+        output_dir: str | None = None) -> dict[str, dict[str, float]]:
+  """Trains / evaluates / samples per `mode`; returns the last metrics by split.
+
+  Only training writes the workdir (holding its lock: one trainer at a time);
+  the other modes read it and write their outputs to `output_dir` (default: the
+  workdir). A training run stopped by SIGTERM/SIGINT saves, then raises
+  StoppedBySignal.
+  """
   mesh = mesh or parallel.create_mesh()
   spec = dataset_spec(config.data)
   validate_config(config, mesh)
@@ -167,23 +191,44 @@ def run(config, workdir: str, mode: str = "train", mesh=None) -> dict[str, dict[
   if mode not in MODES and mode not in task.modes and mode not in applications.RUN_MODES:
     raise UserError(f"unknown mode {mode!r} for {config.model.name}; use one of "
                     f"{', '.join((*MODES, *task.modes, *applications.RUN_MODES))}")
-  if task.prepare_eval is not None and mode in ("train", "eval"):
-    task.prepare_eval(mesh)  # a missing evaluation network fails here, before any step
-  train_split, eval_split = data.load_splits(config.data)
+  with StopRequest(enabled=mode == "train") as stop:
+    if task.prepare_eval is not None and mode in ("train", "eval"):
+      task.prepare_eval(mesh)  # a missing evaluation network fails here, before any step
+    splits = data.load_splits(config.data)
+    outputs = workdir_lib.output_directory(workdir, mode, output_dir)
+    lock = workdir_lib.lock_for_training(workdir) if mode == "train" else None
+    try:
+      workdir_lib.check_stored_config(config, workdir)  # before config.json is replaced
+      if mode == "train":
+        write_config(config, workdir)
+      return run_in_workdir(config, workdir, outputs, mode, mesh, spec, task, splits, stop)
+    finally:
+      if lock is not None:
+        lock.release()
+
+
+def run_in_workdir(config, workdir, outputs, mode, mesh, spec, task, splits, stop):
+  """`run` once the workdir is checked (and locked for training)."""
+  train_split, eval_split = splits
   batches = data.TrainBatches(train_split, global_batch_size=config.train.batch_size,
                               seed=config.seed, process_index=jax.process_index(),
                               process_count=jax.process_count(),
                               binarization=config.data.binarization)
-  os.makedirs(workdir, exist_ok=True)
-  write_config(config, workdir)
-  writer = MetricWriter(workdir, enabled=parallel.is_main_process())
   checkpointer = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"),
-                                            config.train.keep_checkpoints)
+                                            config.train.keep_checkpoints,
+                                            read_only=mode != "train")
   init_rng, train_rng, eval_rng, sample_rng = runs.run_keys(config, mesh)
-  state, train_rng, step = restore_or_init(task, checkpointer, init_rng, train_rng,
-                                           example_batch(config, spec, mesh), mesh)
+  try:
+    state, train_rng, step = restore_or_init(task, checkpointer, init_rng, train_rng,
+                                             example_batch(config, spec, mesh), mesh)
+  except BaseException:
+    checkpointer.close()
+    raise
   if mode != "train" and checkpointer.latest_step() is None:
+    checkpointer.close()
     raise UserError(f"--mode {mode} needs a checkpoint in {checkpointer.directory}; train first")
+  writer = MetricWriter(outputs, enabled=parallel.is_main_process(),
+                        resume_step=step if mode == "train" else None)
 
   replicated, sharded = parallel.replicated(mesh), parallel.batch_sharded(mesh)
   eval_step = jax.jit(task.eval_step, in_shardings=(replicated, sharded, replicated),
@@ -201,7 +246,7 @@ def run(config, workdir: str, mode: str = "train", mesh=None) -> dict[str, dict[
     writer.write_scalars(step, "eval", results["eval"])
     logging.info("step %d eval %s", step, results["eval"])
 
-  def do_sample(state, step):
+  def do_sample(state, step, writer=writer):
     samples = jax.device_get(sample(state, jax.random.fold_in(sample_rng, step),
                                     config.train.num_samples))
     path = (task.write_samples(writer, step, samples) if task.write_samples is not None
@@ -223,29 +268,76 @@ def run(config, workdir: str, mode: str = "train", mesh=None) -> dict[str, dict[
         logging.info("step %d %s %s", step, mode, results[mode])
     elif mode == "eval":
       do_eval(state, step)
-    elif mode == "sample":
-      do_sample(state, step)
+    elif mode == "sample":  # never over a grid training wrote: sample_step_<N>_<k>.png
+      do_sample(state, step, writer.tagged("sample_", f"_{unused_sample_index(outputs, step)}"))
       if task.complete is not None:
         write_completions(task, state, eval_split, jax.random.fold_in(jax.random.fold_in(sample_rng, step), 1),
                           config.train.num_samples, step, writer, num_levels=spec.num_levels,
                           binarization=config.data.binarization, seed=config.seed)
     else:
+      finish_owed_work(config, outputs, state, step, do_eval, do_sample)
       train_step = jax.jit(task.train_step, in_shardings=(replicated, sharded, replicated),
                            out_shardings=(replicated, replicated), donate_argnums=0)
       train_loop(config, state, step, train_rng, train_step, batches, mesh,
-                 writer, checkpointer, do_eval, do_sample, results)
+                 writer, checkpointer, do_eval, do_sample, results, stop)
+  except OSError as error:  # a full disk meets metrics or samples before a checkpoint
+    if error.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+      raise
+    saved = checkpointer.latest_step()
+    raise UserError(f"{error.filename or outputs} could not be written: "
+                    f"{os.strerror(error.errno).lower()}; " +
+                    (f"step {saved} is the last saved" if saved is not None else
+                     "no step is saved")) from None
   finally:  # an error still finishes the saves in flight (the last good checkpoint)
-    checkpointer.close()
-    writer.close()
+    try:
+      checkpointer.close()
+    finally:
+      writer.close()
+  if stop.signal_number is not None and mode == "train":
+    saved = checkpointer.latest_step()
+    raise StoppedBySignal(stop.signal_number, f"stopped by signal {stop.signal_number}; " + (
+        f"step {saved} is saved in {checkpointer.directory}: rerun the same command to resume"
+        if saved is not None else "no step was saved"))
   return results
 
 
+def unused_sample_index(outputs: str, step: int) -> int:
+  """The first k >= 1 with no samples/sample_*_<step>_<k>.* in `outputs`."""
+  k = 1
+  while glob.glob(os.path.join(glob.escape(outputs), "samples", f"sample_*_{step}_{k}.*")):
+    k += 1
+  return k
+
+
+def finish_owed_work(config, outputs, state, step, do_eval, do_sample) -> None:
+  """The eval and samples due at a restored step that a killed run did not get to write
+  (its checkpoint is saved before them): e.g. the final eval and grid of a finished run."""
+  if step == 0:
+    return
+  num_steps = max(config.train.num_steps, step)
+  eval_owed = is_due(step, config.train.eval_every, num_steps) and not any(
+      r["step"] == step for r in runs.read_metrics(outputs, "eval"))
+  sample_owed = is_due(step, config.train.sample_every, num_steps) and not glob.glob(
+      os.path.join(glob.escape(outputs), "samples", f"step_{step}.*"))
+  if jax.process_count() > 1:  # every process must take part in both (collectives)
+    from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+    eval_owed, sample_owed = (bool(x) for x in multihost_utils.broadcast_one_to_all(
+        np.array([eval_owed, sample_owed])))
+  if eval_owed:
+    logging.info("step %d: writing the eval a stopped run owed", step)
+    do_eval(state, step)
+  if sample_owed:
+    logging.info("step %d: writing the samples a stopped run owed", step)
+    do_sample(state, step)
+
+
 def train_loop(config, state, step, train_rng, train_step, batches, mesh, writer,
-               checkpointer, do_eval, do_sample, results):
+               checkpointer, do_eval, do_sample, results, stop):
   """Steps from `step` to config.train.num_steps; saves on SIGTERM/SIGINT and exits."""
   num_steps = config.train.num_steps
+  first = num_steps if stop.signal_number is not None else step  # stopped while compiling
   device_batches = data.prefetch(parallel.to_global(batches(s), mesh)
-                                 for s in range(step, num_steps))
+                                 for s in range(first, num_steps))
   history, last_log = [], (step, time.perf_counter())
   progress = tqdm(total=num_steps, initial=step, unit="step", dynamic_ncols=True,
                   disable=not (config.train.progress_bar and parallel.is_main_process()))
@@ -254,34 +346,33 @@ def train_loop(config, state, step, train_rng, train_step, batches, mesh, writer
     checkpointer.save(step, {"state": state, "rng": train_rng},
                       {"step": step, "data_position": step, "num_devices": mesh.devices.size})
 
-  with StopRequest() as stop:
-    for batch in device_batches:
-      state, metrics = train_step(state, batch, train_rng)
-      step += 1
-      history.append(metrics)
-      if len(history) > MAX_STEPS_IN_FLIGHT:  # see MAX_STEPS_IN_FLIGHT
-        jax.block_until_ready(history[-MAX_STEPS_IN_FLIGHT - 1])
-      progress.update()
-      stopping = stop.signal_number is not None  # read once: a signal may land mid-iteration
-      checkpoint_due = is_due(step, config.train.checkpoint_every, num_steps) or stopping
-      if is_due(step, config.train.log_every, num_steps):
-        means = mean_metrics(history)  # the only host sync: at logging/checkpoint time
-        check_finite(means, step)
-        elapsed = time.perf_counter() - last_log[1]
-        means["steps_per_s"] = (step - last_log[0]) / max(elapsed, 1e-9)
-        writer.write_scalars(step, "train", means)
-        progress.set_postfix(loss=f"{means['loss']:.4f}")
-        results["train"], history, last_log = means, [], (step, time.perf_counter())
-      if checkpoint_due:
-        if history:  # never save a state whose recent steps went non-finite
-          check_finite(mean_metrics(history), step)
-        save(step)
-      if stopping:
-        logging.warning("signal %d: saved step %d to %s, exiting", stop.signal_number,
-                        step, checkpointer.directory)
-        break
-      if is_due(step, config.train.eval_every, num_steps):
-        do_eval(state, step)
-      if is_due(step, config.train.sample_every, num_steps):
-        do_sample(state, step)
+  for batch in device_batches:
+    state, metrics = train_step(state, batch, train_rng)
+    step += 1
+    history.append(metrics)
+    if len(history) > MAX_STEPS_IN_FLIGHT:  # see MAX_STEPS_IN_FLIGHT
+      jax.block_until_ready(history[-MAX_STEPS_IN_FLIGHT - 1])
+    progress.update()
+    stopping = stop.signal_number is not None  # read once: a signal may land mid-iteration
+    checkpoint_due = is_due(step, config.train.checkpoint_every, num_steps) or stopping
+    if is_due(step, config.train.log_every, num_steps):
+      means = mean_metrics(history)  # the only host sync: at logging/checkpoint time
+      check_finite(means, step, checkpointer.latest_step())
+      elapsed = time.perf_counter() - last_log[1]
+      means["steps_per_s"] = (step - last_log[0]) / max(elapsed, 1e-9)
+      writer.write_scalars(step, "train", means)
+      progress.set_postfix(loss=f"{means['loss']:.4f}")
+      results["train"], history, last_log = means, [], (step, time.perf_counter())
+    if checkpoint_due:
+      if history:  # never save a state whose recent steps went non-finite
+        check_finite(mean_metrics(history), step, checkpointer.latest_step())
+      save(step)
+    if stopping:
+      logging.warning("signal %d: saved step %d to %s, exiting", stop.signal_number,
+                      step, checkpointer.directory)
+      break
+    if is_due(step, config.train.eval_every, num_steps):
+      do_eval(state, step)
+    if is_due(step, config.train.sample_every, num_steps):
+      do_sample(state, step)
   progress.close()

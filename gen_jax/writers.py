@@ -1,10 +1,12 @@
 """Run outputs: metrics.jsonl, TensorBoard events, sample PNGs (process 0 only)."""
 
+import copy
 import json
 import math
 import os
 
 import numpy as np
+from absl import logging
 from tensorboardX import SummaryWriter
 
 from gen_jax import sampling
@@ -13,9 +15,30 @@ from gen_jax import sampling
 class MetricWriter:
   """One JSON object a line ({"step", "split", metrics...}) plus TensorBoard scalars."""
 
-  def __init__(self, workdir: str, enabled: bool = True):
+  def __init__(self, workdir: str, enabled: bool = True, resume_step: int | None = None):
+    """`resume_step`: training resumes from that step, so records of later steps (logged
+    before the run was stopped) are dropped, in metrics.jsonl and TensorBoard alike."""
     self.workdir, self.enabled = workdir, enabled
-    self._summary = SummaryWriter(os.path.join(workdir, "tensorboard")) if enabled else None
+    self.file_prefix, self.file_suffix = "", ""
+    if enabled and resume_step is not None:
+      drop_records_after(os.path.join(workdir, "metrics.jsonl"), resume_step)
+    self._summary = (SummaryWriter(os.path.join(workdir, "tensorboard"),
+                                   purge_step=None if resume_step is None else resume_step + 1)
+                     if enabled else None)
+
+  def tagged(self, prefix: str, suffix: str) -> "MetricWriter":
+    """This writer, naming its files `samples/<prefix><name>_<step><suffix>.<ext>` (so that
+    e.g. --mode sample never replaces a grid that training wrote)."""
+    tagged = copy.copy(self)
+    tagged.file_prefix, tagged.file_suffix = prefix, suffix
+    return tagged
+
+  def sample_path(self, step: int, name: str, extension: str) -> str:
+    """`samples/<name>_<step>.<extension>` (with this writer's tags); makes `samples/`."""
+    directory = os.path.join(self.workdir, "samples")
+    os.makedirs(directory, exist_ok=True)
+    return os.path.join(directory,
+                        f"{self.file_prefix}{name}_{step}{self.file_suffix}.{extension}")
 
   def write_scalars(self, step: int, split: str, metrics: dict[str, float]) -> None:
     if not self.enabled:
@@ -49,7 +72,7 @@ class MetricWriter:
     """Saves `samples/<name>_<step>.png` (a grid) and logs it to TensorBoard."""
     if not self.enabled:
       return None
-    path = os.path.join(self.workdir, "samples", f"{name}_{step}.png")
+    path = self.sample_path(step, name, "png")
     sampling.save_image_grid(path, images, num_columns)
     self._summary.add_image(name, sampling.image_grid(images, num_columns), step,
                             dataformats="HWC")
@@ -60,8 +83,7 @@ class MetricWriter:
     """Saves `samples/<name>_<step>.txt` and logs it to TensorBoard."""
     if not self.enabled:
       return None
-    path = os.path.join(self.workdir, "samples", f"{name}_{step}.txt")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    path = self.sample_path(step, name, "txt")
     with open(path, "w", encoding="utf-8") as f:
       f.write(text)
     self._summary.add_text(name, text, step)
@@ -70,4 +92,31 @@ class MetricWriter:
 
   def close(self) -> None:
     if self._summary is not None:
-      self._summary.close()
+      try:
+        self._summary.close()
+      except OSError as error:  # a full disk: the run's own error says what was lost
+        logging.warning("TensorBoard events in %s could not be flushed: %s", self.workdir,
+                        os.strerror(error.errno) if error.errno else error)
+
+
+def drop_records_after(path: str, step: int) -> int:
+  """Removes the records of steps after `step` from a metrics.jsonl (atomically); returns
+  how many were dropped. A resumed run then logs one trajectory, not a repeat."""
+  if not os.path.isfile(path):
+    return 0
+  with open(path) as f:
+    lines = [line for line in f if line.strip()]
+  kept = [line for line in lines if line.endswith("\n") and _step_of(line) <= step]
+  if len(kept) < len(lines):
+    with open(path + ".tmp", "w") as f:
+      f.writelines(kept)
+    os.replace(path + ".tmp", path)
+  return len(lines) - len(kept)
+
+
+def _step_of(line: str) -> float:
+  """The step of a metrics.jsonl line; infinity for a line torn by a killed write."""
+  try:
+    return json.loads(line).get("step", 0)
+  except ValueError:
+    return math.inf

@@ -51,3 +51,40 @@ def test_all_unreadable_is_an_error_and_moves_nothing(tmp_path):
     Checkpointer(str(tmp_path / "ckpt")).restore_latest(abstract())
   assert sorted(os.listdir(tmp_path / "ckpt")) == ["1", "2"]
   assert not os.path.exists(str(tmp_path / "ckpt_corrupt"))
+
+
+def test_garbled_values_are_caught_by_the_saved_digests(tmp_path):
+  """Bytes overwritten inside an array file still decode (Orbax checks only the index);
+  the sha256 per leaf in the metadata catches them."""
+  checkpointer = Checkpointer(str(tmp_path / "ckpt"))
+  values = {"w": jax.random.normal(jax.random.key(0), (4096,)), "step": jnp.asarray(2)}
+  checkpointer.save(1, tree(1.0) | {"w": values["w"] + 1}, {"step": 1})
+  checkpointer.save(2, values, {"step": 2})
+  checkpointer.close()
+  files = [p for p in glob.glob(str(tmp_path / "ckpt" / "2" / "state" / "**" / "*"),
+                                recursive=True) if os.path.isfile(p)]
+  largest = max(files, key=os.path.getsize)
+  data = bytearray(open(largest, "rb").read())
+  data[len(data) // 2:len(data) // 2 + 8] = b"\xff" * 8
+  open(largest, "wb").write(bytes(data))
+  abstract_values = jax.eval_shape(lambda: values)
+  restored, metadata = Checkpointer(str(tmp_path / "ckpt")).restore_latest(abstract_values)
+  assert metadata["step"] == 1
+  chex.assert_trees_all_equal(restored["w"], values["w"] + 1)
+  assert os.listdir(tmp_path / "ckpt_corrupt") == ["2"]
+
+
+def test_a_full_disk_is_found_before_orbax_writes(tmp_path, monkeypatch):
+  import collections
+  import shutil
+  from gen_jax import checkpointing
+  checkpointer = Checkpointer(str(tmp_path / "ckpt"))
+  checkpointer.save(1, tree(1.0), {"step": 1})
+  usage = collections.namedtuple("usage", "total used free")
+  monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(100, 90, 10))  # 28 B needed
+  with pytest.raises(checkpointing.CheckpointWriteError,
+                     match=r"^checkpoint at step 2 could not be written: no space left on device "
+                           r"\(.*ckpt: 0.0 MiB free, .*\); step 1 is the last saved"):
+    checkpointer.save(2, tree(2.0), {"step": 2})
+  checkpointer.close()
+  assert sorted(os.listdir(tmp_path / "ckpt")) == ["1"]  # nothing half-written

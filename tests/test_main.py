@@ -70,10 +70,30 @@ def test_sigterm_saves_a_checkpoint_and_exits(tiny_idx, tmp_path):
     time.sleep(0.2)
   process.send_signal(signal.SIGTERM)
   output, _ = process.communicate(timeout=120)
-  assert process.returncode == 0, output[-2000:]
+  assert process.returncode == 128 + signal.SIGTERM, output[-2000:]  # not "finished"
   saved = [int(s) for s in os.listdir(workdir / "checkpoints") if s.isdigit()]
   assert len(saved) == 1 and 3 <= saved[0] < 100000, output[-3000:]  # saved where it stopped
   assert f"saved step {saved[0]}" in output
+  assert output.strip().splitlines()[-1] == (
+      f"stopped by signal {signal.SIGTERM:d}; step {saved[0]} is saved in "
+      f"{workdir / 'checkpoints'}: rerun the same command to resume")
+
+
+def test_sigint_during_the_first_compile_exits_130_without_a_traceback(tiny_idx, tmp_path):
+  workdir = tmp_path / "run"
+  process = subprocess.Popen(
+      [sys.executable, "-m", "gen_jax.main", "--config", "configs/pixelcnn.py:smoke",
+       "--workdir", str(workdir), "--config.train.num_steps=100000",
+       "--config.train.progress_bar=False", *data_flags(tiny_idx)],
+      cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  deadline = time.time() + 300
+  while time.time() < deadline and not (workdir / "config.json").exists():
+    time.sleep(0.05)
+  process.send_signal(signal.SIGINT)  # config.json is written just before init and compile
+  output, _ = process.communicate(timeout=300)
+  assert process.returncode == 128 + signal.SIGINT, output[-3000:]
+  assert "Traceback" not in output and "KeyboardInterrupt" not in output, output[-3000:]
+  assert output.strip().splitlines()[-1].startswith(f"stopped by signal {signal.SIGINT:d};")
 
 
 def test_smoke_config_end_to_end(tiny_idx, tmp_path):

@@ -3,7 +3,6 @@
 import glob
 import json
 import os
-import shutil
 
 import chex
 import jax
@@ -40,9 +39,14 @@ def test_run_writes_the_workdir_contract(tiny_idx, tmp_path):
   # --mode eval reproduces the final evaluation from the checkpoint; --mode sample draws.
   again = train.run(config, workdir, mode="eval")
   np.testing.assert_allclose(again["eval"]["bits_per_dim"], final_eval["bits_per_dim"], rtol=1e-6)
-  shutil.rmtree(os.path.join(workdir, "samples"))
-  train.run(config, workdir, mode="sample")
-  assert os.path.exists(os.path.join(workdir, "samples", "step_6.png"))
+  # --mode sample never replaces the grid training wrote at that step (issue 12, item 16).
+  trained_grid = open(os.path.join(workdir, "samples", "step_6.png"), "rb").read()
+  for _ in range(2):
+    train.run(config, workdir, mode="sample")
+  assert open(os.path.join(workdir, "samples", "step_6.png"), "rb").read() == trained_grid
+  for k in (1, 2):
+    grid = Image.open(os.path.join(workdir, "samples", f"sample_step_6_{k}.png"))
+    assert grid.size == (2 * 29 + 1, 2 * 29 + 1)
 
 
 def test_resumed_run_equals_uninterrupted_run(tiny_idx, tmp_path):

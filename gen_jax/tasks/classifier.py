@@ -113,9 +113,11 @@ def load_feature_network(workdir: str, *, min_accuracy: float, image_shape, mesh
     raise UserError(f"eval.classifier_workdir={workdir!r} holds no classifier run "
                     f"(no config.json): {how}")
   config = config_defaults.read_run_config(config_path)
-  if config.model.name != MODEL_NAME:
+  if config.model.name != MODEL_NAME:  # never advise training into another run's directory
     raise UserError(f"eval.classifier_workdir={workdir!r} is a {config.model.name!r} run, "
-                    f"not a {MODEL_NAME!r}: {how}")
+                    f"not a {MODEL_NAME!r}: train a classifier with `python -m gen_jax.main "
+                    "--config configs/fmnist_classifier.py --workdir DIR` in a new DIR and "
+                    "pass --config.eval.classifier_workdir=DIR")
   accuracy = runs.last_eval_metric(workdir, "accuracy")
   if accuracy is None or accuracy < min_accuracy:
     raise UserError(f"the classifier in {workdir} is untrained or too weak for FID features "

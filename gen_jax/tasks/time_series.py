@@ -19,7 +19,6 @@ forecasts from every held-out origin.
 
 import csv
 import functools
-import os
 
 import jax
 import jax.numpy as jnp
@@ -121,7 +120,7 @@ def write_forecast(writer, step: int, samples: dict, *, history, future, level,
   plot = plots.forecast_plot(history, mean, lower, upper, future=future,
                              paths=np.asarray(samples["paths"]), title=title)
   path = writer.write_images(step, name, plot[None], num_columns=1)
-  with open(os.path.join(writer.workdir, "samples", f"{name}_{step}.csv"), "w", newline="") as f:
+  with open(writer.sample_path(step, name, "csv"), "w", newline="") as f:
     table = csv.writer(f)
     table.writerow(["k", "mean", "lower", "upper", "observed"])
     for k in range(len(mean)):

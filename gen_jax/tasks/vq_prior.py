@@ -93,7 +93,7 @@ def stage1_step(workdir: str) -> int:
   directory = os.path.join(workdir, "checkpoints")
   step = None
   if os.path.isdir(directory):
-    checkpointer = checkpointing.Checkpointer(directory)
+    checkpointer = checkpointing.Checkpointer(directory, read_only=True)
     step = checkpointer.latest_step()
     checkpointer.close()
   if step is None:
