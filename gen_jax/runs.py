@@ -5,11 +5,20 @@ evaluation of a trained model build on. It imports neither `train` nor `main`.
 
   run = runs.load("workdirs/pixelcnn")
   images = run.sample(16, jax.random.key(0))     # uint8 [16, H, W, C]
+  nats = run.log_prob(test_images)               # [N] log p(x) (or the task's bound)
+  bits = run.bits_per_dim(test_images)           # [N], eval's bits/dim per image
+
+Images passed in are 8-bit [N, H, W, C] (or [N, H, W]) and go through eval's
+preprocessing (binarization with eval's seeds, batches of train.eval_batch_size
+padded and sharded over the mesh as eval's are), so `log_prob` of the test split
+is eval's per-example score and its mean eval's bits/dim.
 """
 
 import dataclasses
 import json
+import math
 import os
+from typing import Callable
 
 import jax
 import numpy as np
@@ -105,6 +114,7 @@ class Run:
   state: object
   step: int
   mesh: object
+  compiled: dict = dataclasses.field(default_factory=dict, repr=False)  # name -> jit'd fn
 
   def metrics(self, split: str | None = None) -> list[dict]:
     return read_metrics(self.workdir, split)
@@ -125,6 +135,105 @@ class Run:
     inputs = data.model_inputs(np.asarray(images), self.config.data.binarization, seed)
     complete = jax.jit(self.task.complete, static_argnums=4)
     return np.asarray(jax.device_get(complete(self.state, rng, inputs, labels, start)))
+
+  @property
+  def image_data_config(self):
+    """The data config of the images the model scores (a VQ prior's: its stage 1's)."""
+    extras = self.spec.extras or {}
+    if "vqvae_config" not in extras:
+      return self.config.data
+    return tasks.vq_prior.image_data_config(extras["vqvae_config"], self.config.data)
+
+  @property
+  def image_shape(self) -> tuple[int, ...]:
+    extras = self.spec.extras or {}
+    spec = extras.get("image_spec", self.spec)
+    if spec.image_shape is None:
+      raise UserError(f"{self.config.model.name} does not model images")
+    return tuple(spec.image_shape)
+
+  def check_images(self, images, labels=None) -> tuple[np.ndarray, np.ndarray | None]:
+    """8-bit images as uint8 [N, H, W, C] of the model's shape (a UserError otherwise)."""
+    images = np.asarray(images)
+    if images.shape[1:] == self.image_shape[:-1] and self.image_shape[-1] == 1:
+      images = images[..., None]
+    if images.shape[1:] != self.image_shape or not len(images):
+      raise UserError(f"images of shape {images.shape}: this run models [N, "
+                      f"{', '.join(map(str, self.image_shape))}] images")
+    if images.min() < 0 or images.max() > 255 or not np.all(np.equal(np.mod(images, 1), 0)):
+      raise UserError("images must hold 8-bit integer levels 0..255")
+    conditional = bool(self.config.model.get("class_conditional", False))
+    if conditional and labels is None:
+      raise UserError(f"{self.config.model.name} is class-conditional: pass labels")
+    return images.astype(np.uint8), np.asarray(labels, np.int32) if conditional else None
+
+  def map_batches(self, name: str, fn: Callable, images, labels=None, rng=None) -> object:
+    """fn(state, batch, rng) -> [B, ...] pytree over `images` in eval's batches (eval's
+    binarization, padding and sharding), concatenated; compiled once per `name`.
+    rng: the run's eval key when None (eval's draws)."""
+    images, labels = self.check_images(images, labels)
+    if name not in self.compiled:
+      replicated = parallel.replicated(self.mesh)
+      self.compiled[name] = jax.jit(
+          fn, in_shardings=(replicated, parallel.batch_sharded(self.mesh), replicated),
+          out_shardings=replicated)
+    if rng is not None and jax.dtypes.issubdtype(rng.dtype, jax.dtypes.prng_key):
+      rng = jax.random.key_data(rng)  # the tasks take raw (uint32) keys, as train's are
+    rng = (run_keys(self.config, self.mesh)[2] if rng is None
+           else parallel.replicate(rng, self.mesh))
+    outputs = [jax.device_get(self.compiled[name](
+        self.state, parallel.to_global(batch, self.mesh), rng)) for batch in data.eval_batches(
+            data.image_split(images, labels), global_batch_size=self.config.train.eval_batch_size,
+            process_index=jax.process_index(), process_count=jax.process_count(),
+            binarization=self.image_data_config.binarization, seed=self.config.seed)]
+    # eval_batches pads the last batch only: the real rows are the first len(images)
+    return jax.tree.map(lambda *parts: np.concatenate(parts)[:len(images)], *outputs)
+
+  def log_prob_fn(self, kind: str | None = None) -> Callable:
+    """(state, image batch, rng) -> [B] nats: the task's log_prob, or the bound `kind`."""
+    task = self.task
+    if kind is not None and kind != task.log_prob_kind:
+      if kind not in task.other_log_probs:
+        raise UserError(f"{self.config.model.name} has no log_prob kind {kind!r}; it has "
+                        f"{', '.join([task.log_prob_kind, *task.other_log_probs])}")
+      score = task.other_log_probs[kind]
+    elif task.log_prob is None:
+      raise UserError(f"{self.config.model.name} assigns no likelihood (no log_prob)")
+    else:
+      score = task.log_prob
+    if task.image_batch is None:
+      return score
+    return lambda state, batch, rng: score(
+        state, {**task.image_batch(state, batch["image"]), "mask": batch["mask"]}, rng)
+
+  def log_prob(self, images, rng=None, labels=None, kind: str | None = None) -> np.ndarray:
+    """[N] float64 nats: log p(x) of 8-bit images, or the bound self.task.log_prob_kind
+    names ('elbo', 'vq-bound', ...; `kind` picks another, e.g. 'iwae-20'). rng: the
+    run's eval key when None (then the test split scores as eval scores it)."""
+    return np.asarray(self.map_batches(f"log_prob/{kind}", self.log_prob_fn(kind), images,
+                                       labels, rng), np.float64)
+
+  def bits_per_dim(self, images, rng=None, labels=None, kind: str | None = None) -> np.ndarray:
+    """[N] -log2 p(x) / D, D = H W C: eval's bits/dim, per image."""
+    return -self.log_prob(images, rng, labels, kind) / (math.prod(self.image_shape)
+                                                        * math.log(2.0))
+
+  def encode(self, images, labels=None):
+    """Codes of 8-bit images, preprocessed as eval's (VAE: posterior means [N, Z];
+    VQ-VAE: {level: code indices [N, h, w]})."""
+    if self.task.encode is None:
+      raise UserError(f"{self.config.model.name} has no encoder")
+    encode = self.task.encode
+    return self.map_batches("encode", lambda state, batch, rng: encode(
+        state, batch["image"], batch.get("label")), images, labels)
+
+  def decode(self, codes, labels=None) -> np.ndarray:
+    """uint8 images [N, H, W, C] of codes (VAE: decoder means; VQ-VAE: rounded means)."""
+    if self.task.decode is None:
+      raise UserError(f"{self.config.model.name} has no decoder")
+    conditional = bool(self.config.model.get("class_conditional", False))
+    labels = np.asarray(labels, np.int32) if conditional and labels is not None else None
+    return np.asarray(jax.device_get(jax.jit(self.task.decode)(self.state, codes, labels)))
 
 
 def load(workdir: str, config=None, mesh=None) -> Run:

@@ -40,6 +40,9 @@ def validate_config(config, mesh) -> None:
     raise UserError(f"unknown model.name {config.model.name!r}; known: {', '.join(sorted(tasks.TASKS))}")
   if config.data.binarization not in ("none", "fixed", "dynamic"):
     raise UserError(f"data.binarization={config.data.binarization!r}: use none, fixed or dynamic")
+  if not 0.0 <= config.data.background_noise_rate < 1.0:
+    raise UserError(f"data.background_noise_rate={config.data.background_noise_rate} must be "
+                    "in [0, 1)")
   if config.train.num_steps < 0 or config.train.log_every <= 0:
     raise UserError("train.num_steps must be >= 0 and train.log_every > 0")
   if config.train.compute_dtype not in ("float32", "bfloat16"):
@@ -213,7 +216,9 @@ def run_in_workdir(config, workdir, outputs, mode, mesh, spec, task, splits, sto
   batches = data.TrainBatches(train_split, global_batch_size=config.train.batch_size,
                               seed=config.seed, process_index=jax.process_index(),
                               process_count=jax.process_count(),
-                              binarization=config.data.binarization)
+                              binarization=config.data.binarization,
+                              noise_rate=config.data.background_noise_rate,
+                              noise_levels=data.noise_levels(spec))
   checkpointer = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"),
                                             config.train.keep_checkpoints,
                                             read_only=mode != "train")

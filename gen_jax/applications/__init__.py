@@ -8,3 +8,7 @@ adds its entry below.
 from typing import Callable
 
 RUN_MODES: dict[str, Callable] = {}
+
+from gen_jax.applications import ood  # noqa: E402  (each application adds its entry)
+
+RUN_MODES["ood"] = ood.ood_mode

@@ -86,11 +86,33 @@ def model_inputs(images: np.ndarray, binarization: str, seed: int, *stream: int)
   return binarize(images, binarization, np.random.default_rng([seed, *stream]))
 
 
+def replace_with_noise(values: np.ndarray, rate: float, num_levels: int,
+                       rng: np.random.Generator) -> np.ndarray:
+  """Each entry kept with probability 1 - rate, else replaced by a uniform draw from
+  {0, ..., num_levels - 1}: the perturbed inputs a background model trains on
+  (Ren et al. 2019, likelihood ratios for out-of-distribution detection)."""
+  replaced = rng.random(values.shape) < rate
+  noise = rng.integers(0, num_levels, values.shape)
+  return np.where(replaced, noise, values).astype(values.dtype)
+
+
+def noise_levels(spec: sources.DatasetSpec) -> dict[str, int]:
+  """{feature: levels} of what background noise replaces: the integer inputs a model
+  scores (images, codes, tokens), never labels or float side information."""
+  return {name: spec.num_levels for name, (_, dtype) in spec.example_features().items()
+          if np.issubdtype(np.dtype(dtype), np.integer) and "label" not in name}
+
+
 class TrainBatches:
-  """Global batch `step` of a split, as this process's slice (drop-remainder epochs)."""
+  """Global batch `step` of a split, as this process's slice (drop-remainder epochs).
+
+  noise_levels {feature: levels} with noise_rate > 0 replaces that fraction of the
+  features' entries by uniform noise, after binarization (data.background_noise_rate).
+  """
 
   def __init__(self, split: Split, *, global_batch_size: int, seed: int,
-               process_index: int = 0, process_count: int = 1, binarization: str = "none"):
+               process_index: int = 0, process_count: int = 1, binarization: str = "none",
+               noise_rate: float = 0.0, noise_levels: dict[str, int] | None = None):
     self.steps_per_epoch = len(split) // global_batch_size
     if self.steps_per_epoch == 0:
       raise UserError(f"train.batch_size={global_batch_size} exceeds the {len(split)} training "
@@ -99,6 +121,7 @@ class TrainBatches:
     self.split, self.global_batch_size, self.seed = split, global_batch_size, seed
     self.process_index, self.process_count = process_index, process_count
     self.binarization = binarization
+    self.noise_rate, self.noise_levels = noise_rate, dict(noise_levels or {})
     self._epoch, self._order = -1, None
 
   def _epoch_order(self, epoch: int) -> np.ndarray:
@@ -115,6 +138,10 @@ class TrainBatches:
     if "image" in batch:
       batch["image"] = model_inputs(batch["image"], self.binarization, self.seed, step,
                                     self.process_index, 1)
+    if self.noise_rate > 0:
+      rng = np.random.default_rng([self.seed, step, self.process_index, 3])
+      for name, num_levels in sorted(self.noise_levels.items()):
+        batch[name] = replace_with_noise(batch[name], self.noise_rate, num_levels, rng)
     return batch
 
 

@@ -7,6 +7,7 @@ sample through the cached path (the same draws as the naive one).
 
 import functools
 
+import jax
 import jax.numpy as jnp
 
 from gen_jax import sampling
@@ -30,15 +31,26 @@ def autoregressive_loss(params, batch, rng, *, apply_fn, conditional):
   return bpd.mean(), {"bits_per_dim": bpd.mean()}
 
 
-def autoregressive_eval_step(state, batch, rng, *, apply_fn, conditional):
-  """Sums over the real (mask = 1) rows: bits/dim and nats per example."""
+def autoregressive_log_prob(state, batch, rng, *, apply_fn, conditional):
+  """log p(x) = sum_d log p(x_d | x_<d) [B] in nats, exact, with the eval params."""
   del rng
-  images, mask = batch["image"], batch["mask"]
+  images = batch["image"]  # [B, H, W, C]
   logits = apply_fn(eval_params(state), images, batch["label"] if conditional else None)
-  nll = likelihoods.categorical_nll(logits, images)
-  bpd = likelihoods.bits_per_dim(nll, images[0].size)
-  return {"bits_per_dim": jnp.sum(bpd * mask), "nll_nats": jnp.sum(nll * mask),
+  return -likelihoods.categorical_nll(logits, images)
+
+
+def log_prob_sums(log_prob: jax.Array, mask: jax.Array, num_dims: int) -> dict:
+  """Eval sums over the real (mask = 1) rows from per-example log p(x) [B] in nats."""
+  bpd = likelihoods.bits_per_dim(-log_prob, num_dims)
+  return {"bits_per_dim": jnp.sum(bpd * mask), "nll_nats": jnp.sum(-log_prob * mask),
           "num_examples": jnp.sum(mask)}
+
+
+def autoregressive_eval_step(state, batch, rng, *, apply_fn, conditional):
+  """Sums over the real (mask = 1) rows: bits/dim and nats per example (from log_prob)."""
+  log_prob = autoregressive_log_prob(state, batch, rng, apply_fn=apply_fn,
+                                     conditional=conditional)
+  return log_prob_sums(log_prob, batch["mask"], batch["image"][0].size)
 
 
 def autoregressive_fill(state, rng, images, labels, start, *, apply_fn, conditional, cached):
@@ -81,6 +93,7 @@ def create_autoregressive_task(config, spec: DatasetSpec, create_module,
       train_step=make_train_step(functools.partial(autoregressive_loss, **bound), tx, schedule,
                                  config.train.ema_decay, **train_settings(config.train)),
       eval_step=functools.partial(autoregressive_eval_step, **bound),
+      log_prob=functools.partial(autoregressive_log_prob, **bound), log_prob_kind="exact",
       sample=functools.partial(autoregressive_sample, fill=fill, **sample_settings),
       sample_naive=functools.partial(autoregressive_sample, fill=naive_fill, **sample_settings),
       complete=fill)

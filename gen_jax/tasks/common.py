@@ -7,6 +7,10 @@ A task is four pure functions over one explicit state pytree (DESIGN.md):
   eval_step(state, batch, rng) -> per-batch sums, with `num_examples`
   sample(state, rng, num) -> uint8 [num, H, W, C]
 
+and, for likelihood families, log_prob(state, batch, rng) -> [B] nats per example
+(exact, or the bound `log_prob_kind` names), the per-example score whose mean is
+eval's bits/dim.
+
 The trainer knows only this interface. Most train steps come from one pure
 `loss(params, batch, rng) -> (loss, metrics)` through `make_train_step`.
 """
@@ -53,6 +57,22 @@ class Task:
   prepare_eval: Callable | None = None
   # extra --mode values: name -> fn(state, rng, eval_split, step, writer, mesh) -> metrics
   modes: dict[str, Callable] = dataclasses.field(default_factory=dict)
+  # log_prob(state, batch, rng) -> [B] nats per example of the batch eval_step reads:
+  # log p(x) itself or a lower bound on it, as log_prob_kind says: 'exact', 'elbo',
+  # 'iwae-<k>', 'vq-bound' (log p(codes) + log p(x | codes)). Eval's bits/dim is
+  # -mean(log_prob) / (D ln 2) (D: dimensions of one example; characters for text).
+  log_prob: Callable | None = None
+  log_prob_kind: str = ""
+  # other per-example bounds with log_prob's signature, by kind (a VAE's 'iwae-<k>')
+  other_log_probs: dict[str, Callable] = dataclasses.field(default_factory=dict)
+  # image_batch(state, images) -> the batch log_prob reads, from model-input images
+  # [B, H, W, C] (after binarization); None: {'image': images}. A VQ prior encodes the
+  # images into its codes with the frozen stage-1 model here.
+  image_batch: Callable | None = None
+  # encode(state, images, labels) -> codes, decode(state, codes, labels) -> uint8 images:
+  # families with a latent space (VAE: posterior means; VQ-VAE: code indices)
+  encode: Callable | None = None
+  decode: Callable | None = None
 
 
 def make_optimizer(train_config) -> tuple[optax.GradientTransformation, optax.Schedule]:

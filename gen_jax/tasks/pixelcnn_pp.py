@@ -25,7 +25,7 @@ from gen_jax.data.sources import DatasetSpec
 from gen_jax.errors import UserError
 from gen_jax.models.pixelcnn_pp import PixelCNNPlusPlus
 from gen_jax.objectives import likelihoods, logistic_mixture
-from gen_jax.tasks.autoregressive import autoregressive_sample
+from gen_jax.tasks.autoregressive import autoregressive_sample, log_prob_sums
 from gen_jax.tasks.common import (Task, eval_params, make_init, make_optimizer, make_train_step,
                                   module_functions, train_settings)
 
@@ -44,13 +44,17 @@ def pixelcnn_pp_loss(params, batch, rng, **settings):
   return bpd.mean(), {"bits_per_dim": bpd.mean()}
 
 
-def pixelcnn_pp_eval_step(state, batch, rng, **settings):
-  """Sums over the real (mask = 1) rows, without dropout, with the EMA params."""
+def pixelcnn_pp_log_prob(state, batch, rng, **settings):
+  """log p(x) [B] in nats, exact, without dropout, with the EMA params."""
   del rng
-  bpd, nll = mixture_bits_per_dim(eval_params(state), batch["image"], None, **settings)
-  mask = batch["mask"]
-  return {"bits_per_dim": jnp.sum(bpd * mask), "nll_nats": jnp.sum(nll * mask),
-          "num_examples": jnp.sum(mask)}
+  _, nll = mixture_bits_per_dim(eval_params(state), batch["image"], None, **settings)
+  return -nll
+
+
+def pixelcnn_pp_eval_step(state, batch, rng, **settings):
+  """Sums over the real (mask = 1) rows, from pixelcnn_pp_log_prob."""
+  log_prob = pixelcnn_pp_log_prob(state, batch, rng, **settings)
+  return log_prob_sums(log_prob, batch["mask"], batch["image"][0].size)
 
 
 def sub_pixel_log_probs(params, images, *, apply_fn, num_mixtures, num_levels):
@@ -141,6 +145,7 @@ def create_pixelcnn_pp_task(config, spec: DatasetSpec) -> Task:
       train_step=make_train_step(functools.partial(pixelcnn_pp_loss, **settings), tx, schedule,
                                  config.train.ema_decay, **train_settings(config.train)),
       eval_step=functools.partial(pixelcnn_pp_eval_step, **settings),
+      log_prob=functools.partial(pixelcnn_pp_log_prob, **settings), log_prob_kind="exact",
       sample=functools.partial(autoregressive_sample, fill=fill, **sample_settings),
       sample_naive=functools.partial(
           autoregressive_sample, fill=functools.partial(fill, cached=False), **sample_settings),

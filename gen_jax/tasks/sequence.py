@@ -46,14 +46,19 @@ def char_rnn_loss(params, batch, rng, *, apply_fn):
   return loss, {"bits_per_char": loss / math.log(2.0)}
 
 
-def char_rnn_eval_step(state, batch, rng, *, apply_fn):
-  """Sums over the scored characters of real rows; num_examples counts those characters."""
+def char_rnn_log_prob(state, batch, rng, *, apply_fn):
+  """log p(scored characters of each window) [B] in nats, exact given the window's first
+  character and a zero LSTM state: -sum_t w_t nll_t over t >= 1."""
   del rng
   nll = window_nll(eval_params(state), batch["tokens"], None, apply_fn=apply_fn)  # [B, T]
-  weights = batch["weights"][:, 1:] * batch["mask"][:, None]
-  nats = jnp.sum(nll * weights)
+  return -jnp.sum(nll * batch["weights"][:, 1:], axis=1)
+
+
+def char_rnn_eval_step(state, batch, rng, *, apply_fn):
+  """Sums over the scored characters of real rows; num_examples counts those characters."""
+  nats = -jnp.sum(char_rnn_log_prob(state, batch, rng, apply_fn=apply_fn) * batch["mask"])
   return {"bits_per_char": nats / math.log(2.0), "nll_nats": nats,
-          "num_examples": jnp.sum(weights)}
+          "num_examples": jnp.sum(batch["weights"][:, 1:] * batch["mask"][:, None])}
 
 
 def draw_token(rng: jax.Array, logits: jax.Array, temperature: float) -> jax.Array:
@@ -122,6 +127,7 @@ def create_char_rnn_task(config, spec: DatasetSpec) -> Task:
       train_step=make_train_step(functools.partial(char_rnn_loss, apply_fn=apply_model), tx,
                                  schedule, config.train.ema_decay, **train_settings(config.train)),
       eval_step=functools.partial(char_rnn_eval_step, apply_fn=apply_model),
+      log_prob=functools.partial(char_rnn_log_prob, apply_fn=apply_model), log_prob_kind="exact",
       sample=functools.partial(sample_text, apply_fn=apply_model, prime=prime,
                                length=config.sample.length,
                                temperature=float(config.sample.temperature)),

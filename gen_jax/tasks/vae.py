@@ -131,19 +131,33 @@ def iwae_log_likelihood(params, images, labels, rng, *, apply_fn, likelihood, nu
   return elbo.chunked_iwae_bound(log_weights_fn, rng, num_samples, chunk_size)
 
 
+def vae_log_prob(state, batch, rng, *, terms_fn, conditional):
+  """The ELBO [B] in nats, a lower bound on log p(x): E_q[log p(x|z)] - KL, one z ~ q(z|x)
+  drawn from the first half of split(rng) (as vae_eval_step draws it)."""
+  labels = batch["label"] if conditional else None
+  nll, kl = terms_fn(eval_params(state), batch["image"], labels, jax.random.split(rng)[0])
+  return -(nll + kl)
+
+
+def vae_iwae_log_prob(state, batch, rng, *, iwae_fn, conditional):
+  """The IWAE_k bound [B] in nats, log (1/k) sum_i p(x, z_i) / q(z_i|x), from the second
+  half of split(rng) (as vae_eval_step draws it)."""
+  labels = batch["label"] if conditional else None
+  return iwae_fn(eval_params(state), batch["image"], labels, jax.random.split(rng)[1])
+
+
 def vae_eval_step(state, batch, rng, *, terms_fn, iwae_fn, conditional):
   """Sums over real rows: negative ELBO and, when iwae_fn is set, the IWAE bound."""
   params = eval_params(state)
   images, mask = batch["image"], batch["mask"]
   labels = batch["label"] if conditional else None
-  elbo_rng, iwae_rng = jax.random.split(rng)
-  nll, kl = terms_fn(params, images, labels, elbo_rng)
+  nll, kl = terms_fn(params, images, labels, jax.random.split(rng)[0])
   negative_elbo, num_dims = nll + kl, images[0].size
   sums = {"bits_per_dim": jnp.sum(likelihoods.bits_per_dim(negative_elbo, num_dims) * mask),
           "nll_nats": jnp.sum(negative_elbo * mask), "kl_nats": jnp.sum(kl * mask),
           "reconstruction_nats": jnp.sum(nll * mask), "num_examples": jnp.sum(mask)}
   if iwae_fn is not None:
-    iwae_nll = -iwae_fn(params, images, labels, iwae_rng)  # [B]
+    iwae_nll = -vae_iwae_log_prob(state, batch, rng, iwae_fn=iwae_fn, conditional=conditional)
     sums["iwae_nats"] = jnp.sum(iwae_nll * mask)
     sums["iwae_bits_per_dim"] = jnp.sum(likelihoods.bits_per_dim(iwae_nll, num_dims) * mask)
   return sums
@@ -547,7 +561,15 @@ def create_vae_task(config, spec: DatasetSpec, parts: VAEParts | None = None,
                                num_classes=num_classes),
       write_samples=(functools.partial(write_class_rows, num_classes=num_classes)
                      if conditional else None),
-      modes=make_modes(parts.codec, config)), config, spec.image_shape)
+      modes=make_modes(parts.codec, config),
+      log_prob=functools.partial(vae_log_prob, terms_fn=parts.terms_fn, conditional=conditional),
+      log_prob_kind="elbo",
+      other_log_probs=({} if iwae_fn is None else {
+          f"iwae-{config.eval.iwae_samples}": functools.partial(
+              vae_iwae_log_prob, iwae_fn=iwae_fn, conditional=conditional)}),
+      encode=parts.codec.encode,
+      decode=lambda state, z, labels: to_uint8(parts.codec.decode(state, z, labels))),
+      config, spec.image_shape)
 
 
 def create_autoencoder_task(config, spec: DatasetSpec) -> Task:

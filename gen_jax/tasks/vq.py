@@ -240,6 +240,34 @@ def vq_eval_step(state: VQState, batch, rng, *, apply_fn, settings: VQSettings,
   return sums
 
 
+def vq_uniform_prior_log_prob(state: VQState, batch, rng, *, apply_fn, settings: VQSettings,
+                              latent_shapes) -> jax.Array:
+  """The 'vq-bound' under a uniform prior over the codes [B] in nats, a lower bound on
+  log p(x) >= log p(x | codes(x)) - sum_levels h w log K (eval's uniform_prior_bits_per_dim)."""
+  del rng
+  images = batch["image"]
+  mean, _, _, _ = autoencode(state.params, images, apply_fn=apply_fn, settings=settings)
+  code_nats = sum(math.prod(latent_shapes[level]) * math.log(settings.num_codes)
+                  for level in settings.levels)
+  return -decoder_nll(images, mean, state.reconstruction_variance, settings.num_levels) - code_nats
+
+
+def vq_encode(state: VQState, images, labels=None, *, apply_fn, settings: VQSettings) -> dict:
+  """{level: code indices [B, h, w]} of images [B, H, W, C]."""
+  del labels
+  return autoencode(state.params, images, apply_fn=apply_fn, settings=settings)[2]
+
+
+def vq_decode(state: VQState, codes: dict, labels=None, *, apply_fn,
+              settings: VQSettings) -> jax.Array:
+  """{level: code indices [B, h, w]} -> uint8 images [B, H, W, C] (the rounded decoder mean)."""
+  del labels
+  embeddings = {level: state.params["codebooks"][level][level_codes]
+                for level, level_codes in codes.items()}
+  mean = apply_fn(state.params["model"], embeddings, method="decode")
+  return dgauss.unit_to_levels(mean, settings.num_levels).astype(jnp.uint8)
+
+
 def vq_code_counts(state: VQState, batch, *, apply_fn, settings: VQSettings) -> dict:
   """{level: [K]} how often each code is used by the real rows of an eval batch."""
   _, _, codes, _ = autoencode(state.params, batch["image"], apply_fn=apply_fn, settings=settings)
@@ -361,6 +389,10 @@ def create_vq_task(config, spec: DatasetSpec) -> Task:
       train_step=functools.partial(vq_train_step, tx=tx, schedule=schedule, **bound),
       eval_step=functools.partial(vq_eval_step, latent_shapes=latent_shapes, **bound),
       sample=functools.partial(vq_sample, latent_shapes=latent_shapes, **bound),
+      log_prob=functools.partial(vq_uniform_prior_log_prob, latent_shapes=latent_shapes,
+                                 **bound),
+      log_prob_kind="vq-bound (uniform prior)",
+      encode=functools.partial(vq_encode, **bound), decode=functools.partial(vq_decode, **bound),
       split_metrics=functools.partial(vq_split_metrics, count_fn=count_fn, settings=settings,
                                       eval_batch_size=config.train.eval_batch_size,
                                       binarization=config.data.binarization, seed=config.seed),

@@ -231,6 +231,24 @@ def prior_eval_step(state, batch, rng, *, apply_fns, levels, latent_shapes, num_
   return sums
 
 
+def prior_log_prob(state, batch, rng, *, apply_fns, levels, latent_shapes, num_dims):
+  """The 'vq-bound' [B] in nats: log p(codes) + log p(x | codes) <= log p(x), from the
+  priors (EMA params) and the batch's stage-1 decoder NLL (eval's bits_per_dim)."""
+  del rng, latent_shapes, num_dims
+  nll = prior_nll(apply_fns, eval_params(state), batch, levels)
+  return -(sum(nll.values()) + batch["decoder_nll"])
+
+
+def image_codes(state, images, *, apply_fn, settings, variance, levels) -> dict:
+  """The batch prior_log_prob reads, from images [B, H, W, C]: the frozen stage-1 model's
+  codes and decoder NLL (`variance`: stage 1's reconstruction variance)."""
+  mean, _, codes, _ = vq.autoencode(state.params["vqvae"], images, apply_fn=apply_fn,
+                                    settings=settings)
+  batch = {f"codes_{level}": codes[level] for level in levels}
+  batch["decoder_nll"] = vq.decoder_nll(images, mean, variance, settings.num_levels)
+  return batch
+
+
 def sample_level(apply_prior, params, rng, num, shape, condition, *, cached: bool):
   """Codes [num, h, w] of one level by ancestral sampling (cached: one position per layer)."""
   grid = jnp.zeros((num, *shape, 1), jnp.int32)
@@ -310,7 +328,8 @@ def create_vq_prior_task(config, spec: DatasetSpec) -> Task:
         create_code_prior(config.model.priors[level], spec.num_levels, conditioned=index > 0))
   _, decode_fn, _, _ = vq.create_vq_model(stage1.model, images)
   # Restored now, outside any trace (init runs under jit / eval_shape).
-  vqvae_params = jax.device_get(restore_stage1(stage1, config.vqvae_workdir)[0].params)
+  stage1_state = jax.device_get(restore_stage1(stage1, config.vqvae_workdir)[0])
+  vqvae_params = stage1_state.params
 
   def create_params(rng):
     with vq.draws_compile_fast():
@@ -331,5 +350,10 @@ def create_vq_prior_task(config, spec: DatasetSpec) -> Task:
       train_step=make_train_step(functools.partial(prior_loss, **bound), tx, schedule,
                                  config.train.ema_decay, **train_settings(config.train)),
       eval_step=functools.partial(prior_eval_step, **bound),
+      log_prob=functools.partial(prior_log_prob, **bound), log_prob_kind="vq-bound",
+      image_batch=functools.partial(
+          image_codes, apply_fn=decode_fn, settings=vq.create_vq_settings(stage1.model, images,
+                                                                          levels),
+          variance=np.asarray(stage1_state.reconstruction_variance), levels=levels),
       sample=sample,
       sample_naive=functools.partial(sample, cached=False))
