@@ -8,3 +8,7 @@ adds its entry below.
 from typing import Callable
 
 RUN_MODES: dict[str, Callable] = {}
+
+from gen_jax.applications import cas  # noqa: E402  (each module adds its modes)
+
+RUN_MODES["cas"] = cas.classification_accuracy_score
