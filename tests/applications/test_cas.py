@@ -151,3 +151,17 @@ def test_an_unconditional_run_is_a_one_line_error_naming_the_key(filename, key, 
   with pytest.raises(UserError, match=key) as error:
     train.run(cas_config(filename, "smoke", tiny_idx), workdir, mode="cas")
   assert "\n" not in str(error.value)
+
+
+def test_the_cas_classifier_is_configs_fmnist_classifier_with_the_cas_budget():
+  from tests.conftest import load_config
+  reference = load_config("fmnist_classifier.py")
+  budget = load_config("cvae.py").cas
+  config = cas.classifier_config(budget, seed=0)
+  assert config.model.to_dict() == reference.model.to_dict()
+  recipe = ("learning_rate", "lr_schedule", "warmup_steps", "final_lr_fraction", "adam_b1",
+            "adam_b2", "weight_decay", "grad_clip_norm", "ema_decay", "compute_dtype",
+            "grad_accum_steps")
+  assert {k: config.train[k] for k in recipe} == {k: reference.train[k] for k in recipe}
+  assert (config.train.num_steps, config.train.batch_size) == (budget.num_steps,
+                                                               budget.batch_size)
