@@ -132,7 +132,11 @@ class ClassifierTrainer:
     return class_accuracies(np.concatenate(predicted), split.labels, self.num_classes)
 
   def train_and_test(self, images, labels, test_split: data.Split):
-    return self.test(self.train(images, labels), test_split)
+    started = time.time()
+    accuracy, per_class = self.test(self.train(images, labels), test_split)
+    logging.info("cas: %d training images -> test accuracy %.4f (%.1f s)", len(images),
+                 accuracy, time.time() - started)
+    return accuracy, per_class
 
 
 def evaluate_generated_data(generate: Callable, rng, train_split: data.Split,
