@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from gen_jax import data, runs, train
+from gen_jax import config_defaults, data, runs, train
 from gen_jax.applications import cas
 from gen_jax.errors import UserError
 from tests.conftest import smoke_config
@@ -58,10 +58,10 @@ def bar_data():
 
 
 def tiny_trainer(num_steps: int = 60):
-  config = cas.classifier_config(cas.config_defaults.cas_config(), seed=0)
+  config = cas.classifier_config(config_defaults.cas_config(), seed=0)
   with config.unlocked():
     config.model.features, config.model.feature_dim = 4, 16
-    config.train.num_steps, config.train.batch_size, config.train.eval_batch_size = num_steps, 32, 100
+    config.train.update(num_steps=num_steps, batch_size=32, eval_batch_size=100)
     config.train.warmup_steps, config.train.learning_rate = 2, 3e-3  # a seconds-long budget
   return cas.ClassifierTrainer(config, data.DatasetSpec(
       image_shape=(28, 28, 1), num_levels=256, num_classes=NUM_CLASSES))
