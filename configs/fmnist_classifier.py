@@ -13,13 +13,8 @@ from gen_jax import config_defaults
 
 def get_config(arg=None):
   config = config_defaults.base_config()
-  config.model.name = "classifier"
-  config.model.features = 32  # conv widths 32, 64
-  config.model.feature_dim = 128  # the FID feature dimension
-
+  config_defaults.classifier_recipe(config)  # the network and optimizer (CAS trains it too)
   config.train.num_steps = 2000
-  config.train.batch_size = 128
-  config.train.learning_rate = 1e-3
   config.train.eval_every = 0
   config.train.checkpoint_every = 1000
   config.train.sample_every = 0

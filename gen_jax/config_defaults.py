@@ -64,7 +64,34 @@ def base_config() -> ml_collections.ConfigDict:
   config.train.num_samples = 36
   config.train.keep_checkpoints = 3
   config.train.progress_bar = True
+  config.cas = cas_config()
   return config
+
+
+def cas_config() -> ml_collections.ConfigDict:
+  """config.cas: train on generated images, test on real (--mode cas, class-conditional
+  image models; gen_jax/applications/cas.py). The classifier is configs/fmnist_classifier.py's
+  network and recipe (`classifier_recipe`), given the budget below on every training set."""
+  cas = ml_collections.ConfigDict()
+  cas.num_per_class = 0  # generated (and real) images per class; 0 = training split size / K
+  cas.num_steps = 500  # classifier updates per training set (generated, real, augmented)
+  cas.batch_size = 128  # classifier batch (a smaller training set uses all of it per step)
+  cas.sample_batch_size = 500  # images generated per call of the model's sampler
+  # Augmentation in the low-data regime: for each M, M real images per class alone vs
+  # the same M plus the generated set; () = CAS only.
+  cas.augment_real_per_class = (10, 100)
+  cas.output_dir = ""  # where cas.json goes; "" = the run's workdir
+  return cas
+
+
+def classifier_recipe(config: ml_collections.ConfigDict) -> None:
+  """The Fashion-MNIST classifier (configs/fmnist_classifier.py; FID features and CAS):
+  two 3x3 convs of 32 and 64 channels, a 128-unit feature layer, Adam 1e-3, cosine decay."""
+  config.model.name = "classifier"
+  config.model.features = 32  # conv widths 32, 64
+  config.model.feature_dim = 128  # the FID feature dimension
+  config.train.batch_size = 128
+  config.train.learning_rate = 1e-3
 
 
 def fid_eval_config(classifier_workdir: str) -> ml_collections.ConfigDict:

@@ -9,6 +9,7 @@ from typing import Callable
 
 RUN_MODES: dict[str, Callable] = {}
 
-from gen_jax.applications import ood  # noqa: E402  (each application adds its entry)
+from gen_jax.applications import cas, ood  # noqa: E402  (each application adds its modes)
 
 RUN_MODES["ood"] = ood.ood_mode
+RUN_MODES["cas"] = cas.classification_accuracy_score

@@ -70,9 +70,13 @@ def autoregressive_fill(state, rng, images, labels, start, *, apply_fn, conditio
   return sampling.sample_autoregressive(logits_fn, rng, images, start=start)
 
 
-def autoregressive_sample(state, rng, num, *, fill, image_shape, num_classes):
-  """`num` samples; class-conditional models cycle through the classes (0, 1, ...)."""
-  labels = jnp.arange(num) % num_classes if num_classes else None
+def autoregressive_sample(state, rng, num, labels=None, *, fill, image_shape, num_classes):
+  """`num` samples; a class-conditional model draws sample i from class labels[i] ([num]
+  int), or cycles through the classes (0, 1, ...) when labels is None."""
+  if not num_classes:
+    labels = None
+  elif labels is None:
+    labels = jnp.arange(num) % num_classes
   return fill(state, rng, jnp.zeros((num, *image_shape), jnp.uint8), labels, 0)
 
 
@@ -96,6 +100,7 @@ def create_autoregressive_task(config, spec: DatasetSpec, create_module,
       log_prob=functools.partial(autoregressive_log_prob, **bound), log_prob_kind="exact",
       sample=functools.partial(autoregressive_sample, fill=fill, **sample_settings),
       sample_naive=functools.partial(autoregressive_sample, fill=naive_fill, **sample_settings),
+      num_classes=num_classes,
       complete=fill)
 
 

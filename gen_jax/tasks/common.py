@@ -5,7 +5,11 @@ A task is four pure functions over one explicit state pytree (DESIGN.md):
   init(rng, example_batch) -> state
   train_step(state, batch, rng) -> (state, metrics)
   eval_step(state, batch, rng) -> per-batch sums, with `num_examples`
-  sample(state, rng, num) -> uint8 [num, H, W, C]
+  sample(state, rng, num, labels=None) -> uint8 [num, H, W, C]
+
+A class-conditional task declares `num_classes` > 0, and its `sample` draws
+image i from class labels[i] (labels [num] int in 0..num_classes-1) when given
+(a grid of every class when not).
 
 and, for likelihood families, log_prob(state, batch, rng) -> [B] nats per example
 (exact, or the bound `log_prob_kind` names), the per-example score whose mean is
@@ -41,7 +45,9 @@ class Task:
   init: Callable
   train_step: Callable
   eval_step: Callable
-  sample: Callable
+  sample: Callable  # (state, rng, num, labels=None) -> uint8 [num, H, W, C]
+  # classes `sample` is conditioned on (labels [num] in 0..num_classes-1); 0 = unconditional
+  num_classes: int = 0
   sample_naive: Callable | None = None  # autoregressive: the reference for `sample`
   # complete(state, rng, images, labels, start) -> images with sub-pixels start.. redrawn
   complete: Callable | None = None

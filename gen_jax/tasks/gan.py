@@ -275,10 +275,14 @@ def vaegan_eval_step(state: GANState, batch, rng, *, gan: GAN):
 # ------------------------------------------------------------------ shared
 
 
-def gan_sample(state: GANState, rng, num: int, *, gan: GAN):
-  """`num` uint8 samples of the EMA generator; conditional models cycle the classes 0, 1, ..."""
+def gan_sample(state: GANState, rng, num: int, labels=None, *, gan: GAN):
+  """`num` uint8 samples of the EMA generator; a conditional model draws sample i from
+  class labels[i] ([num] int), or cycles the classes 0, 1, ... when labels is None."""
   params = state.generator if state.generator_ema is None else state.generator_ema
-  labels = jnp.arange(num) % gan.num_classes if gan.num_classes else None
+  if not gan.num_classes:
+    labels = None
+  elif labels is None:
+    labels = jnp.arange(num) % gan.num_classes
   return to_uint8(gan.generate(params, sample_latents(rng, num, gan.latent_dim), labels))
 
 
@@ -371,7 +375,8 @@ def create_gan_task(config, spec: DatasetSpec, gan: GAN, create_players, train_s
                              use_ema=config.train.ema_decay > 0),
       train_step=functools.partial(train_step, gan=gan),
       eval_step=functools.partial(eval_step, gan=gan),
-      sample=functools.partial(gan_sample, gan=gan)), config, spec.image_shape)
+      sample=functools.partial(gan_sample, gan=gan), num_classes=gan.num_classes),
+      config, spec.image_shape)
 
 
 def create_dcgan_task(config, spec: DatasetSpec) -> Task:

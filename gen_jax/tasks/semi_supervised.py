@@ -77,12 +77,16 @@ def semi_supervised_vae_eval_step(state, batch, rng, *, bounds_fn):
           "num_examples": jnp.sum(mask)}
 
 
-def semi_supervised_vae_sample(state, rng, num, *, apply_fn, num_classes, latent_dim,
-                               image_shape):
-  """Bernoulli means of p(x|y, z) as uint8: row r shares one z ~ N(0, I), column y is the class."""
-  num_rows = -(-num // num_classes)
-  z = jax.random.normal(rng, (num_rows, latent_dim))[jnp.arange(num) // num_classes]  # [N, Z]
-  labels = jnp.arange(num) % num_classes
+def semi_supervised_vae_sample(state, rng, num, labels=None, *, apply_fn, num_classes,
+                               latent_dim, image_shape):
+  """Bernoulli means of p(x|y, z) as uint8. Sample i is class labels[i] ([num] int) with its
+  own z ~ N(0, I); when labels is None, row r shares one z and column y is the class."""
+  if labels is None:
+    num_rows = -(-num // num_classes)
+    z = jax.random.normal(rng, (num_rows, latent_dim))[jnp.arange(num) // num_classes]  # [N, Z]
+    labels = jnp.arange(num) % num_classes
+  else:
+    z = jax.random.normal(rng, (num, latent_dim))  # [N, Z]
   logits = apply_fn(eval_params(state), z, labels, method="decode")  # [N, D]
   return jnp.round(255 * jax.nn.sigmoid(logits)).astype(jnp.uint8).reshape(num, *image_shape)
 
@@ -128,4 +132,5 @@ def create_semi_supervised_vae_task(config, spec: DatasetSpec) -> Task:
       sample=functools.partial(semi_supervised_vae_sample, apply_fn=apply_fn,
                                num_classes=num_classes, latent_dim=model_config.latent_dim,
                                image_shape=spec.image_shape),
+      num_classes=num_classes,
       write_samples=functools.partial(write_class_grid, num_classes=num_classes))

@@ -169,10 +169,14 @@ def class_rows(num: int, num_classes: int) -> tuple[jax.Array, int]:
   return (jnp.arange(num) // columns) % num_classes, columns
 
 
-def vae_sample(state, rng, num, *, apply_fn, likelihood, num_levels, latent_dim, num_classes):
-  """Decoder means at z ~ N(0, I); a conditional model gets one row per class with the
-  same z in every row of a column (the style held fixed while the class changes)."""
-  if num_classes:
+def vae_sample(state, rng, num, labels=None, *, apply_fn, likelihood, num_levels, latent_dim,
+               num_classes):
+  """Decoder means at z ~ N(0, I). A conditional model decodes sample i as class labels[i]
+  ([num] int, one z each) or, when labels is None, gets one row per class with the same z
+  in every row of a column (the style held fixed while the class changes)."""
+  if num_classes and labels is not None:
+    z = jax.random.normal(rng, (num, latent_dim))
+  elif num_classes:
     labels, columns = class_rows(num, num_classes)
     z = jax.random.normal(rng, (columns, latent_dim))[jnp.arange(num) % columns]
   else:
@@ -559,6 +563,7 @@ def create_vae_task(config, spec: DatasetSpec, parts: VAEParts | None = None,
                                   conditional=conditional),
       sample=functools.partial(vae_sample, **bound, latent_dim=model_config.latent_dim,
                                num_classes=num_classes),
+      num_classes=num_classes,
       write_samples=(functools.partial(write_class_rows, num_classes=num_classes)
                      if conditional else None),
       modes=make_modes(parts.codec, config),
