@@ -33,7 +33,7 @@ def create_pixelrnn_task(config, spec: DatasetSpec, layer_type: str) -> Task:
       kernel_size=model_config.kernel_size if layer_type == "row_lstm" else None,
       first_kernel_size=model_config.first_kernel_size,
       head_features=model_config.head_features, rngs=rngs),
-      cached_sampling=model_config.cached_sampling)
+      cached_sampling=model_config.get("cached_sampling", True))  # runs from before the key
 
 
 def create_row_lstm_task(config, spec: DatasetSpec) -> Task:
