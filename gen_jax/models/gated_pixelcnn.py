@@ -129,9 +129,14 @@ class GatedPixelCNN(nnx.Module):
   # ------------------------------------------------------------ cached sampling
   # The vertical stack at row r is final once row r is drawn; it is computed
   # for the whole row when the sampler reaches column 0 of row r + 1 and kept
-  # as the link input (`link`, already down-shifted) and the next layer's
-  # vertical input (`vertical`). The horizontal stack is computed at the
-  # current pixel only, from caches of each layer's horizontal input.
+  # as the link input (`link`, already down-shifted: row r + 1 reads it) and the
+  # next layer's vertical input (`vertical`: its last k//2 + 1 rows, a ring with row
+  # r at r mod (k//2 + 1), so that a pixel's later channels can redo the update).
+  # The horizontal stack is computed at the current pixel only, from each layer's
+  # horizontal input on the present row (`horizontal`). Every buffer holds a row
+  # or a few: XLA copies a loop-carried buffer that a step both reads and updates
+  # in place (or that a `cond` passes through), so whole-map caches cost a copy of
+  # every map per drawn pixel.
 
   def init_cache(self, images: jax.Array, labels: jax.Array | None = None,
                  condition: jax.Array | None = None) -> dict:
@@ -141,10 +146,10 @@ class GatedPixelCNN(nnx.Module):
     return {
         "labels": jnp.zeros((num,), jnp.int32) if labels is None else labels,
         "condition": jnp.zeros((num, height, width, 0)) if condition is None else condition,
-        "link": [jnp.zeros((num, height, width, layer.link.in_features)) for layer in layers],
-        "vertical": [jnp.zeros((num, height + layer.vertical.half, width,
+        "link": [jnp.zeros((num, width, layer.link.in_features)) for layer in layers],
+        "vertical": [jnp.zeros((num, layer.vertical.half + 1, width,
                                 layer.vertical.kernel.shape[2])) for layer in layers[1:]],
-        "horizontal": [jnp.zeros((num, height, width + layer.horizontal.half,
+        "horizontal": [jnp.zeros((num, 1, width + layer.horizontal.half,
                                   layer.horizontal.kernel.shape[2])) for layer in layers[1:]],
     }
 
@@ -154,17 +159,18 @@ class GatedPixelCNN(nnx.Module):
     link, vertical = list(cache["link"]), list(cache["vertical"])
     v_input = jnp.pad(x, ((0, 0), (self.layers[0].vertical.half, 0), (0, 0), (0, 0)))
     for index, layer in enumerate(self.layers):
-      v_pre = vertical_row(layer.vertical, v_input, done)  # [N, W, 2F]
-      link[index] = jax.lax.dynamic_update_slice(link[index], v_pre[:, None], (0, row, 0, 0))
+      v_pre = vertical_row(layer.vertical, v_input, done if index == 0 else 0)  # [N, W, 2F]
+      link[index] = v_pre
       if self.num_classes:
         v_pre = v_pre + layer.condition_vertical(cache["labels"])[:, None, :]
       if self.condition_features:
         v_pre = v_pre + layer.condition_map_vertical(cache["condition"][:, done])
-      if index + 1 < len(self.layers):
-        half = self.layers[index + 1].vertical.half
+      if index + 1 < len(self.layers):  # row `done` replaces row done - half - 1 in the ring
+        rows = vertical[index].shape[1]
         vertical[index] = jax.lax.dynamic_update_slice(
-            vertical[index], gate(v_pre)[:, None], (0, done + half, 0, 0))
-        v_input = vertical[index]
+            vertical[index], gate(v_pre)[:, None].astype(vertical[index].dtype),
+            (0, done % rows, 0, 0))
+        v_input = jnp.take(vertical[index], (done + 1 + jnp.arange(rows)) % rows, axis=1)
     return {**cache, "link": link, "vertical": vertical}
 
   def logits_at(self, cache: dict, images: jax.Array, row, column):
@@ -179,11 +185,12 @@ class GatedPixelCNN(nnx.Module):
     for index, layer in enumerate(self.layers):
       if index > 0:  # this layer's horizontal input at the pixel is the last layer's output
         horizontal[index - 1] = jax.lax.dynamic_update_slice(
-            horizontal[index - 1], h[:, None, None, :],
-            (0, row, column + layer.horizontal.half, 0))
+            horizontal[index - 1], h[:, None, None, :].astype(horizontal[index - 1].dtype),
+            (0, 0, column + layer.horizontal.half, 0))
         h_input = horizontal[index - 1]
-      h_pre = horizontal_at(layer.horizontal, h_input, row, column)
-      h_pre = h_pre + layer.link(cache["link"][index][:, row, column])
+      h_pre = horizontal_at(layer.horizontal, h_input, 0 if index else row, column)
+      h_pre = h_pre + layer.link(jax.lax.dynamic_index_in_dim(cache["link"][index], column, 1,
+                                                              keepdims=False))
       if self.num_classes:
         h_pre = h_pre + layer.condition_horizontal(labels)
       if self.condition_features:

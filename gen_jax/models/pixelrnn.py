@@ -57,6 +57,7 @@ class PixelRNN(nnx.Module):
     """kernel_size: the Row LSTM's 1 x k input-to-state and width-k state-to-state
     convolutions (the Diagonal BiLSTM's are fixed: 1 x 1 and 2 x 1)."""
     groups = num_channels
+    self.layer_type = layer_type
     self.num_channels, self.num_levels = num_channels, num_levels
     self.first = CausalConv(num_channels, features, first_kernel_size, "A", num_groups=groups,
                             rngs=rngs)
@@ -75,3 +76,31 @@ class PixelRNN(nnx.Module):
     h = self.head_hidden(jax.nn.relu(h))
     logits = self.head_out(jax.nn.relu(h))  # [B, H, W, C * L], channel-major groups
     return logits.reshape(*images.shape, self.num_levels)  # [B, H, W, C, L]
+
+  # ------------------------------------------------------------ cached sampling
+  # Each draw computes every layer at the drawn pixel only: the first layer from the
+  # images, the recurrent layers from their state caches (gen_jax.nn.lstm: the rows
+  # above, and the row so far); the Diagonal BiLSTM's right-to-left pass runs over a
+  # row when the sampler reaches the next one. 1x1 convolutions and residuals act on
+  # the pixel's feature vector alone.
+
+  def init_cache(self, images: jax.Array) -> list[dict]:
+    num, height, width, _ = images.shape
+    return [block.lstm.init_cache(num, height, width) for block in self.blocks]
+
+  def logits_at(self, cache: list[dict], images: jax.Array, row, column):
+    """(logits [N, C, L] at pixel (row, column), updated cache)."""
+    if self.layer_type == "diagonal_bilstm":  # row - 1 is all drawn: its reverse pass
+      cache = jax.lax.cond(
+          (column == 0) & (row > 0),
+          lambda c: [block.lstm.finish_row(bc, row - 1) for block, bc in zip(self.blocks, c)],
+          lambda c: c, cache)
+    x = images.astype(compute_dtype(self)) * (2.0 / (self.num_levels - 1)) - 1.0  # [N, H, W, C]
+    h = self.first.at(self.first.pad_for_cache(x), row, column)  # [N, F]
+    block_caches = []
+    for block, block_cache in zip(self.blocks, cache):
+      hidden, block_cache = block.lstm.at(block_cache, h, row, column)
+      h = h + block.expand(hidden)
+      block_caches.append(block_cache)
+    logits = self.head_out(jax.nn.relu(self.head_hidden(jax.nn.relu(h))))  # [N, C * L]
+    return logits.reshape(-1, self.num_channels, self.num_levels), block_caches

@@ -36,7 +36,7 @@ from flax import nnx
 from jax import lax
 
 from gen_jax.nn.causal_conv import CausalConv, init_kernel
-from gen_jax.nn.gated import HorizontalConv, down_shift
+from gen_jax.nn.gated import HorizontalConv, down_shift, horizontal_at
 
 NUM_GATES = 4  # i, f, o, g: the last axis of a [..., F, 4] pre-activation
 FORGET_GATE = 1
@@ -169,6 +169,39 @@ class RowLSTM(nnx.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     return row_lstm_scan(self.input_to_state(x), self.state_to_state[...])
 
+  # Cached sampling (one pixel at a time, raster order): `at` gives h at one pixel
+  # from the layer input there and the state the earlier pixels left, kept in row
+  # buffers (`init_cache`): the present row, and the row above in a ring of two rows
+  # indexed by row parity. A pixel's channels are drawn one `at` call each: a call
+  # rereads what the first one read, so no buffer is read where it is written.
+
+  def init_cache(self, num: int, height: int, width: int) -> dict:
+    """input: the present row's layer input, `half` zero columns on the left; hidden
+    (`half` zero columns each side), cell: rows r - 1 and r at index parity."""
+    del height
+    half, features = self.input_to_state.half, self.features
+    return {"input": jnp.zeros((num, 1, width + half, self.input_to_state.in_features)),
+            "hidden": jnp.zeros((num, 2, width + 2 * half, features)),
+            "cell": jnp.zeros((num, 2, width, features))}
+
+  def at(self, cache: dict, x: jax.Array, row, column) -> tuple[jax.Array, dict]:
+    """(h [N, F] at (row, column), cache) from the layer input there, x [N, Cin]:
+
+    pre = K^is * x[row, column-half .. column] + sum_t h[row-1, column-half+t] @ K^ss[t],
+    c_prev = c[row-1, column]: `row_lstm_scan` at that pixel.
+    """
+    half, features = self.input_to_state.half, self.features
+    above, present = (row + 1) % 2, row % 2
+    inputs = write_pixel(cache["input"], x, 0, column + half)
+    input_gates = horizontal_at(self.input_to_state, inputs, 0, column)  # [N, 4F]
+    hidden_above = read_pixels(cache["hidden"], above, column, 2 * half + 1)  # [N, k, F]
+    pre = input_gates + jnp.einsum("nkf,kfg->ng", hidden_above, self.state_to_state[...])
+    cell_above = read_pixels(cache["cell"], above, column)[:, 0]  # [N, F]
+    hidden, cell = lstm_cell(pre.reshape(-1, features, NUM_GATES), cell_above)
+    return hidden, {"input": inputs,
+                    "hidden": write_pixel(cache["hidden"], hidden, present, column + half),
+                    "cell": write_pixel(cache["cell"], cell, present, column)}
+
 
 class DiagonalBiLSTM(nnx.Module):
   """[B, H, W, Cin] -> h [B, H, W, F]: left-to-right + down-shifted right-to-left."""
@@ -194,3 +227,79 @@ class DiagonalBiLSTM(nnx.Module):
     hidden = jax.vmap(unskew, in_axes=(0, None))(hidden, width)  # [2, B, H, W, F]
     right_to_left = jnp.flip(hidden[1], axis=2)
     return hidden[0] + down_shift(right_to_left)  # row r sees the reverse pass of rows < r
+
+  # Cached sampling. Unskewed, the left-to-right pass at (r, j) reads h(r-1, j) (tap 0),
+  # h(r, j-1) (tap 1) and c(r, j-1); every position of the skewed map outside the image
+  # that a pixel reads is zero (left of row r: zero inputs and a zero state from the
+  # left). So it runs pixel by pixel (`at`). The right-to-left pass reads h(r-1, j),
+  # h(r, j+1), c(r, j+1): the whole row, which only row r + 1 sees (the down-shift),
+  # so it runs over a row once all of it is drawn (`finish_row`). Row buffers as in
+  # RowLSTM: rows r - 1 and r at index parity where both are read.
+
+  def init_cache(self, num: int, height: int, width: int) -> dict:
+    """hidden: the left-to-right h of rows r - 1, r at parity, pixel j at j + 1 (a zero
+    column 0); cell: its c on the present row, likewise; reverse_hidden, reverse_gates: the
+    right-to-left h and input pre-activations of rows r - 1, r at parity (a pixel's later
+    channels rerun `finish_row` of row r - 1 after the first wrote row r's gates)."""
+    del height
+    features = self.features
+    return {"hidden": jnp.zeros((num, 2, width + 1, features)),
+            "cell": jnp.zeros((num, 1, width + 1, features)),
+            "reverse_hidden": jnp.zeros((num, 2, width, features)),
+            "reverse_gates": jnp.zeros((num, 2, width, NUM_GATES * features))}
+
+  def at(self, cache: dict, x: jax.Array, row, column) -> tuple[jax.Array, dict]:
+    """(the layer output [N, F] at (row, column), cache) from the layer input there x [N, Cin]:
+    the left-to-right h there plus the right-to-left h of (row - 1, column)."""
+    features = self.features
+    above, present = (row + 1) % 2, row % 2
+    gates = self.input_to_state(x).reshape(-1, features, 2, NUM_GATES)  # [N, F, 2, 4]
+    forward_gates = gates[:, :, 0].reshape(-1, NUM_GATES * features)
+    reverse_gates = gates[:, :, 1].reshape(-1, NUM_GATES * features)
+    kernel = self.state_to_state[...]  # [direction, tap, F, 4F]
+    hidden_above = read_pixels(cache["hidden"], above, column + 1)[:, 0]  # h(row - 1, column)
+    hidden_left = read_pixels(cache["hidden"], present, column)[:, 0]  # h(row, column - 1)
+    pre = forward_gates + hidden_above @ kernel[0, 0] + hidden_left @ kernel[0, 1]
+    hidden, cell = lstm_cell(pre.reshape(-1, features, NUM_GATES),
+                             read_pixels(cache["cell"], 0, column)[:, 0])
+    output = hidden + read_pixels(cache["reverse_hidden"], above, column)[:, 0]
+    return output, {"hidden": write_pixel(cache["hidden"], hidden, present, column + 1),
+                    "cell": write_pixel(cache["cell"], cell, 0, column + 1),
+                    "reverse_hidden": cache["reverse_hidden"],
+                    "reverse_gates": write_pixel(cache["reverse_gates"], reverse_gates, present,
+                                                 column)}
+
+  def finish_row(self, cache: dict, row) -> dict:
+    """The right-to-left pass over row `row`, all of it drawn: a scan from its last column,
+    pre(j) = gates(j) + h(row-1, j) @ K^ss[1, 0] + h(row, j+1) @ K^ss[1, 1]."""
+    num, _, width, features = cache["reverse_hidden"].shape
+    kernel = self.state_to_state[...]
+    gates = read_pixels(cache["reverse_gates"], row % 2, 0, width)  # [N, W, 4F]
+    above = read_pixels(cache["reverse_hidden"], (row + 1) % 2, 0, width)  # [N, W, F]: row - 1
+    inputs = gates + above @ kernel[1, 0]
+
+    def step(carry, pre_input):  # pre_input [N, 4F]: column j; carry: column j + 1
+      hidden, cell = carry
+      pre = pre_input + hidden @ kernel[1, 1]
+      hidden, cell = lstm_cell(pre.reshape(num, features, NUM_GATES), cell)
+      return (hidden, cell), hidden
+
+    zeros = jnp.zeros((num, features), inputs.dtype)
+    _, hidden = lax.scan(step, (zeros, zeros), jnp.moveaxis(inputs, 1, 0), reverse=True)
+    hidden = jnp.moveaxis(hidden, 0, 1)[:, None]  # [N, 1, W, F]
+    return {**cache, "reverse_hidden": lax.dynamic_update_slice(
+        cache["reverse_hidden"], hidden.astype(cache["reverse_hidden"].dtype),
+        (0, row % 2, 0, 0))}
+
+
+def write_pixel(cache: jax.Array, values: jax.Array, row, column) -> jax.Array:
+  """cache[:, row, column] = values ([N, C]) at traced indices."""
+  return lax.dynamic_update_slice(cache, values[:, None, None, :].astype(cache.dtype),
+                                  (0, row, column, 0))
+
+
+def read_pixels(cache: jax.Array, row, column, width: int = 1) -> jax.Array:
+  """cache[:, row, column:column + width] at traced indices: [N, width, C]."""
+  num, _, _, features = cache.shape
+  return lax.dynamic_slice(cache, (0, row, column, 0), (num, 1, width, features))[:, 0]
+

@@ -11,8 +11,10 @@ models:
   every sub-pixel, recomputed once per sub-pixel (the reference);
 - `sample`: `sampling.sample_autoregressive_cached`, which runs the network
   once per pixel (its output there cannot change while the pixel's channels
-  are drawn: the network sees only earlier pixels) and computes the 256-way
-  log-probabilities at that pixel only. Same key, same draws as the naive one.
+  are drawn: the network sees only earlier pixels), on the pixel's row only
+  (`PixelCNNPlusPlus.raw_at`: one row per scale, the rows above kept), and
+  computes the 256-way log-probabilities at that pixel only. Same key, same
+  draws as the naive one.
 """
 
 import functools
@@ -64,24 +66,34 @@ def sub_pixel_log_probs(params, images, *, apply_fn, num_mixtures, num_levels):
   return logistic_mixture.sub_pixel_log_probs(mixture, images, num_levels)
 
 
-def init_pixel_cache(images, *, num_params):
-  """The mixture parameters of the last pixel the network ran at (none yet: -1)."""
+def init_pixel_cache(params, images, *, apply_fn, num_params):
+  """The model's row buffers, and the mixture parameters of the last pixel the
+  network ran at (none yet: -1)."""
   return {"pixel": jnp.array(-1, jnp.int32),
-          "raw": jnp.zeros((images.shape[0], num_params), jnp.float32)}
+          "raw": jnp.zeros((images.shape[0], num_params), jnp.float32),
+          "rings": apply_fn(params, images, method="init_cache")}
 
 
 def log_probs_at(params, cache, images, row, column, *, apply_fn, num_mixtures, num_levels):
   """(log-probabilities [N, C, L] of pixel (row, column) given the drawn values, cache).
 
-  The network runs at the pixel's first channel only; the later channels reuse
-  its output and condition on the channels drawn since through the mixture.
+  The network runs on the pixel's row (one per scale) at its first channel only;
+  the later channels reuse its output and condition on the channels drawn since
+  through the mixture.
   """
   pixel = row * images.shape[2] + column
-  raw = jax.lax.cond(pixel == cache["pixel"], lambda: cache["raw"],
-                     lambda: apply_fn(params, images, None)[:, row, column])  # [N, P]
-  mixture = logistic_mixture.split_mixture_params(raw, images.shape[-1], num_mixtures)
+
+  def run_network(cache):
+    raw, rings = apply_fn(params, cache["rings"], images, row, column, method="raw_at")
+    return {"pixel": pixel, "raw": raw.astype(jnp.float32), "rings": rings}
+
+  if images.shape[-1] == 1:  # one channel: a new pixel at every call
+    cache = run_network(cache)
+  else:
+    cache = jax.lax.cond(pixel == cache["pixel"], lambda c: c, run_network, cache)
+  mixture = logistic_mixture.split_mixture_params(cache["raw"], images.shape[-1], num_mixtures)
   log_probs = logistic_mixture.sub_pixel_log_probs(mixture, images[:, row, column], num_levels)
-  return log_probs, {"pixel": pixel, "raw": raw}
+  return log_probs, cache
 
 
 def pixelcnn_pp_fill(state, rng, images, labels, start, *, cached, **settings):
@@ -93,7 +105,8 @@ def pixelcnn_pp_fill(state, rng, images, labels, start, *, cached, **settings):
         lambda x: sub_pixel_log_probs(params, x, **settings), rng, images, start=start)
   num_params = logistic_mixture.num_mixture_params(images.shape[-1], settings["num_mixtures"])
   return sampling.sample_autoregressive_cached(
-      functools.partial(init_pixel_cache, num_params=num_params),
+      functools.partial(init_pixel_cache, params, apply_fn=settings["apply_fn"],
+                        num_params=num_params),
       functools.partial(log_probs_at, params, **settings), rng, images, start=start)
 
 

@@ -1,7 +1,8 @@
 """PixelRNN (Row LSTM, Diagonal BiLSTM) bound to the per-sub-pixel categorical likelihood.
 
-The recurrent layers have no cached sampler: samples and completions rerun the
-whole network once per sub-pixel (`sampling.sample_autoregressive`).
+`sample` (model.cached_sampling) runs every layer at the drawn pixel only,
+carrying the LSTM states of the rows above (`PixelRNN.logits_at`);
+`sample_naive` reruns the whole network once per sub-pixel. Same key, same images.
 """
 
 from gen_jax.data.sources import DatasetSpec
@@ -31,7 +32,8 @@ def create_pixelrnn_task(config, spec: DatasetSpec, layer_type: str) -> Task:
       num_layers=model_config.num_layers,
       kernel_size=model_config.kernel_size if layer_type == "row_lstm" else None,
       first_kernel_size=model_config.first_kernel_size,
-      head_features=model_config.head_features, rngs=rngs))
+      head_features=model_config.head_features, rngs=rngs),
+      cached_sampling=model_config.get("cached_sampling", True))  # runs from before the key
 
 
 def create_row_lstm_task(config, spec: DatasetSpec) -> Task:

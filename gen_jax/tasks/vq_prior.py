@@ -263,8 +263,9 @@ def sample_level(apply_prior, params, rng, num, shape, condition, *, cached: boo
 
 
 def prior_sample(state, rng, num: int, *, apply_prior, decode_fn, levels, latent_shapes,
-                 num_levels: int, cached: bool = True):
-  """Codes from the priors (top first), decoded by the frozen stage-1 decoder (its mean)."""
+                 num_levels: int, cached: bool = True, decode: bool = True):
+  """Codes from the priors (top first), decoded by the frozen stage-1 decoder (its mean);
+  decode=False: the codes, {level: [num, h, w]} (what `gen_jax.bench` times)."""
   priors = eval_params(state)["priors"]
   codes = {}
   for index, level in enumerate(levels):
@@ -272,6 +273,8 @@ def prior_sample(state, rng, num: int, *, apply_prior, decode_fn, levels, latent
     codes[level] = sample_level(apply_prior[level], priors[level],
                                 jax.random.fold_in(rng, index), num, latent_shapes[level],
                                 condition, cached=cached)
+  if not decode:
+    return codes
   # state.params, not the EMA: the frozen copy is exact there
   return decode_codes(state.params["vqvae"], codes, decode_fn=decode_fn, num_levels=num_levels)
 

@@ -64,15 +64,17 @@ def tiny_task(image_shape, **model_overrides):
   return config, spec, tasks.create_task(config, spec)
 
 
-def test_cached_sampler_draws_what_the_naive_one_draws():
-  """Completion from the middle of a pixel (pixel 6, channel B): the prefix is kept, and the
-  cached sampler (network once per pixel) draws exactly what the naive one draws."""
-  _, _, task = tiny_task((4, 4, 3))
-  _, _, naive_task = tiny_task((4, 4, 3), cached_sampling=False)
+@pytest.mark.parametrize("channels,num_scales", [(3, 2), (1, 3)])
+def test_cached_sampler_draws_what_the_naive_one_draws(channels, num_scales):
+  """Completion from the middle of the image (RGB: pixel 6, channel B): the prefix is kept,
+  and the cached sampler (the network once per pixel, on its row at every scale, the rows
+  above from ring buffers) draws exactly what the naive one draws."""
+  _, _, task = tiny_task((4, 4, channels), num_scales=num_scales)
+  _, _, naive_task = tiny_task((4, 4, channels), num_scales=num_scales, cached_sampling=False)
   state = task.init(jax.random.key(0), None)
   state = state.replace(ema_params=perturbed(state.ema_params, seed=4))
-  images = jnp.asarray(np.random.default_rng(6).integers(0, 256, (2, 4, 4, 3)), jnp.uint8)
-  rng, start = jax.random.key(5), 20
+  images = jnp.asarray(np.random.default_rng(6).integers(0, 256, (2, 4, 4, channels)), jnp.uint8)
+  rng, start = jax.random.key(5), 20 if channels == 3 else 5
   cached = jax.jit(task.complete, static_argnums=4)(state, rng, images, None, start)
   naive = jax.jit(naive_task.complete, static_argnums=4)(state, rng, images, None, start)
   np.testing.assert_array_equal(cached, naive)
