@@ -2,6 +2,7 @@
 
   python -m gen_jax.main --config configs/gated_pixelcnn.py --workdir workdirs/gated
   python -m gen_jax.main --config configs/gated_pixelcnn.py:conditional --workdir workdirs/gated_cond
+  python -m gen_jax.bench --config configs/gated_pixelcnn.py:peer --reference torch
 """
 
 from gen_jax import config_defaults
@@ -27,7 +28,7 @@ def get_config(arg=None):
   # (gen_jax.bench, configs/pixelcnn.py); no effect on GPU/TPU.
   config.cpu_devices = 2
   return config_defaults.finalize(config, arg, {
-      "smoke": smoke, "conditional": conditional,
+      "smoke": smoke, "conditional": conditional, "peer": peer,
       "conditional_smoke": lambda c: (conditional(c), smoke(c))})
 
 
@@ -41,3 +42,14 @@ def smoke(config):
   config.model.num_layers = 3
   config.model.skip_features = 16
   config.model.head_features = 16
+
+
+def peer(config):
+  """The size of pytorch-generative's default Gated PixelCNN (10 gated layers + an input
+  layer of 128 channels, 32-wide head: 3.37 M parameters), batch 32: 10 layers of 128
+  features and 128-wide skips here give the same parameter count (to 0.02%)."""
+  config.model.features = 128
+  config.model.num_layers = 10
+  config.model.skip_features = 128
+  config.model.head_features = 32
+  config.train.batch_size = 32

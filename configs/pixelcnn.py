@@ -3,6 +3,7 @@
   python -m gen_jax.main --config configs/pixelcnn.py --workdir workdirs/pixelcnn
   python -m gen_jax.main --config configs/pixelcnn.py:smoke --workdir /tmp/smoke
   python -m gen_jax.main --config configs/pixelcnn.py:demo --workdir workdirs/demo
+  python -m gen_jax.bench --config configs/pixelcnn.py:peer --reference torch  # vs pytorch-generative
 """
 
 from gen_jax import config_defaults
@@ -26,7 +27,7 @@ def get_config(arg=None):
   # On a CPU, data parallel over 2 host devices: 1.25x faster steps on 2 cores
   # (gen_jax.bench, configs/pixelcnn.py); no effect on GPU/TPU.
   config.cpu_devices = 2
-  return config_defaults.finalize(config, arg, {"smoke": smoke, "demo": demo})
+  return config_defaults.finalize(config, arg, {"smoke": smoke, "demo": demo, "peer": peer})
 
 
 def smoke(config):
@@ -46,3 +47,11 @@ def demo(config):
   config.train.sample_every = 0
   config.train.num_samples = 16
   config.data.max_eval_examples = 2000
+
+
+def peer(config):
+  """pytorch-generative's default PixelCNN (15 blocks, 256-wide stream, 32-wide head), batch 32."""
+  config.model.features = 256
+  config.model.num_blocks = 15
+  config.model.head_features = 32
+  config.train.batch_size = 32

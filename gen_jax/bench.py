@@ -1,7 +1,9 @@
 """`python -m gen_jax.bench`: train-step throughput, compile time, memory, input and sampling speed.
 
   python -m gen_jax.bench --config configs/pixelcnn.py --what train [--steps 20]
-      [--reference torch] [--config.train.batch_size=32]
+      [--config.train.batch_size=32]
+  python -m gen_jax.bench --config configs/pixelcnn.py --reference torch --rounds 5 --steps 3
+      # alternating rounds against the PyTorch peer (pytorch-generative's architecture)
   python -m gen_jax.bench --config configs/pixelcnn.py --what sample   # naive vs cached
   python -m gen_jax.bench --config configs/pixelcnn.py --what memory   # fp32/bf16/accum/remat
   python -m gen_jax.bench --config configs/pixelcnn.py --what input    # data pipeline rate
@@ -9,9 +11,9 @@
       [--pass vqvae_prior.py:--config.vqvae_workdir=runs/vqvae]       # per-config flags
 
 Prints one JSON line (--all: one per config, then a Markdown table). Figures are
-medians over repeated timed steps; with `--reference torch` the equivalent
-PyTorch eager model (benchmarks/) is timed in the same process run and the
-ratio is reported as `speedup_vs_reference`. Memory is XLA's compiled buffer
+medians over repeated timed steps; with `--reference torch` the PyTorch peer
+(benchmarks/pytorch_peer.py) is timed in the same process, in rounds alternating
+with gen_jax's step, and the ratio of medians is `speedup_vs_reference`. Memory is XLA's compiled buffer
 plan for the step (`step_memory_mb`: arguments + outputs + temporaries, the
 device peak on GPU/TPU) and the process's peak RSS.
 """
@@ -47,9 +49,14 @@ _PASS = flags.DEFINE_multi_string(
     "pass", [], "With --all: FILE:FLAG passes FLAG to configs/FILE's run, e.g. "
     "vqvae_prior.py:--config.vqvae_workdir=runs/vqvae (a stage 2 needs its stage 1).")
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", 16, "Images per sampling run (--what sample).")
-_STEPS = flags.DEFINE_integer("steps", 20, "Timed steps (after compile + 2 warm-up steps).")
-_REFERENCE = flags.DEFINE_enum("reference", None, ["torch"],
-                               "Also time the PyTorch eager equivalent in this process.")
+_STEPS = flags.DEFINE_integer("steps", 20, "Timed steps (after compile + 2 warm-up steps); per round with --reference torch.")
+_REFERENCE = flags.DEFINE_enum(
+    "reference", None, ["torch", "torch_port"],
+    "torch: alternate rounds of this step and the PyTorch peer's (pytorch-generative's "
+    "PixelCNN / Gated PixelCNN architecture, benchmarks/pytorch_peer.py) in this process; "
+    "torch_port: gen_jax's own PixelCNN in PyTorch (benchmarks/pytorch_pixelcnn.py), after.")
+_ROUNDS = flags.DEFINE_integer("rounds", 5, "--reference torch: alternating rounds.")
+_THREADS = flags.DEFINE_integer("threads", 2, "--reference torch: PyTorch threads.")
 
 
 def synthetic_batch(config, spec, mesh) -> dict:
@@ -70,8 +77,9 @@ def peak_rss_mb() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
-def measure_train(config, num_steps: int) -> dict:
-  """Compile time and median step time of the task's jit'd, sharded, donated train step."""
+def compile_train_step(config):
+  """(compiled step, state, batch, rng, compile s, mesh) of the task's jit'd, sharded, donated
+  train step on a synthetic batch."""
   mesh = parallel.create_mesh()
   train.validate_config(config, mesh)
   spec = train.dataset_spec(config.data)
@@ -84,7 +92,12 @@ def measure_train(config, num_steps: int) -> dict:
                     out_shardings=(replicated, replicated), donate_argnums=0)
   start = time.perf_counter()
   compiled = step_fn.lower(state, batch, step_rng).compile()
-  compile_s = time.perf_counter() - start
+  return compiled, state, batch, step_rng, time.perf_counter() - start, mesh
+
+
+def measure_train(config, num_steps: int) -> dict:
+  """Compile time and median step time of the task's jit'd, sharded, donated train step."""
+  compiled, state, batch, step_rng, compile_s, mesh = compile_train_step(config)
   memory = compiled.memory_analysis()
   for _ in range(2):  # warm-up
     state, metrics = compiled(state, batch, step_rng)
@@ -195,10 +208,11 @@ def measure_sample(config, num_samples: int) -> dict:
   return result
 
 
-def measure_torch_reference(config, num_steps: int) -> dict:
+def measure_torch_port(config, num_steps: int) -> dict:
+  """gen_jax's own PixelCNN in PyTorch (benchmarks/pytorch_pixelcnn.py), timed after JAX."""
   from benchmarks import pytorch_pixelcnn  # optional dependency: torch
   if config.model.name != "pixelcnn":
-    raise app.UsageError(f"no PyTorch reference for model {config.model.name!r}")
+    raise app.UsageError(f"no PyTorch port of model {config.model.name!r}")
   height, width, _ = train.dataset_spec(config.data).image_shape
   result = pytorch_pixelcnn.time_train_steps(
       config.train.batch_size, image_size=height, features=config.model.features,
@@ -207,6 +221,77 @@ def measure_torch_reference(config, num_steps: int) -> dict:
   return {"reference": f"torch {result['torch_version']} eager, {result['threads']} threads",
           "reference_step_ms_median": result["step_ms_median"],
           "reference_examples_per_s": result["examples_per_s"]}
+
+
+def timed(step) -> tuple[float, float]:
+  """(wall s, process CPU s) of one call."""
+  wall, cpu = time.perf_counter(), time.process_time()
+  step()
+  return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def spread(values: list[float]) -> dict:
+  return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def measure_against_peer(config, rounds: int, steps_per_round: int, threads: int) -> dict:
+  """gen_jax's step and the PyTorch peer's (benchmarks/pytorch_peer.py: pytorch-generative's
+  architecture at this config's sizes, eager, `threads` threads) in alternating rounds of
+  `steps_per_round` steps each, so both see the same machine load. Medians over all timed
+  steps, and the spread of the per-round medians; FLOPs: XLA's cost analysis of the compiled
+  step (all devices) and the peer's convolutions counted by hooks (x3 for a train step)."""
+  from benchmarks import pytorch_peer  # optional dependency: torch
+  if config.model.name not in ("pixelcnn", "gated_pixelcnn"):
+    raise app.UsageError(f"no PyTorch peer for model {config.model.name!r}: "
+                         "use configs/pixelcnn.py or configs/gated_pixelcnn.py")
+  height, _, _ = train.dataset_spec(config.data).image_shape
+  compiled, state, batch, rng, compile_s, mesh = compile_train_step(config)
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  jax_flops = float(cost.get("flops", 0.0)) * mesh.devices.size  # the cost is per device
+  peer = pytorch_peer.build(config.model.name, config.model)
+  torch_step = pytorch_peer.make_train_step(peer, config.train.batch_size, height, threads)
+  peer_flops = 3 * pytorch_peer.forward_flops(peer, torch_step.images)
+  holder = {"state": state}
+
+  def jax_step():
+    holder["state"], metrics = compiled(holder["state"], batch, rng)
+    jax.block_until_ready(metrics)
+
+  for _ in range(2):  # warm-up
+    jax_step()
+    torch_step()
+  load_before = os.getloadavg()[0]
+  samples = {"jax": [], "peer": []}
+  round_medians = {"jax": [], "peer": []}
+  for _ in range(rounds):
+    for name, step in (("jax", jax_step), ("peer", torch_step)):
+      times = [timed(step) for _ in range(steps_per_round)]
+      samples[name] += times
+      round_medians[name].append(statistics.median(wall for wall, _ in times))
+  wall = {name: statistics.median(w for w, _ in times) for name, times in samples.items()}
+  cpu = {name: statistics.median(c for _, c in times) for name, times in samples.items()}
+  import torch
+  return {
+      "reference": f"pytorch-generative architecture, torch {torch.__version__} eager, "
+                   f"{torch.get_num_threads()} threads",
+      "num_devices": mesh.devices.size, "compile_s": compile_s,
+      "rounds": rounds, "steps_per_round": steps_per_round,
+      "load_average_before_after": [load_before, os.getloadavg()[0]],
+      "step_ms_median": 1e3 * wall["jax"], "reference_step_ms_median": 1e3 * wall["peer"],
+      "round_medians_ms": {n: [round(1e3 * t, 1) for t in v] for n, v in round_medians.items()},
+      "step_cpu_ms_median": 1e3 * cpu["jax"], "reference_step_cpu_ms_median": 1e3 * cpu["peer"],
+      "speedup_vs_reference": wall["peer"] / wall["jax"],
+      "gflop_per_step": jax_flops / 1e9, "reference_gflop_per_step": peer_flops / 1e9,
+      "gflop_per_s": jax_flops / wall["jax"] / 1e9,
+      "reference_gflop_per_s": peer_flops / wall["peer"] / 1e9,
+      "num_params": count_params(state.params),
+      "reference_num_params": pytorch_peer.count_parameters(peer),
+      "reference_num_live_params": pytorch_peer.count_live_parameters(peer)}
+
+
+def count_params(params) -> int:
+  return int(sum(np.prod(leaf.shape) for leaf in jax.tree.leaves(params)))
 
 
 def measure_summary(config, num_steps: int, num_samples: int) -> dict:
@@ -301,12 +386,14 @@ def main(argv):
       result.update(measure_input(config))
     elif _WHAT.value == "summary":
       result.update(measure_summary(config, _STEPS.value, _NUM_SAMPLES.value))
+    elif _REFERENCE.value == "torch":
+      result.update(measure_against_peer(config, _ROUNDS.value, _STEPS.value, _THREADS.value))
     else:
       result.update(measure_train(config, _STEPS.value))
   except UserError as error:
     sys.exit(f"error: {error}")
-  if _REFERENCE.value == "torch" and _WHAT.value == "train":
-    result.update(measure_torch_reference(config, _STEPS.value))
+  if _REFERENCE.value == "torch_port" and _WHAT.value == "train":
+    result.update(measure_torch_port(config, _STEPS.value))
     result["speedup_vs_reference"] = (result["reference_step_ms_median"]
                                       / result["step_ms_median"])
   device = jax.devices()[0]

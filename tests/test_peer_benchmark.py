@@ -1,0 +1,60 @@
+"""The PyTorch peer models of `gen_jax.bench --reference torch` (benchmarks/pytorch_peer.py):
+the same sizes as pytorch-generative's defaults and as gen_jax's `:peer` configs, and causal.
+Skipped where PyTorch is not installed (it is optional: `make torch`)."""
+
+import jax
+import numpy as np
+import pytest
+
+from gen_jax import tasks, train
+from tests.conftest import load_config
+
+torch = pytest.importorskip("torch")
+from benchmarks import pytorch_peer  # noqa: E402
+
+
+def gen_jax_num_params(config) -> int:
+  task = tasks.create_task(config, train.dataset_spec(config.data))
+  state = jax.eval_shape(task.init, jax.random.PRNGKey(0), None)
+  return int(sum(np.prod(leaf.shape) for leaf in jax.tree.leaves(state.params)))
+
+
+def test_peer_pixelcnn_sizes_match_its_defaults_and_gen_jax():
+  config = load_config("pixelcnn.py", "peer")
+  peer = pytorch_peer.build("pixelcnn", config.model)
+  # pytorch-generative's PixelCNN(n_residual=15, residual_channels=128, head_channels=32)
+  # with 256 outputs: 7x7 input conv, 15 x (1x1, 3x3, 1x1), two 1x1 head convs.
+  blocks = 15 * ((256 * 128 + 128) + (9 * 128 * 128 + 128) + (128 * 256 + 256))
+  expected = (49 * 256 + 256) + blocks + (256 * 32 + 32) + (32 * 256 + 256)
+  assert pytorch_peer.count_parameters(peer) == expected == 3_232_032
+  # The taps its masks keep are exactly the kernels gen_jax's cropped convolutions hold.
+  assert pytorch_peer.count_live_parameters(peer) == gen_jax_num_params(config) == 2_242_592
+
+
+def test_peer_gated_pixelcnn_sizes_match_gen_jax_peer_config():
+  config = load_config("gated_pixelcnn.py", "peer")
+  peer = pytorch_peer.build("gated_pixelcnn", config.model)
+  peer_params = pytorch_peer.count_parameters(peer)
+  assert peer_params == 3_372_576  # pytorch-generative's GatedPixelCNN() with 256 outputs
+  assert abs(gen_jax_num_params(config) - peer_params) / peer_params < 2e-4
+
+
+@pytest.mark.parametrize("name", ["pixelcnn", "gated_pixelcnn"])
+def test_peer_output_ignores_the_present_and_later_pixels(name):
+  """Changing pixel (i, j) changes no logit at a pixel before or at (i, j) in raster order."""
+  torch.manual_seed(0)
+  if name == "pixelcnn":
+    model = pytorch_peer.PeerPixelCNN(num_residual=2, residual_channels=4, head_channels=4)
+  else:
+    model = pytorch_peer.PeerGatedPixelCNN(num_gated=2, channels=4, head_channels=4)
+  images = torch.randint(0, 256, (1, 1, 8, 8), dtype=torch.uint8)
+  with torch.no_grad():
+    before = model(images)
+    for row, column in [(0, 0), (3, 4), (5, 0), (7, 7)]:
+      changed = images.clone()
+      changed[0, 0, row, column] = 255 - changed[0, 0, row, column]
+      difference = (model(changed) - before).abs().amax(dim=(0, 1)).flatten()  # [H * W]
+      position = row * 8 + column
+      assert difference[:position + 1].max() == 0.0
+      if position < 63:
+        assert difference[position + 1:].max() > 0.0  # the next pixels do see it
