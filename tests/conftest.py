@@ -3,11 +3,20 @@
 import gzip
 import os
 import struct
+import tempfile
 
 # Two host devices so the sharded path (batch split over 'data') runs in every
 # trainer test; set before JAX initialises its backend.
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                            " --xla_force_host_platform_device_count=2").strip()
+
+# One XLA compilation cache for the session, shared by xdist workers and the CLI runs
+# that tests start: a step that several tests build (a smoke config's, say) compiles
+# once. The cache is keyed by the program and the compiler, so it changes no result.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      os.path.join(tempfile.gettempdir(), "gen_jax_test_xla_cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
