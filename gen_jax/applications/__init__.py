@@ -1,4 +1,4 @@
-"""What a trained model is used for, shared by families (DESIGN.md: above runs.py).
+"""What a trained model is used for, shared by families (ARCHITECTURE.md: above runs.py).
 
 RUN_MODES maps a `--mode` name to fn(run: runs.Run, rng, writer) -> {metric: float};
 train.run restores the run and dispatches such a mode to it. An application module

@@ -1,7 +1,7 @@
 """The task registry: config.model.name -> a family's pure functions.
 
 A task (common.Task) is four pure functions over one explicit state pytree
-(DESIGN.md): init, train_step, eval_step, sample. The trainer knows only that
+(ARCHITECTURE.md): init, train_step, eval_step, sample. The trainer knows only that
 interface. Each family lives in its own module here and registers its
 create_*_task(config, spec) below.
 """

@@ -1,6 +1,6 @@
 """What every task shares: the state pytree, the optimizer, the train-step helper.
 
-A task is four pure functions over one explicit state pytree (DESIGN.md):
+A task is four pure functions over one explicit state pytree (ARCHITECTURE.md):
 
   init(rng, example_batch) -> state
   train_step(state, batch, rng) -> (state, metrics)
