@@ -69,7 +69,10 @@ def test_sharded_step_equals_single_device_step(tiny_idx):
   assert jax.device_count() >= 2, "conftest asks for 2 CPU devices"
   config = tiny_pixelcnn_config(tiny_idx)
   task = tasks.create_task(config, train.dataset_spec(config.data))
-  images = np.random.default_rng(0).integers(0, 256, (16, 28, 28, 1), dtype=np.uint8)
+  # Levels 0..127 only: on uniform data a model that starts uniform has head gradients that
+  # cancel to rounding noise (count = 49 of 12544 per level), which Adam's g / sqrt(v)
+  # amplifies to different updates under different reduction orders.
+  images = np.random.default_rng(0).integers(0, 128, (16, 28, 28, 1), dtype=np.uint8)
   outputs = []
   for devices in (jax.devices()[:1], jax.devices()[:2]):
     mesh = parallel.create_mesh(devices)
