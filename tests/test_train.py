@@ -73,7 +73,10 @@ def test_sharded_step_equals_single_device_step(tiny_idx):
   assert jax.device_count() >= 2, "conftest asks for 2 CPU devices"
   config = tiny_pixelcnn_config(tiny_idx)
   task = tasks.create_task(config, train.dataset_spec(config.data))
-  images = np.random.default_rng(0).integers(0, 256, (16, 28, 28, 1), dtype=np.uint8)
+  # Levels 0..127 only: on uniform data a model that starts uniform has head gradients that
+  # cancel to rounding noise (count = 49 of 12544 per level), which Adam's g / sqrt(v)
+  # amplifies to different updates under different reduction orders.
+  images = np.random.default_rng(0).integers(0, 128, (16, 28, 28, 1), dtype=np.uint8)
   outputs = []
   for devices in (jax.devices()[:1], jax.devices()[:2]):
     mesh = parallel.create_mesh(devices)
@@ -150,7 +153,9 @@ def test_non_finite_loss_stops_with_the_step_named(tiny_idx, tmp_path):
   workdir = str(tmp_path / "run")
   config = tiny_pixelcnn_config(tiny_idx, num_steps=10, log_every=1, checkpoint_every=1,
                                 learning_rate=1e30, warmup_steps=0, grad_clip_norm=0.0)
-  with pytest.raises(NonFiniteError, match=r"non-finite .*loss.* at step (\d+)") as error:
+  # (a zero-initialised head moves first: the gradient norm can overflow before the loss)
+  with pytest.raises(NonFiniteError,
+                     match=r"non-finite .*(loss|grad_norm).* at step (\d+)") as error:
     train.run(config, workdir)
   bad_step = int(error.value.args[0].split(" at step ")[1].split()[0])
   saved = sorted(int(s) for s in os.listdir(os.path.join(workdir, "checkpoints")))

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from gen_jax.data import corruptions
+from gen_jax.errors import UserError
 
 GREY = np.full((20, 28, 28, 1), 128, np.uint8)
 
@@ -34,7 +35,7 @@ def test_masked_block_zeros_one_square_near_the_centre():
     assert abs(rows.min() - 10) <= 2 and abs(columns.min() - 10) <= 2  # centred: 10 +- 8 // 4
     tops.add(rows.min())
   assert len(tops) > 1  # the position varies
-  with pytest.raises(ValueError, match="does not fit"):
+  with pytest.raises(UserError, match=r"eval.block_size=29 must be in \[1, 28\]"):
     corruptions.masked_block(GREY, 29, np.random.default_rng(0))
 
 

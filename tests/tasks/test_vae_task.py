@@ -98,6 +98,9 @@ def test_iwae_is_chunk_invariant_and_above_the_elbo():
 def test_conditional_samples_have_one_row_per_class_with_shared_codes():
   config = smoke_config("cvae.py")
   task, spec, state = make_task(config)
+  layers = state.params["decoder"]["mlp"]["layers"]
+  last = layers[max(layers)]  # zero at init (a uniform p(x|z)):
+  last["kernel"] = jax.random.normal(jax.random.key(5), last["kernel"].shape)  # as if trained
   samples = np.asarray(task.sample(state, jax.random.key(4), 20))  # 10 rows x 2 columns
   assert not np.array_equal(samples[0], samples[2])  # class 0 vs class 1, same z
   # Without the label input, every row repeats row 0: the z are shared per column.
