@@ -58,3 +58,19 @@ def test_peer_output_ignores_the_present_and_later_pixels(name):
       assert difference[:position + 1].max() == 0.0
       if position < 63:
         assert difference[position + 1:].max() > 0.0  # the next pixels do see it
+
+
+def test_bench_against_peer_reports_both_sides_of_one_model():
+  """`bench --reference torch` on a tiny PixelCNN: both stepped, same live parameters, and
+  the peer executes more FLOPs (its masks multiply zeros that gen_jax's kernels drop)."""
+  from gen_jax import bench
+  config = load_config("pixelcnn.py", "smoke")
+  with config.unlocked():
+    config.train.batch_size = 4
+  result = bench.measure_against_peer(config, rounds=1, steps_per_round=1, threads=1)
+  assert result["num_params"] == result["reference_num_live_params"]
+  assert result["reference_num_params"] > result["num_params"]
+  assert 0 < result["gflop_per_step"] < result["reference_gflop_per_step"]
+  assert result["step_ms_median"] > 0 and result["reference_step_ms_median"] > 0
+  assert result["speedup_vs_reference"] == pytest.approx(
+      result["reference_step_ms_median"] / result["step_ms_median"])
