@@ -16,6 +16,13 @@ def one_step(config, images, devices=None):
   replicated, sharded = parallel.replicated(mesh), parallel.batch_sharded(mesh)
   batch = parallel.to_global({"image": images}, mesh)
   state = jax.jit(task.init, out_shardings=replicated)(jax.random.PRNGKey(0), batch)
+  # Away from init: the zero-initialised head (uniform at the start) would leave the layer
+  # below it without a gradient in the first step, and every leaf should move here.
+  leaves, treedef = jax.tree.flatten(state.params)
+  keys = jax.random.split(jax.random.PRNGKey(2), len(leaves))
+  state = state.replace(params=jax.tree.unflatten(treedef, [
+      leaf + 0.05 * jax.random.normal(key, leaf.shape, leaf.dtype)
+      for key, leaf in zip(keys, leaves)]))
   step = jax.jit(task.train_step, in_shardings=(replicated, sharded, replicated),
                  out_shardings=(replicated, replicated))
   initial = jax.device_get(state.params)
