@@ -39,8 +39,8 @@ demo: setup data
 # Two pytest workers (pytest-xdist), each taking whole files (a file's smoke runs are
 # shared by its tests). Most of a test's time is single-threaded tracing and compiling;
 # the workers share one XLA compilation cache (tests/conftest.py).
-# Measured 2026-11-24, 537 tests, 2 cores: 12 min 53 s with per-test distribution,
-# 10 min 57 s with --dist loadfile.
+# Measured 2026-11-24, 537 tests, 2 cores: 10 min 57 s with --dist loadfile on an idle
+# machine; 12 min 53 s with per-test distribution (another job ran in its first minutes).
 test: setup data
 	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
