@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 import time
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -69,10 +70,13 @@ def mean_metrics(history: list[dict]) -> dict[str, float]:
   return {k: float(np.mean([h[k] for h in history])) for k in history[0]}
 
 
-def check_finite(metrics: dict[str, float], step: int, last_saved: int | None = None) -> None:
-  """A NonFiniteError naming the step and metrics, and the last checkpoint (if any)."""
+def check_finite(metrics: dict[str, float], step: int,
+                 last_saved_step: Callable[[], int | None] = lambda: None) -> None:
+  """A NonFiniteError naming the step and metrics, and the last checkpoint (if any);
+  `last_saved_step` is only asked (a directory listing) when something is non-finite."""
   bad = [name for name, value in metrics.items() if not math.isfinite(value)]
   if bad:
+    last_saved = last_saved_step()
     kept = (f"the last good checkpoint (step {last_saved}) is kept" if last_saved is not None
             else "no checkpoint was saved before it")
     raise NonFiniteError(f"non-finite {', '.join(bad)} at step {step} "
@@ -362,7 +366,7 @@ def train_loop(config, state, step, train_rng, train_step, batches, mesh, writer
     checkpoint_due = is_due(step, config.train.checkpoint_every, num_steps) or stopping
     if is_due(step, config.train.log_every, num_steps):
       means = mean_metrics(history)  # the only host sync: at logging/checkpoint time
-      check_finite(means, step, checkpointer.latest_step())
+      check_finite(means, step, checkpointer.latest_step)
       elapsed = time.perf_counter() - last_log[1]
       means["steps_per_s"] = (step - last_log[0]) / max(elapsed, 1e-9)
       writer.write_scalars(step, "train", means)
@@ -370,7 +374,7 @@ def train_loop(config, state, step, train_rng, train_step, batches, mesh, writer
       results["train"], history, last_log = means, [], (step, time.perf_counter())
     if checkpoint_due:
       if history:  # never save a state whose recent steps went non-finite
-        check_finite(mean_metrics(history), step, checkpointer.latest_step())
+        check_finite(mean_metrics(history), step, checkpointer.latest_step)
       save(step)
     if stopping:
       logging.warning("signal %d: saved step %d to %s, exiting", stop.signal_number,
