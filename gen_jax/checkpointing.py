@@ -18,6 +18,7 @@ the step that was not written and the last step that was.
 
 import errno
 import hashlib
+import logging as std_logging
 import os
 import shutil
 
@@ -208,3 +209,22 @@ class Checkpointer:
       except Exception:  # pylint: disable=broad-except  # a failed save, reported by wait
         if not self._failed:
           raise
+
+
+# Orbax messages that say what the one-line errors of gen_jax.checkpointing say
+# (a save that failed, logged with a traceback by each of its threads).
+ORBAX_MESSAGES_REPORTED_ELSEWHERE = (
+    "_SignalingThread.run() raised", "in background save thread", "Save Finalize thread",
+    "Failed to write metadata")
+
+
+def quiet_info_logs() -> None:
+  """Orbax logs every save step at INFO; keep its warnings and errors only."""
+  class _Filter(std_logging.Filter):
+    def filter(self, record):
+      if "/orbax/" not in record.pathname:
+        return True
+      message = record.getMessage()
+      return (record.levelno >= std_logging.WARNING and
+              not any(part in message for part in ORBAX_MESSAGES_REPORTED_ELSEWHERE))
+  logging.get_absl_handler().addFilter(_Filter())

@@ -7,13 +7,12 @@ Exit status: 0 done; 1 an `error:` line (bad input, a failed checkpoint write,
 non-finite training); 128 + N stopped by signal N (after saving).
 """
 
-import logging as std_logging
 import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from gen_jax import parallel, train
+from gen_jax import checkpointing, errors, parallel, train
 from gen_jax.errors import NonFiniteError, StoppedBySignal, UserError
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -35,44 +34,10 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def parse_flags(argv):
-  """absl flag parsing, with a bad --config.KEY override reported in one line."""
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as error:  # a bad flag value, a missing required flag, a bad config file
-    lines = [line for line in str(error).splitlines() if line.strip()]
-    sys.exit(f"error: {lines[0]} {lines[-1]}" if len(lines) > 1 else f"error: {lines[0]}")
-  except (AttributeError, KeyError, TypeError, ValueError) as error:
-    message = " ".join(str(error).encode().decode("unicode_escape").split())
-    if isinstance(error, (AttributeError, KeyError)):  # ml_collections: locked, no such key
-      key, _, hint = message.strip("'\"").partition("' ")
-      sys.exit(f"error: unknown config key {key!r} in a --config override. {hint}".strip())
-    sys.exit(f"error: bad --config override: {message}")
-
-
-# Orbax messages that say what the one-line errors of gen_jax.checkpointing say
-# (a save that failed, logged with a traceback by each of its threads).
-ORBAX_MESSAGES_REPORTED_ELSEWHERE = (
-    "_SignalingThread.run() raised", "in background save thread", "Save Finalize thread",
-    "Failed to write metadata")
-
-
-def quiet_orbax_info_logs() -> None:
-  """Orbax logs every save step at INFO; keep its warnings and errors only."""
-  class _Filter(std_logging.Filter):
-    def filter(self, record):
-      if "/orbax/" not in record.pathname:
-        return True
-      message = record.getMessage()
-      return (record.levelno >= std_logging.WARNING and
-              not any(part in message for part in ORBAX_MESSAGES_REPORTED_ELSEWHERE))
-  logging.get_absl_handler().addFilter(_Filter())
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  quiet_orbax_info_logs()
+  checkpointing.quiet_info_logs()
   parallel.configure_cpu_devices(_CONFIG.value.cpu_devices)
   try:
     parallel.initialize_distributed(_DISTRIBUTED.value, _COORDINATOR.value,
@@ -92,4 +57,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=parse_flags)
+  app.run(main, flags_parser=errors.parse_flags)

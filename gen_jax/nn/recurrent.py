@@ -2,10 +2,12 @@
 
 The input projection x_t W_x + b does not depend on the recurrence, so it is
 one [B*T, D] x [D, 4H] matmul for the whole sequence; only h_{t-1} W_h runs
-inside the scan. Gates are ordered (input, forget, cell, output) along the 4H
-axis (Hochreiter & Schmidhuber 1997, with the forget gate of Gers et al. 2000):
+inside the scan. The cell is nn.lstm's, shared with the PixelRNN layers: the 4H
+axis is laid out [H, 4], unit-major, with the gates (input, forget, output,
+candidate) of each unit adjacent (Hochreiter & Schmidhuber 1997, with the forget
+gate of Gers et al. 2000):
 
-  i, f, g, o = split(x_t W_x + b + h_{t-1} W_h, 4)
+  [i, f, o, g] = reshape(x_t W_x + b + h_{t-1} W_h, [H, 4])
   c_t = sigmoid(f) * c_{t-1} + sigmoid(i) * tanh(g)
   h_t = sigmoid(o) * tanh(c_t)
 """
@@ -15,6 +17,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 from flax import nnx
+
+from gen_jax.nn import lstm
 
 
 class LSTMState(NamedTuple):
@@ -31,10 +35,8 @@ def lstm_cell(state: LSTMState, projected_input: jax.Array,
               recurrent_kernel: jax.Array) -> LSTMState:
   """One step: projected_input [B, 4H] is x_t W_x + b; recurrent_kernel is W_h [H, 4H]."""
   gates = projected_input + state.hidden @ recurrent_kernel  # [B, 4H]
-  input_gate, forget_gate, candidate, output_gate = jnp.split(gates, 4, axis=-1)
-  cell = (jax.nn.sigmoid(forget_gate) * state.cell
-          + jax.nn.sigmoid(input_gate) * jnp.tanh(candidate))
-  return LSTMState(jax.nn.sigmoid(output_gate) * jnp.tanh(cell), cell)
+  hidden, cell = lstm.lstm_cell(gates.reshape(*gates.shape[:-1], -1, lstm.NUM_GATES), state.cell)
+  return LSTMState(hidden, cell)
 
 
 def lstm_scan(state: LSTMState, projected_inputs: jax.Array,
@@ -52,8 +54,8 @@ def lstm_scan(state: LSTMState, projected_inputs: jax.Array,
 class LSTM(nnx.Module):
   """One LSTM layer: W_x [D, 4H] (fan-in normal), W_h [H, 4H] (orthonormal rows), b [4H].
 
-  The forget gate's bias starts at 1, so the initial cell keeps most of its
-  memory (Jozefowicz et al. 2015).
+  The forget gate's bias starts at nn.lstm.FORGET_BIAS (1), so the initial cell
+  keeps most of its memory (Jozefowicz et al. 2015).
   """
 
   def __init__(self, in_features: int, hidden_features: int, *, rngs: nnx.Rngs):
@@ -62,8 +64,8 @@ class LSTM(nnx.Module):
         rngs.params(), (in_features, 4 * hidden_features)))
     self.recurrent_kernel = nnx.Param(nnx.initializers.orthogonal()(
         rngs.params(), (hidden_features, 4 * hidden_features)))
-    self.bias = nnx.Param(jnp.zeros((4 * hidden_features,)).at[
-        hidden_features:2 * hidden_features].set(1.0))
+    self.bias = nnx.Param(jnp.zeros((hidden_features, lstm.NUM_GATES)).at[
+        :, lstm.FORGET_GATE].set(lstm.FORGET_BIAS).reshape(-1))  # [4H] laid out [H, 4]
 
   def project(self, inputs: jax.Array) -> jax.Array:  # [..., D] -> [..., 4H]
     return inputs @ self.input_kernel[...] + self.bias[...]

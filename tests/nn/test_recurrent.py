@@ -17,7 +17,8 @@ def numpy_lstm(inputs, input_kernel, recurrent_kernel, bias):
   outputs = []
   for t in range(steps):
     z = inputs[:, t] @ input_kernel + h @ recurrent_kernel + bias
-    i, f, g, o = (z[:, k * hidden_size:(k + 1) * hidden_size] for k in range(4))
+    z = z.reshape(batch, hidden_size, 4)  # the 4H axis is [H, 4]: unit-major, gates i, f, o, g
+    i, f, o, g = (z[..., k] for k in range(4))
     c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
     h = sigmoid(o) * np.tanh(c)
     outputs.append(h)
@@ -56,4 +57,4 @@ def test_initialisation():
   layer = recurrent.LSTM(3, 6, rngs=nnx.Rngs(0))
   kernel = np.asarray(layer.recurrent_kernel[...])  # [H, 4H] with orthonormal rows
   np.testing.assert_allclose(kernel @ kernel.T, np.eye(6), atol=1e-5)
-  np.testing.assert_array_equal(layer.bias[...], np.repeat([0.0, 1.0, 0.0, 0.0], 6))
+  np.testing.assert_array_equal(layer.bias[...], np.tile([0.0, 1.0, 0.0, 0.0], 6))  # [H, 4]: f = 1
