@@ -115,9 +115,24 @@ class Run:
   step: int
   mesh: object
   compiled: dict = dataclasses.field(default_factory=dict, repr=False)  # name -> jit'd fn
+  loaded_eval_split: object = dataclasses.field(default=None, repr=False)  # see eval_split
 
   def metrics(self, split: str | None = None) -> list[dict]:
     return read_metrics(self.workdir, split)
+
+  def eval_split(self) -> data.Split:
+    """The eval split of the 8-bit images the model reads (a VQ prior's: its stage 1's),
+    as stored (no preprocessing), loaded once."""
+    if self.loaded_eval_split is None:
+      self.loaded_eval_split = data.load_splits(self.image_data_config)[1]
+    return self.loaded_eval_split
+
+  def require(self, purpose: str, *hooks: str) -> None:
+    """A UserError naming `purpose` unless the task has every one of `hooks`."""
+    missing = [hook for hook in hooks if getattr(self.task, hook) is None]
+    if missing:
+      raise UserError(f"{purpose} needs a model with {' and '.join(missing)}; "
+                      f"{self.config.model.name} has no {missing[0]}")
 
   def sample(self, num: int, rng, labels=None) -> np.ndarray:
     """uint8 [num, H, W, C] (or the family's sample type) drawn from the run's model."""
@@ -225,6 +240,52 @@ class Run:
       raise UserError(f"{self.config.model.name} has no encoder")
     encode = self.task.encode
     return self.map_batches("encode", lambda state, batch, rng: encode(
+        state, batch["image"], batch.get("label")), images, labels)
+
+  @property
+  def image_levels(self) -> int:
+    """Levels of the images the model reads (2 when binarized, 256 for 8-bit data)."""
+    return (self.spec.extras or {}).get("image_spec", self.spec).num_levels
+
+  def model_inputs(self, images, labels=None) -> np.ndarray:
+    """8-bit images as eval feeds them to the model (eval's binarization): uint8 levels
+    0..image_levels-1 (data.as_8bit(x, run.image_levels) shows them on 0..255)."""
+    return self.map_batches("model_inputs", lambda state, batch, rng: batch["image"], images,
+                            labels)
+
+  def reconstruct(self, images, labels=None) -> np.ndarray:
+    """uint8 8-bit decode(encode(x)) of 8-bit images through eval's preprocessing (VAE:
+    the decoder mean at the posterior mean; VQ-VAE: the decoded nearest codes)."""
+    self.require("reconstruction", "encode", "decode")
+    encode, decode = self.task.encode, self.task.decode
+    return self.map_batches("reconstruct", lambda state, batch, rng: decode(
+        state, encode(state, batch["image"], batch.get("label")), batch.get("label")),
+        images, labels)
+
+  def encode_latents(self, images, labels=None) -> np.ndarray:
+    """[N, Z] float points of the continuous latent space (Task.encode_latents) of 8-bit
+    images through eval's preprocessing."""
+    self.require("a continuous latent space", "encode_latents", "decode_latents")
+    encode = self.task.encode_latents
+    return self.map_batches("encode_latents", lambda state, batch, rng: encode(
+        state, batch["image"], batch.get("label")), images, labels)
+
+  def decode_latents(self, latents, labels=None) -> np.ndarray:
+    """uint8 8-bit images [N, H, W, C] of latents [N, Z] (Task.decode_latents)."""
+    self.require("a continuous latent space", "encode_latents", "decode_latents")
+    if "decode_latents" not in self.compiled:
+      self.compiled["decode_latents"] = jax.jit(self.task.decode_latents)
+    conditional = bool(self.config.model.get("class_conditional", False))
+    labels = np.asarray(labels, np.int32) if conditional and labels is not None else None
+    return np.asarray(jax.device_get(self.compiled["decode_latents"](
+        self.state, np.asarray(latents, np.float32), labels)))
+
+  def posterior(self, images, labels=None) -> tuple[np.ndarray, np.ndarray]:
+    """(means [N, Z], log-variances [N, Z]) of q(z|x) of 8-bit images through eval's
+    preprocessing (the VAEs)."""
+    self.require("a Gaussian posterior q(z|x)", "posterior")
+    posterior = self.task.posterior
+    return self.map_batches("posterior", lambda state, batch, rng: posterior(
         state, batch["image"], batch.get("label")), images, labels)
 
   def decode(self, codes, labels=None) -> np.ndarray:

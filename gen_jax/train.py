@@ -195,9 +195,9 @@ def run(config, workdir: str, mode: str = "train", mesh=None,
   spec = dataset_spec(config.data)
   validate_config(config, mesh)
   task = tasks.create_task(config, spec)
-  if mode not in MODES and mode not in task.modes and mode not in applications.RUN_MODES:
+  if mode not in MODES and mode not in applications.RUN_MODES:
     raise UserError(f"unknown mode {mode!r} for {config.model.name}; use one of "
-                    f"{', '.join((*MODES, *task.modes, *applications.RUN_MODES))}")
+                    f"{', '.join((*MODES, *applications.RUN_MODES))}")
   with StopRequest(enabled=mode == "train") as stop:
     if task.prepare_eval is not None and mode in ("train", "eval"):
       task.prepare_eval(mesh)  # a missing evaluation network fails here, before any step
@@ -267,11 +267,6 @@ def run_in_workdir(config, workdir, outputs, mode, mesh, spec, task, splits, sto
       run_object = runs.Run(workdir, config, spec, task, state, step, mesh)
       results[mode] = applications.RUN_MODES[mode](
           run_object, jax.random.fold_in(sample_rng, step + 1), writer) or {}
-      if results[mode]:
-        writer.write_scalars(step, mode, results[mode])
-    elif mode in task.modes:
-      results[mode] = task.modes[mode](state, jax.random.fold_in(sample_rng, step + 1),
-                                       eval_split, step, writer, mesh) or {}
       if results[mode]:
         writer.write_scalars(step, mode, results[mode])
         logging.info("step %d %s %s", step, mode, results[mode])

@@ -14,6 +14,8 @@ to a target C at a pressure gamma, so latents switch on one by one.
 import jax
 import jax.numpy as jnp
 
+from gen_jax.objectives import elbo
+
 
 def capacity_schedule(step: jax.Array, capacity_max: float, capacity_steps: int) -> jax.Array:
   """C(t) = C_max min(1, t / T) nats (C_max at once when T = 0)."""
@@ -24,8 +26,8 @@ def capacity_schedule(step: jax.Array, capacity_max: float, capacity_steps: int)
 
 
 def beta_vae_loss(negative_log_likelihood: jax.Array, kl: jax.Array, beta: float) -> jax.Array:
-  """-log p(x|z) + beta KL per example [B], nats."""
-  return negative_log_likelihood + beta * kl
+  """-ELBO_beta = -log p(x|z) + beta KL per example [B], nats (objectives/elbo.py)."""
+  return -elbo.elbo(-negative_log_likelihood, kl, beta)
 
 
 def capacity_loss(negative_log_likelihood: jax.Array, kl: jax.Array, gamma: float,

@@ -2,8 +2,9 @@
 
 Trained with softmax cross-entropy on a labelled image dataset; reports test
 `accuracy`. Its "samples" are its first-layer filters (a classifier draws no
-images). `--mode fid_floor` measures the FID/KID of real training images
-against the eval split in its feature space: the floor a generator can reach.
+images). `--mode fid_floor` (applications/fid_floor.py) measures the FID/KID of
+real training images against the eval split in its feature space: the floor a
+generator can reach.
 Other tasks load a trained classifier from its workdir with
 `load_feature_network`.
 """
@@ -13,10 +14,9 @@ import os
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
-from gen_jax import config_defaults, data, runs
+from gen_jax import config_defaults, runs
 from gen_jax.data.sources import DatasetSpec
 from gen_jax.errors import UserError
 from gen_jax.evaluation import fid
@@ -65,20 +65,6 @@ def feature_network(apply_fn, params) -> fid.FeatureNetwork:
       lambda images: apply_fn(params, images, method="features_and_logits")))
 
 
-def fid_floor(state, rng, eval_split, step, writer, mesh, *, config, apply_fn):
-  """FID/KID and class histogram of eval.num_fid_samples real training images vs the eval split."""
-  del rng, step, writer, mesh
-  network = feature_network(apply_fn, eval_params(state))
-  batch_size = config.train.eval_batch_size
-  reference = fid.ReferenceSet.from_features(
-      fid.image_features(network, eval_split.images, batch_size)[0])
-  train_split, _ = data.load_splits(config.data)
-  num = min(config.eval.num_fid_samples, len(train_split))
-  chosen = np.random.default_rng(config.seed).choice(len(train_split), num, replace=False)
-  return fid.compare_to_reference(network, reference, train_split.images[chosen], config.eval,
-                                  batch_size, int(eval_split.labels.max()) + 1)
-
-
 def create_classifier_module(model_config, spec: DatasetSpec):
   return lambda rngs: Classifier(image_shape=spec.image_shape, num_classes=spec.num_classes,
                                  features=model_config.features,
@@ -95,8 +81,7 @@ def create_classifier_task(config, spec: DatasetSpec) -> Task:
       train_step=make_train_step(functools.partial(classification_loss, apply_fn=apply_fn), tx,
                                  schedule, config.train.ema_decay, **train_settings(config.train)),
       eval_step=functools.partial(classifier_eval_step, apply_fn=apply_fn),
-      sample=first_layer_filters,
-      modes={"fid_floor": functools.partial(fid_floor, config=config, apply_fn=apply_fn)})
+      sample=first_layer_filters)
 
 
 def load_feature_network(workdir: str, *, min_accuracy: float, image_shape, mesh=None):

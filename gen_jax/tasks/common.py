@@ -61,8 +61,6 @@ class Task:
   # prepare_eval(mesh): loads what split_metrics needs (e.g. a FID feature network), called
   # before training so that a bad setting fails before the first step, not at the first eval
   prepare_eval: Callable | None = None
-  # extra --mode values: name -> fn(state, rng, eval_split, step, writer, mesh) -> metrics
-  modes: dict[str, Callable] = dataclasses.field(default_factory=dict)
   # log_prob(state, batch, rng) -> [B] nats per example of the batch eval_step reads:
   # log p(x) itself or a lower bound on it, as log_prob_kind says: 'exact', 'elbo',
   # 'iwae-<k>', 'vq-bound' (log p(codes) + log p(x | codes)). Eval's bits/dim is
@@ -75,10 +73,20 @@ class Task:
   # [B, H, W, C] (after binarization); None: {'image': images}. A VQ prior encodes the
   # images into its codes with the frozen stage-1 model here.
   image_batch: Callable | None = None
-  # encode(state, images, labels) -> codes, decode(state, codes, labels) -> uint8 images:
-  # families with a latent space (VAE: posterior means; VQ-VAE: code indices)
+  # encode(state, images, labels) -> codes, decode(state, codes, labels) -> uint8 8-bit
+  # images [B, H, W, C]: families with a latent space (VAE: posterior means; VQ-VAE: code
+  # indices). decode(encode(x)) is the reconstruction --mode reconstruct / restore show.
   encode: Callable | None = None
   decode: Callable | None = None
+  # A continuous latent space (--mode interpolate / attributes / traverse move through it):
+  # encode_latents(state, images, labels) -> z [B, Z] float, decode_latents(state, z,
+  # labels) -> uint8 8-bit images [B, H, W, C]. VAE: posterior means and decoder means;
+  # AE: its codes; VQ-VAE: the encoder outputs before quantization, flattened.
+  encode_latents: Callable | None = None
+  decode_latents: Callable | None = None
+  # posterior(state, images, labels) -> (means [B, Z], log-variances [B, Z]) of a Gaussian
+  # q(z|x): the VAEs (MIG, --mode traverse's KL order)
+  posterior: Callable | None = None
 
 
 def make_optimizer(train_config) -> tuple[optax.GradientTransformation, optax.Schedule]:

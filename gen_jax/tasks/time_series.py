@@ -13,8 +13,8 @@ while likelihoods and reported parameters are in the data's own units.
 Eval reports `nll` (nats per held-out step) beside `ols_nll` (the least-squares
 fit of the training part, the conditional maximum-likelihood answer) and, for a
 generated process, `true_nll` (the true parameters). `sample` draws forecast
-paths from the end of the training part; `--mode forecast` scores k-step
-forecasts from every held-out origin.
+paths from the end of the training part; `--mode forecast`
+(applications/forecasting.py) scores k-step forecasts from every held-out origin.
 """
 
 import csv
@@ -147,27 +147,6 @@ def forecast_errors(ar: dict, series: jax.Array, boundary: int, horizon: int,
           "coverage": jnp.mean((actual >= lower) & (actual <= upper), axis=0)}
 
 
-def forecast_mode(state, rng, eval_split, step, writer, mesh, *, location, scale, series,
-                  boundary, horizon, level, num_paths, references, plot_settings) -> dict:
-  """--mode forecast: k-step RMSE / coverage over the held-out part, and the forecast plot."""
-  del eval_split, mesh
-  if len(series) - boundary < horizon:
-    raise UserError(f"sample.horizon={horizon} exceeds the {len(series) - boundary} held-out values")
-  models = {"": data_units(eval_params(state), location, scale), **{
-      f"{name.removesuffix('_nll')}_": ar for name, ar in references.items()}}
-  metrics = {}
-  for prefix, ar in models.items():
-    errors = jax.device_get(forecast_errors(ar, jnp.asarray(series), boundary, horizon, level))
-    for k in sorted({1, horizon}):
-      metrics[f"{prefix}rmse_step_{k}"] = float(errors["rmse"][k - 1])
-      metrics[f"{prefix}coverage_step_{k}"] = float(errors["coverage"][k - 1])
-    metrics[f"{prefix}mean_coverage"] = float(np.mean(errors["coverage"]))
-  samples = jax.device_get(forecast(state, rng, num_paths, location=location, scale=scale,
-                                    history=jnp.asarray(plot_settings["history"]), horizon=horizon, level=level))
-  write_forecast(writer, step, samples, level=level, name="forecast", **plot_settings)
-  return metrics
-
-
 def reference_fits(spec: DatasetSpec, order: int) -> dict[str, dict]:
   """{'ols_nll': the least-squares AR(p) of the training part, 'true_nll': the truth if known}."""
   series, boundary = spec.extras["series"], spec.extras["boundary"]
@@ -179,11 +158,13 @@ def reference_fits(spec: DatasetSpec, order: int) -> dict[str, dict]:
                  "noise_std": float(ar["noise_std"])} for name, ar in references.items()}
 
 
-def create_ar_task(config, spec: DatasetSpec) -> Task:
+def ar_settings(config, spec: DatasetSpec) -> dict:
+  """The checked static settings of an AR(p) run: data units (location, scale), the
+  series and its train / held-out boundary, the reference fits, the forecast horizon,
+  interval level and plot history (what the task and --mode forecast share)."""
   order, window = config.model.order, config.data.window_length
   if order < 1:
     raise UserError(f"model.order={order} must be >= 1")
-  check_float32_compute(config.train, "ar_p", "a linear model fitted to be compared with OLS")
   references = reference_fits(spec, order)
   longest = max([order] + [len(ar["coefficients"]) for ar in references.values()])
   if window <= longest:
@@ -197,11 +178,20 @@ def create_ar_task(config, spec: DatasetSpec) -> Task:
   location, scale = float(np.mean(series[:boundary])), float(np.std(series[:boundary]))
   if scale == 0:
     raise UserError("the training part of the series is constant: nothing to fit")
-  units = dict(location=location, scale=scale)
   history = series[max(boundary - config.sample.history, 0):boundary]
   if len(history) < order:
     raise UserError(f"sample.history={config.sample.history} must be >= model.order={order}")
-  plot_settings = dict(history=history, future=series[boundary:boundary + horizon])
+  return dict(units=dict(location=location, scale=scale), series=series, boundary=boundary,
+              references=references, horizon=horizon, level=level,
+              plot_settings=dict(history=history, future=series[boundary:boundary + horizon]))
+
+
+def create_ar_task(config, spec: DatasetSpec) -> Task:
+  check_float32_compute(config.train, "ar_p", "a linear model fitted to be compared with OLS")
+  settings = ar_settings(config, spec)
+  order, window, boundary = config.model.order, config.data.window_length, settings["boundary"]
+  units, references = settings["units"], settings["references"]
+  plot_settings, level = settings["plot_settings"], settings["level"]
   steps_per_window = (boundary - order) / (boundary - window + 1)  # scored training steps
   tx, schedule = make_optimizer(config.train)
   return Task(
@@ -213,10 +203,6 @@ def create_ar_task(config, spec: DatasetSpec) -> Task:
                                  config.train.ema_decay, **train_settings(config.train)),
       eval_step=functools.partial(ar_eval_step, **units, references=references),
       split_metrics=functools.partial(parameter_metrics, **units, references=references),
-      sample=functools.partial(forecast, **units, history=jnp.asarray(history), horizon=horizon,
-                               level=level),
-      write_samples=functools.partial(write_forecast, level=level, **plot_settings),
-      modes={"forecast": functools.partial(
-          forecast_mode, **units, series=series, boundary=boundary, horizon=horizon, level=level,
-          num_paths=config.train.num_samples, references=references,
-          plot_settings=plot_settings)})
+      sample=functools.partial(forecast, **units, history=jnp.asarray(plot_settings["history"]),
+                               horizon=settings["horizon"], level=level),
+      write_samples=functools.partial(write_forecast, level=level, **plot_settings))

@@ -25,8 +25,8 @@ uniform prior over the codes (the paper's KL = log K per code):
 plus `psnr` of the 8-bit reconstructions and, per level, `codebook_perplexity`
 and `dead_codes` over the eval split (TensorBoard gets the code-usage histogram).
 Samples decode codes drawn independently from the codes' training frequencies
-(no prior: configs/vqvae_prior.py trains one); `--mode reconstruct` writes eval
-images above their reconstructions.
+(no prior: configs/vqvae_prior.py trains one). The applications use encode /
+decode (code indices) and encode_latents / decode_latents (z_e, unquantized).
 """
 
 import dataclasses
@@ -47,6 +47,7 @@ from gen_jax.models.vqvae import MODELS
 from gen_jax.objectives import discretized_gaussian as dgauss
 from gen_jax.objectives import likelihoods, reconstruction
 from gen_jax.objectives import vector_quantization as vq
+from gen_jax.objectives.decoders import to_uint8
 from gen_jax.tasks.common import (Task, check_default_train_settings, make_optimizer,
                                   module_functions)
 
@@ -85,12 +86,9 @@ def metric_name(level: str, name: str, levels) -> str:
 
 
 def draws_compile_fast():
-  """A context for random draws of replicated arrays (initial parameters, restarts).
-
-  XLA on CPU compiles JAX's default (partitionable) threefry several times slower,
-  once per distinct shape: about 11 s instead of 3 s for a VQ-VAE's init. The
-  values of a replicated draw do not depend on its sharding either way.
-  """
+  """A context for random draws of replicated arrays (initial parameters, restarts): XLA
+  on CPU compiles JAX's default (partitionable) threefry several times slower, once per
+  shape (11 s instead of 3 s for a VQ-VAE's init); a replicated draw's values are the same."""
   return jax.threefry_partitionable(False)
 
 
@@ -260,12 +258,31 @@ def vq_encode(state: VQState, images, labels=None, *, apply_fn, settings: VQSett
 
 def vq_decode(state: VQState, codes: dict, labels=None, *, apply_fn,
               settings: VQSettings) -> jax.Array:
-  """{level: code indices [B, h, w]} -> uint8 images [B, H, W, C] (the rounded decoder mean)."""
+  """{level: code indices [B, h, w]} -> uint8 8-bit images [B, H, W, C]: the decoder mean
+  rounded to the data's levels, shown on 0..255 (binarized data: 0 or 255)."""
   del labels
-  embeddings = {level: state.params["codebooks"][level][level_codes]
-                for level, level_codes in codes.items()}
-  mean = apply_fn(state.params["model"], embeddings, method="decode")
-  return dgauss.unit_to_levels(mean, settings.num_levels).astype(jnp.uint8)
+  embeddings = {level: state.params["codebooks"][level][indices] for level, indices in codes.items()}
+  mean = apply_fn(state.params["model"], embeddings, method="decode")  # [B, H, W, C] in [-1, 1]
+  return to_uint8(dgauss.unit_to_levels(mean, settings.num_levels) / (settings.num_levels - 1))
+
+
+def vq_encode_latents(state: VQState, images, labels=None, *, apply_fn, settings: VQSettings):
+  """The encoder outputs z_e before quantization, flattened: [B, sum_levels h w D]."""
+  del labels
+  latents = autoencode(state.params, images, apply_fn=apply_fn, settings=settings)[1]
+  return jnp.concatenate([latents[level].reshape(len(images), -1) for level in settings.levels], -1)
+
+
+def vq_decode_latents(state: VQState, z, labels=None, *, apply_fn, settings: VQSettings,
+                      latent_shapes):
+  """z [B, sum_levels h w D] -> nearest codes per level -> uint8 8-bit images [B, H, W, C]."""
+  codes, start = {}, 0
+  for level in settings.levels:
+    codebook = state.params["codebooks"][level]  # [K, D]
+    size = math.prod(latent_shapes[level]) * codebook.shape[-1]
+    part = z[:, start:start + size].reshape(len(z), *latent_shapes[level], codebook.shape[-1])
+    codes[level], start = vq.quantize(part, codebook)[1], start + size
+  return vq_decode(state, codes, apply_fn=apply_fn, settings=settings)
 
 
 def vq_code_counts(state: VQState, batch, *, apply_fn, settings: VQSettings) -> dict:
@@ -306,24 +323,6 @@ def vq_sample(state: VQState, rng, num: int, *, apply_fn, settings: VQSettings,
                                    shape=(num, *latent_shapes[level]))
     embeddings[level] = state.params["codebooks"][level][codes]
   mean = apply_fn(state.params["model"], embeddings, method="decode")
-  return dgauss.unit_to_levels(mean, settings.num_levels).astype(jnp.uint8)
-
-
-def vq_reconstruct_mode(state, rng, eval_split, step, writer, mesh, *, reconstruct_fn, num,
-                        num_levels: int, binarization: str, seed: int):
-  """--mode reconstruct: samples/reconstruction_<step>.png, the eval images as the model
-  sees them (data.model_inputs) above their reconstructions, both shown as 8-bit."""
-  del rng, mesh
-  inputs = data.model_inputs(eval_split.images[:num], binarization, seed, 3)
-  reconstructions = np.asarray(jax.device_get(reconstruct_fn(state, jnp.asarray(inputs))))
-  writer.write_images(step, "reconstruction",
-                      data.as_8bit(np.concatenate([inputs, reconstructions]), num_levels),
-                      num_columns=len(inputs))
-  return {}
-
-
-def vq_reconstruct(state: VQState, images, *, apply_fn, settings: VQSettings):
-  mean, _, _, _ = autoencode(state.params, images, apply_fn=apply_fn, settings=settings)
   return dgauss.unit_to_levels(mean, settings.num_levels).astype(jnp.uint8)
 
 
@@ -380,7 +379,6 @@ def create_vq_task(config, spec: DatasetSpec) -> Task:
   tx, schedule = create_vq_optimizer(config.train, settings.ema_codebook)
   bound = dict(apply_fn=apply_fn, settings=settings)
   count_fn = jax.jit(functools.partial(vq_code_counts, **bound))
-  reconstruct_fn = jax.jit(functools.partial(vq_reconstruct, **bound))
   return Task(
       init=functools.partial(vq_init, create_params=create_params, tx=tx, settings=settings,
                              latent_shapes=latent_shapes,
@@ -396,7 +394,5 @@ def create_vq_task(config, spec: DatasetSpec) -> Task:
       split_metrics=functools.partial(vq_split_metrics, count_fn=count_fn, settings=settings,
                                       eval_batch_size=config.train.eval_batch_size,
                                       binarization=config.data.binarization, seed=config.seed),
-      modes={"reconstruct": functools.partial(
-          vq_reconstruct_mode, reconstruct_fn=reconstruct_fn, num=config.train.num_samples,
-          num_levels=spec.num_levels, binarization=config.data.binarization,
-          seed=config.seed)})
+      encode_latents=functools.partial(vq_encode_latents, **bound),
+      decode_latents=functools.partial(vq_decode_latents, latent_shapes=latent_shapes, **bound))

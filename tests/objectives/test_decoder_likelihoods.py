@@ -8,7 +8,7 @@ import numpy as np
 import scipy.stats
 from jax.scipy.stats import norm
 
-from gen_jax.objectives import likelihoods
+from gen_jax.objectives import decoders, likelihoods
 
 
 def test_bernoulli_nll_matches_direct_computation():
@@ -71,3 +71,15 @@ def test_dequantized_gaussian_bounds_the_discrete_likelihood():
   offset = (likelihoods.dequantized_gaussian_nll(keys[0], images, mean, log_scale)
             - likelihoods.gaussian_nll(y, mean, log_scale))
   np.testing.assert_allclose(likelihoods.bits_per_dim(offset, images.size), 8.0, rtol=1e-4)
+
+
+def test_decoder_means():
+  outputs = jnp.array([[[[[0.0, 1.0, -2.0]]]]])  # [1, 1, 1, 1, 3]
+  probs = jax.nn.softmax(outputs[0, 0, 0, 0])
+  np.testing.assert_allclose(decoders.decoder_mean("categorical", outputs, 3)[0, 0, 0, 0],
+                             (probs[1] + 2 * probs[2]) / 2, rtol=1e-6)
+  np.testing.assert_allclose(decoders.decoder_mean("bernoulli", outputs, 2)[0, 0, 0, 0],
+                             1 / 2, rtol=1e-6)
+  # Gaussian on y = (x + u) / 256: a mean at the centre of level 200's bin is level 200.
+  mean = jnp.full((1, 1, 1, 1, 2), (200 + 0.5) / 256)
+  np.testing.assert_allclose(decoders.decoder_mean("gaussian", mean, 256), 200 / 255, rtol=1e-6)

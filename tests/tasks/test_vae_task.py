@@ -1,10 +1,8 @@
 """The VAE / autoencoder task: closed forms through the whole eval path, IWAE wiring,
-class-row samples, config errors, and the application modes end to end."""
+class-row samples and config errors (the applications: tests/applications/)."""
 
 import functools
-import glob
 import math
-import os
 
 import jax
 import jax.numpy as jnp
@@ -12,8 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import load_config
-from gen_jax import data, tasks, train
-from gen_jax.data import corruptions
+from gen_jax import tasks, train
 from gen_jax.data.sources import DatasetSpec
 from gen_jax.errors import UserError
 from gen_jax.tasks import vae as vae_task
@@ -123,18 +120,6 @@ def test_autoencoder_code_gaussian():
   np.testing.assert_allclose(np.cov(drawn.T), np.cov(codes.T, bias=True), atol=0.1)
 
 
-def test_decoder_means():
-  outputs = jnp.array([[[[[0.0, 1.0, -2.0]]]]])  # [1, 1, 1, 1, 3]
-  probs = jax.nn.softmax(outputs[0, 0, 0, 0])
-  np.testing.assert_allclose(vae_task.decoder_mean("categorical", outputs, 3)[0, 0, 0, 0],
-                             (probs[1] + 2 * probs[2]) / 2, rtol=1e-6)
-  np.testing.assert_allclose(vae_task.decoder_mean("bernoulli", outputs, 2)[0, 0, 0, 0],
-                             1 / 2, rtol=1e-6)
-  # Gaussian on y = (x + u) / 256: a mean at the centre of level 200's bin is level 200.
-  mean = jnp.full((1, 1, 1, 1, 2), (200 + 0.5) / 256)
-  np.testing.assert_allclose(vae_task.decoder_mean("gaussian", mean, 256), 200 / 255, rtol=1e-6)
-
-
 @pytest.mark.parametrize("change,message", [
     (dict(likelihood="bernoulli", binarization="none"), "needs binary data"),
     (dict(likelihood="poisson"), "model.likelihood='poisson'"),
@@ -158,58 +143,3 @@ def test_bad_settings_are_user_errors(change, message):
                      change.get("num_classes", 10))
   with pytest.raises(UserError, match=message):
     tasks.create_task(config, spec)
-
-
-def run_modes(config, workdir, modes):
-  train.run(config, workdir)
-  return {mode: train.run(config, workdir, mode=mode)[mode] for mode in modes}
-
-
-def tiny_config(filename, tiny_idx, **model):
-  """(config, first 16 eval images) of a :smoke config on the tiny data, 2 steps."""
-  config = load_config(filename, "smoke")
-  idx_dir, data_dir, _ = tiny_idx
-  with config.unlocked():
-    config.data.idx_dir, config.data.data_dir = idx_dir, data_dir
-    config.train.num_steps, config.train.checkpoint_every = 2, 2
-    config.train.eval_batch_size, config.train.progress_bar = 8, False
-    config.eval.iwae_samples = 0
-    for key, value in model.items():
-      config.model[key] = value
-  _, eval_split = data.load_splits(config.data)  # the trainer's order (not the IDX files')
-  with config.unlocked():
-    config.eval.attribute_from, config.eval.attribute_to = (int(v) for v in eval_split.labels[:2])
-  return config, eval_split.images[:16]
-
-
-def test_modes_write_grids_and_restore_reports_direct_psnr(tiny_idx, tmp_path):
-  config, clean = tiny_config("cvae.py", tiny_idx)
-  results = run_modes(config, str(tmp_path / "cvae"),
-                      ("reconstruct", "interpolate", "attributes", "restore"))
-  names = {os.path.basename(p) for p in glob.glob(str(tmp_path / "cvae" / "samples" / "*.png"))}
-  source, target = config.eval.attribute_from, config.eval.attribute_to
-  assert {"reconstruct_2.png", "interpolate_2.png", f"attributes_{source}_to_{target}_2.png",
-          "restore_2.png"} <= names
-  assert math.isfinite(results["reconstruct"]["psnr"])
-  assert results["attributes"]["attribute_vector_norm"] >= 0
-  # The corrupted-input PSNRs are those of the corruptions themselves, computed directly.
-  direct = {
-      "gaussian_noise": corruptions.gaussian_noise(clean, 0.2, np.random.default_rng([0, 0])),
-      "salt_and_pepper": corruptions.salt_and_pepper(clean, 0.1, np.random.default_rng([0, 1])),
-      "masked_block": corruptions.masked_block(clean, 10, np.random.default_rng([0, 2]))}
-  for name, corrupted in direct.items():
-    mse = ((clean.astype(np.float64) - corrupted) ** 2).reshape(16, -1).mean(1)
-    np.testing.assert_allclose(results["restore"][f"{name}_psnr_corrupted"],
-                               np.mean(10 * np.log10(255.0 ** 2 / mse)), rtol=1e-5)
-    assert math.isfinite(results["restore"][f"{name}_psnr_restored"])
-
-
-def test_autoencoder_modes_and_psnr(tiny_idx, tmp_path):
-  config, _ = tiny_config("ae.py", tiny_idx, architecture="mlp")
-  results = run_modes(config, str(tmp_path / "ae"), ("reconstruct", "attributes"))
-  # reconstruct's PSNR covers the same images as eval (max_eval_examples 16 = num_examples).
-  with config.unlocked():
-    config.data.max_eval_examples = 16
-  evaluated = train.run(config, str(tmp_path / "ae"), mode="eval")["eval"]
-  np.testing.assert_allclose(results["reconstruct"]["psnr"], evaluated["psnr"], rtol=1e-4)
-  assert 0 < evaluated["psnr"] < 40
