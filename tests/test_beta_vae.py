@@ -1,4 +1,5 @@
-"""beta-VAE task: MIG wired to the eval split's factors, traversals, the capacity schedule in training."""
+"""beta-VAE task: MIG wired to the eval split's factors, the capacity schedule in training,
+--mode traverse end to end (the traversal order: tests/applications/)."""
 
 import glob
 import math
@@ -25,9 +26,9 @@ def sprite_split(num=300):
   return data.load_splits(config)[1]
 
 
-def centre_of_mass_encoder(state, images):
+def centre_of_mass_encoder(state, images, labels=None):
   """A 'posterior' whose means are the sprite's centre of mass (x, y) and a constant."""
-  del state
+  del state, labels
   images = images[..., 0].astype(jnp.float32)  # [B, S, S]
   grid = jnp.arange(images.shape[1], dtype=jnp.float32) + 0.5
   mass = images.sum((1, 2))
@@ -40,55 +41,12 @@ def centre_of_mass_encoder(state, images):
 def test_mig_reads_the_factors_of_the_images_it_encodes():
   split = sprite_split()
   # Batches of 64 over 300 images: the padded last batch must not shift the rows.
-  metrics = beta_vae.mig_metrics(None, None, split, None, encode=centre_of_mass_encoder,
+  metrics = beta_vae.mig_metrics(None, None, split, None, posterior=centre_of_mass_encoder,
                                  batch_size=64, num_bins=20, num_examples=0,
                                  factor_names=sprites.FACTOR_NAMES, binarization="none", seed=0)
   assert metrics["mig_x"] > 0.7 and metrics["mig_y"] > 0.7
   assert max(metrics[f"mig_{name}"] for name in ("shape", "scale", "rotation")) < 0.15
   assert math.isclose(metrics["mig"], np.mean([metrics[f"mig_{n}"] for n in sprites.FACTOR_NAMES]))
-
-
-class ImageRecorder:
-  def __init__(self):
-    self.images = {}
-
-  def write_images(self, step, name, images, num_columns=None):
-    self.images[name] = (np.asarray(images), num_columns)
-
-
-def test_traversal_rows_vary_one_latent_each_in_kl_order():
-  kl_order = [2, 0, 1]  # latent 2 carries the most information, latent 1 none
-
-  def encode(state, images):
-    del state
-    num = len(images)
-    means = jnp.broadcast_to(jnp.array([0.5, 0.0, -1.0]), (num, 3))
-    log_variances = jnp.broadcast_to(jnp.log(jnp.array([0.5, 1.0, 0.1])), (num, 3))
-    return means, log_variances
-
-  def decode(state, z):  # a 1 x 3 image whose pixel d shows z_d
-    del state
-    return jnp.clip((z + 2.5) / 5.0, 0.0, 1.0)[:, None, :, None]  # [B, 1, 3, 1]
-
-  eval_config = ml_collections.ConfigDict({"num_examples": 0, "num_images": 2,
-                                           "traversal_limit": 2.5, "traversal_steps": 5})
-  split = data.Split({"image": np.zeros((20, 1, 3, 1), np.uint8)})
-  writer = ImageRecorder()
-  metrics = beta_vae.traverse_mode(None, None, split, 7, writer, None, encode=encode,
-                                   decode=decode, eval_config=eval_config, batch_size=8,
-                                   binarization="none", seed=0)
-  assert set(writer.images) == {"traversal0", "traversal1"}
-  grid, columns = writer.images["traversal0"]
-  assert columns == 5 and grid.shape == (15, 1, 3, 1)
-  pixels = grid[:, 0, :, 0].reshape(3, 5, 3).astype(int)  # [row, step, latent]
-  expected_values = np.round(np.linspace(0, 1, 5) * 255)
-  base = np.round(np.array([3.0, 2.5, 1.5]) / 5.0 * 255)
-  for row, latent in enumerate(kl_order):
-    np.testing.assert_array_equal(pixels[row, :, latent], expected_values)
-    others = [d for d in range(3) if d != latent]
-    np.testing.assert_array_equal(pixels[row][:, others], np.broadcast_to(base[others], (5, 2)))
-  assert metrics["active_latents"] == 2.0
-  np.testing.assert_allclose(metrics["kl_nats_latent1"], 0.0, atol=1e-6)
 
 
 def test_capacity_run_trains_evaluates_mig_and_traverses(tmp_path):

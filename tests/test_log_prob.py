@@ -14,6 +14,8 @@ import pytest
 from conftest import tiny_pixelcnn_config
 from gen_jax import data, parallel, runs, tasks
 from gen_jax.errors import UserError
+from gen_jax.objectives import discretized_gaussian as dgauss
+from gen_jax.tasks import vq as vq_task
 
 # (config, arg, eval metric that is the mean of -log_prob in bits/dim)
 IMAGE_FAMILIES = [
@@ -128,5 +130,8 @@ def test_vqvae_encode_decode_is_evals_reconstruction(smoke_run):
   images = eval_split_of(run).images[:3]
   codes = run.encode(images)
   assert set(codes) == {"latent"} and codes["latent"].dtype.kind == "i"
-  reconstruct = run.task.modes["reconstruct"].keywords["reconstruct_fn"]
-  np.testing.assert_array_equal(run.decode(codes), reconstruct(run.state, jnp.asarray(images)))
+  _, apply_fn, levels, _ = vq_task.create_vq_model(run.config.model, run.spec)
+  settings = vq_task.create_vq_settings(run.config.model, run.spec, levels)
+  mean = vq_task.autoencode(run.state.params, jnp.asarray(images), apply_fn=apply_fn,
+                            settings=settings)[0]  # eval's reconstruction (8-bit data)
+  np.testing.assert_array_equal(run.decode(codes), dgauss.unit_to_levels(mean, 256))

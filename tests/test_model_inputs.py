@@ -8,6 +8,7 @@ import pytest
 
 from conftest import load_config, smoke_config, tiny_pixelcnn_config
 from gen_jax import data, parallel, runs, tasks, train
+from gen_jax.applications import latent_space
 from gen_jax.data import pipeline
 from gen_jax.errors import UserError
 from gen_jax.tasks import beta_vae as beta_vae_task
@@ -67,15 +68,16 @@ def test_vq_reconstruct_mode_encodes_the_binarized_images(tiny_idx):
   config = smoke_config("vqvae.py", "smoke", tiny_idx)
   with config.unlocked():
     config.data.binarization = "fixed"
-    config.train.num_samples = 3
   spec, task, state, eval_split = init_task(config)
+  run = runs.Run("", config, spec, task, state, 0, parallel.create_mesh(jax.devices()[:1]))
   writer = ImageRecorder()
-  task.modes["reconstruct"](state, jax.random.PRNGKey(1), eval_split, 0, writer, None)
-  grid = writer.images["reconstruction"]
-  binarized = (eval_split.images[:3] >= 128).astype(np.uint8)
-  np.testing.assert_array_equal(grid[:3], 255 * binarized)
-  reconstruct = jax.jit(task.modes["reconstruct"].keywords["reconstruct_fn"])
-  np.testing.assert_array_equal(grid[3:], 255 * np.asarray(reconstruct(state, binarized)))
+  latent_space.reconstruct_mode(run, None, writer)
+  grid = writer.images["reconstruct"]
+  columns = latent_space.APPLICATION_DEFAULTS["num_images"]  # vqvae.py sets no eval.num_images
+  binarized = (eval_split.images[:columns] >= 128).astype(np.uint8)
+  np.testing.assert_array_equal(grid[:columns], 255 * binarized)
+  reconstruct = jax.jit(lambda state, x: task.decode(state, task.encode(state, x)))
+  np.testing.assert_array_equal(grid[columns:], np.asarray(reconstruct(state, binarized)))
 
 
 def test_beta_vae_mig_and_traversals_encode_the_binarized_images():
@@ -84,22 +86,27 @@ def test_beta_vae_mig_and_traversals_encode_the_binarized_images():
   split = pipeline.Split({"image": images, "factors": factors})
   seen = []
 
-  def encode(state, x):  # posterior means = the first two pixels, unit variance
+  def posterior(state, x, labels=None):  # posterior means = the first two pixels, unit variance
     jax.debug.callback(lambda value: seen.append(np.asarray(value)), x)
     flat = x.reshape(len(x), -1).astype(jnp.float32)
     return flat[:, :2], jnp.zeros_like(flat[:, :2])
 
-  beta_vae_task.mig_metrics(None, None, split, None, encode=encode, batch_size=8, num_bins=2,
-                            num_examples=0, factor_names=("a", "b"), binarization="fixed",
-                            seed=0)
+  beta_vae_task.mig_metrics(None, None, split, None, posterior=posterior, batch_size=8,
+                            num_bins=2, num_examples=0, factor_names=("a", "b"),
+                            binarization="fixed", seed=0)
   assert seen and all(set(np.unique(x)) <= {0, 1} for x in seen)
   np.testing.assert_array_equal(np.concatenate(seen)[:8], images >= 128)
   seen.clear()
-  eval_config = load_config("beta_vae.py", "smoke").eval
-  beta_vae_task.traverse_mode(None, None, split, 0, ImageRecorder(), None, encode=encode,
-                              decode=lambda state, z: jnp.zeros((len(z), 4, 4, 1)),
-                              eval_config=eval_config, batch_size=8, binarization="fixed",
-                              seed=0)
+  config = load_config("beta_vae.py", "smoke")
+  with config.unlocked():
+    config.data.binarization, config.train.eval_batch_size = "fixed", 8
+  task = tasks.common.Task(init=None, train_step=None, eval_step=None, sample=None,
+                           posterior=posterior, encode_latents=lambda s, x, y=None: x,
+                           decode_latents=lambda s, z, y=None: jnp.zeros((len(z), 4, 4, 1),
+                                                                          jnp.uint8))
+  run = runs.Run("", config, data.DatasetSpec((4, 4, 1), 2, 0), task, None, 0,
+                 parallel.create_mesh(jax.devices()[:1]), loaded_eval_split=split)
+  latent_space.traverse_mode(run, None, ImageRecorder())
   np.testing.assert_array_equal(np.concatenate(seen)[:8], images >= 128)
 
 

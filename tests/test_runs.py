@@ -40,6 +40,17 @@ def test_lower_floors_never_import_the_trainer_or_entry_points():
   assert not offenders, offenders
 
 
+def test_applications_import_runs_and_below_never_the_trainer():
+  """gen_jax/applications/ sits beside train.py: it reaches a trained model through runs."""
+  offenders = []
+  directory = os.path.join(REPO, "gen_jax", "applications")
+  for name in sorted(os.listdir(directory)):
+    if name.endswith(".py"):
+      bad = imported_modules(os.path.join(directory, name)) & (UPPER_MODULES | {"gen_jax.workdir"})
+      offenders += [f"gen_jax/applications/{name} imports {m}" for m in sorted(bad)]
+  assert not offenders, offenders
+
+
 def test_import_graph_check_sees_function_level_imports(tmp_path):
   path = tmp_path / "m.py"
   path.write_text("def f():\n  from gen_jax import train\n  return train\n")
