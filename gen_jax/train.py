@@ -100,31 +100,6 @@ def evaluate(eval_step, state, split, rng, mesh, config) -> dict[str, float]:
   return {name: float(value) / count for name, value in totals.items()}
 
 
-def completion_grid(originals: np.ndarray, start: int, completions: np.ndarray) -> np.ndarray:
-  """Rows of originals, observed parts (unobserved sub-pixels grey) and completions."""
-  num = len(originals)
-  observed = originals.reshape(num, -1).copy()
-  observed[:, start:] = 128
-  return np.concatenate([originals, observed.reshape(originals.shape), completions])
-
-
-def write_completions(task, state, split, rng, num, step, writer, *, num_levels: int,
-                      binarization: str, seed: int) -> np.ndarray:
-  """Completes the bottom half of the first `num` eval images, as the model sees them
-  (data.model_inputs): samples/completion_<step>.png. Returns the completions."""
-  images = data.model_inputs(split.images[:num], binarization, seed, 5)
-  labels = None if split.labels is None else jnp.asarray(split.labels[:num])
-  height, width, channels = images.shape[1:]
-  start = (height // 2) * width * channels  # observe the top half
-  complete = jax.jit(task.complete, static_argnums=4)
-  completions = np.asarray(jax.device_get(
-      complete(state, rng, jnp.asarray(images), labels, start)))
-  grid = completion_grid(data.as_8bit(images, num_levels), start,
-                         data.as_8bit(completions, num_levels))
-  logging.info("wrote %s", writer.write_images(step, "completion", grid, num_columns=num))
-  return completions
-
-
 class StopRequest:
   """Turns SIGTERM/SIGINT into a flag the loop polls, so it can save before exiting."""
 
@@ -274,10 +249,11 @@ def run_in_workdir(config, workdir, outputs, mode, mesh, spec, task, splits, sto
       do_eval(state, step)
     elif mode == "sample":  # never over a grid training wrote: sample_step_<N>_<k>.png
       do_sample(state, step, writer.tagged("sample_", f"_{unused_sample_index(outputs, step)}"))
-      if task.complete is not None:
-        write_completions(task, state, eval_split, jax.random.fold_in(jax.random.fold_in(sample_rng, step), 1),
-                          config.train.num_samples, step, writer, num_levels=spec.num_levels,
-                          binarization=config.data.binarization, seed=config.seed)
+      if task.complete is not None:  # applications/completion.py
+        applications.completion.write_completions(
+            runs.Run(workdir, config, spec, task, state, step, mesh),
+            jax.random.fold_in(jax.random.fold_in(sample_rng, step), 1),
+            config.train.num_samples, writer)
     else:
       finish_owed_work(config, outputs, state, step, do_eval, do_sample)
       train_step = jax.jit(task.train_step, in_shardings=(replicated, sharded, replicated),

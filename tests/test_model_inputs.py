@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import load_config, smoke_config, tiny_pixelcnn_config
-from gen_jax import data, parallel, runs, tasks, train
-from gen_jax.applications import latent_space
+from gen_jax import data, parallel, runs, tasks
+from gen_jax.applications import completion, latent_space
 from gen_jax.data import pipeline
 from gen_jax.errors import UserError
 from gen_jax.tasks import beta_vae as beta_vae_task
@@ -51,9 +51,8 @@ def test_a_binarized_pixelcnn_completes_the_binarized_image(tiny_idx):
     config.data.binarization = "fixed"
   spec, task, state, eval_split = init_task(config)
   writer = ImageRecorder()
-  completions = train.write_completions(task, state, eval_split, jax.random.PRNGKey(1), 3, 0,
-                                        writer, num_levels=spec.num_levels,
-                                        binarization="fixed", seed=0)
+  run = runs.Run("", config, spec, task, state, 0, parallel.create_mesh(jax.devices()[:1]))
+  completions = completion.write_completions(run, jax.random.PRNGKey(1), 3, writer)
   binarized = (eval_split.images[:3] >= 128).astype(np.uint8)
   start = 14 * 28
   assert set(np.unique(completions)) <= {0, 1}

@@ -9,7 +9,8 @@ refuses, with a one-line UserError, a family that lacks them.
 
 from typing import Callable
 
-from gen_jax.applications import cas, fid_floor, forecasting, latent_space, ood, restoration
+from gen_jax.applications import (cas, completion, fid_floor, forecasting, latent_space, ood,
+                                  restoration)
 
 RUN_MODES: dict[str, Callable] = {
     "reconstruct": latent_space.reconstruct_mode,
@@ -17,6 +18,7 @@ RUN_MODES: dict[str, Callable] = {
     "attributes": latent_space.attributes_mode,
     "traverse": latent_space.traverse_mode,
     "restore": restoration.restore_mode,
+    "complete": completion.complete_mode,
     "forecast": forecasting.forecast_mode,
     "fid_floor": fid_floor.fid_floor_mode,
     "ood": ood.ood_mode,

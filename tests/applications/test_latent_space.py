@@ -23,10 +23,12 @@ REFUSED = {
     ("vae_mlp.py", "forecast"): "needs an AR\\(p\\) run",
     ("vae_mlp.py", "fid_floor"): "needs a 'classifier' run",
     ("vae_mlp.py", "cas"): "class_conditional",
+    ("vae_mlp.py", "complete"): "completion needs a model with complete",
     ("vqvae.py", "traverse"): "needs a model with posterior; vqvae has no posterior",
     ("vqvae.py", "forecast"): "needs an AR\\(p\\) run",
     ("vqvae.py", "fid_floor"): "needs a 'classifier' run",
     ("vqvae.py", "cas"): "class_conditional|conditional",
+    ("vqvae.py", "complete"): "completion needs a model with complete",
 }
 
 
