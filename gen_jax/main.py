@@ -12,7 +12,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from gen_jax import checkpointing, errors, parallel, train
+from gen_jax import applications, checkpointing, errors, parallel, train
 from gen_jax.errors import NonFiniteError, StoppedBySignal, UserError
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -20,8 +20,8 @@ _CONFIG = config_flags.DEFINE_config_file(
     lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, metrics, samples).")
 _MODE = flags.DEFINE_string(
-    "mode", "train", f"What to do with the run: {', '.join(train.MODES)}, or a mode of "
-    "the model's task (e.g. a VAE's interpolate).")
+    "mode", "train", f"What to do with the run: {', '.join(train.MODES)}, or an "
+    f"application of the trained model: {', '.join(applications.RUN_MODES)}.")
 _OUTPUT_DIR = flags.DEFINE_string(
     "output_dir", None, "Where modes other than train write metrics and samples "
     "(default: the workdir); for a read-only run directory.")

@@ -5,7 +5,6 @@ It knows only the task interface of `gen_jax.tasks`, never a model by name.
 checkpoints), 'eval' (the whole eval split, once) or 'sample' (one grid).
 """
 
-import dataclasses
 import errno
 import glob
 import math

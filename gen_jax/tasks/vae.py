@@ -13,11 +13,10 @@ running mean and covariance kept in its state, Ghosh et al. 2020). With
 --config.eval.classifier_workdir set, eval also scores the samples (decoder
 means) by classifier-feature FID/KID, as the GANs are (tasks/sample_metrics.py).
 
-The applications
-(`--mode reconstruct|interpolate|attributes|restore|traverse`, gen_jax/applications/)
-use the task's hooks: encode_latents (images -> posterior means; the
-autoencoder's code), decode_latents (codes -> 8-bit decoder means) and, for
-the VAEs, posterior (images -> q(z|x)'s means and log-variances).
+The applications (gen_jax/applications/: --mode reconstruct, interpolate,
+attributes, restore, traverse) use the task's hooks: encode / encode_latents
+(images -> posterior means; the autoencoder's code), decode / decode_latents
+(codes -> 8-bit decoder means) and, for the VAEs, posterior (q(z|x)).
 """
 
 import dataclasses

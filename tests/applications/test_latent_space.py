@@ -7,7 +7,6 @@ import glob
 import math
 import os
 
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
