@@ -6,7 +6,8 @@ eval's preprocessing (a binarized model encodes the binarized images, never
 (tasks/common.Task): the VAEs, CVAE, beta-VAE, the autoencoder and VQ-VAE.
 
   reconstruct   encode, decode: grid of the inputs as the model sees them (8-bit)
-                above their reconstructions; `psnr` over eval.num_examples images
+                above their reconstructions; `psnr` of the reconstructions against
+                those inputs (binarized: 0 / 255) over eval.num_examples images
   interpolate   encode_latents, decode_latents: rows test image a, decodes of
                 (1 - t) z_a + t z_b for t in [0, 1], test image b
   attributes    encode_latents, decode_latents: alpha * (mean code of class `to` -
