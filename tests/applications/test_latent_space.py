@@ -73,6 +73,36 @@ def test_vq_reconstruct_reports_evals_psnr(smoke_run, tmp_path):
                                 run.decode(run.encode(images[:columns])))
 
 
+class ImageRecorder:
+  """A writer that keeps the grids it is given."""
+
+  def __init__(self):
+    self.images = {}
+
+  def write_images(self, step, name, images, num_columns=None):
+    self.images[name] = np.asarray(images)
+    return name
+
+
+@pytest.mark.parametrize("filename", ["vae_mlp.py", "vqvae.py"])
+def test_interpolation_rows_start_and_end_at_the_reconstructions(filename, smoke_run):
+  """t = 0 and t = 1 decode z_a and z_b themselves: the reconstructions of a and b (up to
+  one level: decode_latents and reconstruct are compiled apart), between the inputs."""
+  run = runs.load(smoke_run(filename)[0])
+  writer = ImageRecorder()
+  latent_space.interpolate_mode(run, None, writer)
+  steps = latent_space.setting(run, "interpolation_steps")
+  pairs = latent_space.setting(run, "num_images")
+  images = run.eval_split().images[:2 * pairs]
+  grid = writer.images["interpolate"].reshape(pairs, steps + 2, *images.shape[1:])
+  inputs = data.as_8bit(run.model_inputs(images), run.image_levels)
+  np.testing.assert_array_equal(grid[:, 0], inputs[:pairs])
+  np.testing.assert_array_equal(grid[:, -1], inputs[pairs:])
+  reconstructions = run.reconstruct(images).astype(int)
+  assert np.abs(grid[:, 1].astype(int) - reconstructions[:pairs]).max() <= 1
+  assert np.abs(grid[:, -2].astype(int) - reconstructions[pairs:]).max() <= 1
+
+
 def test_traversal_rows_vary_one_latent_each_in_kl_order():
   kl_order = [2, 0, 1]  # latent 2 carries the most information, latent 1 none
   means = np.broadcast_to(np.array([0.5, 0.0, -1.0]), (20, 3))
