@@ -165,11 +165,18 @@ def repository_root() -> str:
 
 def describe_device() -> str:
   """The device a gen_jax.main process gets here (asked in a child: no accelerator is held)."""
-  code = ("import jax, os; d = jax.devices(); print(f'{d[0].platform} {d[0].device_kind} x"
-          "{len(d)}, {os.cpu_count()} host CPU cores')")
+  code = ("import jax, os; d = jax.devices(); kind = d[0].device_kind; print(f'{d[0].platform}"
+          "{\"\" if kind == d[0].platform else \" \" + kind} x{len(d)}, {os.cpu_count()} host "
+          "CPU cores')")
   done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                         check=False)
-  return done.stdout.strip() or "unknown device"
+  description = done.stdout.strip() or "unknown device"
+  try:
+    with open("/proc/cpuinfo") as f:
+      names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+  except OSError:
+    names = []
+  return description + (f" ({names[0]})" if names else "")
 
 
 def finished_record(workdir: str, steps: int, final_eval: bool) -> dict | None:

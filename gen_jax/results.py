@@ -199,8 +199,23 @@ def group_table(group: Group, runs: dict[str, list[dict]], curves: dict[str, lis
             "Mean ± sample standard deviation over seeds; flattened = the first metric "
             "changed by at most 1% over the last quarter of its eval points."]
   for ordering in group.orderings:
-    lines += ["", ordering_sentence(ordering, means.get(ordering.metric, {}))]
+    sentence = ordering_sentence(ordering, means.get(ordering.metric, {}))
+    if "does not match" in sentence:
+      sentence += " " + budget_caveat(ordering, runs, curves)
+    lines += ["", sentence]
   return "\n".join(lines) + "\n"
+
+
+def budget_caveat(ordering: Ordering, runs: dict[str, list[dict]],
+                  curves: dict[str, list[list]]) -> str:
+  """Why an ordering may not hold here: the budget, and which rows were still moving."""
+  rows = [m for m in ordering.best_first if runs.get(m)]
+  steps = sorted({r["steps"] for m in rows for r in runs[m]})
+  moving = [m for m in rows if any(flatten_note(c)["flat"] is False for c in curves.get(m, []))]
+  return (f"These runs stopped at {', '.join(map(str, steps))} steps, far below the papers' "
+          "budgets (hundreds of epochs), on other data" + (
+              f"; {', '.join(moving)} had not flattened, so the order may still change."
+              if moving else "; every row had flattened at this budget."))
 
 
 def results_markdown(header: str, tables: list[str]) -> str:
