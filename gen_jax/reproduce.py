@@ -315,12 +315,17 @@ def main(argv):
     replace_readme_block(_README.value, None)  # a bad --readme fails now, not after the runs
   budget_dir = os.path.abspath(os.path.join(_ROOT.value, f"{kind}_{amount}"))
   if _DRY_RUN.value:
+    calibrated = os.path.join(budget_dir, "calibration.json")
+    known = json.load(open(calibrated)) if os.path.isfile(calibrated) else {}
     for name in names:
+      if kind == "minutes" and name not in known:
+        print(f"# {name}: steps from a {_CALIBRATION_STEPS.value}-step calibration run first")
+        continue
+      steps = amount if kind == "steps" else known[name]["steps"]
       for seed in range(_SEEDS.value):
         workdir = os.path.join(budget_dir, name, f"seed_{seed}")
-        print(" ".join(run_command(RUNS[name], seed, workdir, budget_dir,
-                                   amount if kind == "steps" else 0, _VARIANT.value,
-                                   eval_every(amount, _NUM_EVALS.value))[1:]))
+        print(" ".join(run_command(RUNS[name], seed, workdir, budget_dir, steps,
+                                   _VARIANT.value, eval_every(steps, _NUM_EVALS.value))[1:]))
     return
   device = describe_device()
   records, failures, budgets = {}, {}, {}

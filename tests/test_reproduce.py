@@ -216,3 +216,37 @@ def test_a_run_gets_the_workdirs_it_needs(tmp_path):
   unmarked.write_text("no markers\n")
   with pytest.raises(app.UsageError, match="no <!-- reproduce:begin -->"):
     reproduce.replace_readme_block(str(unmarked), "table")
+
+
+def test_calibration_runs_once_per_model_and_records_its_arithmetic(tmp_path, monkeypatch):
+  calls = []
+
+  def fake_execute(command, log):  # a calibration run: 3 log intervals, the first compiling
+    calls.append(command)
+    workdir = command[command.index("--workdir") + 1]
+    with open(os.path.join(workdir, "metrics.jsonl"), "w") as f:
+      for step, rate in ((10, 0.1), (20, 2.0), (30, 2.0)):
+        f.write(json.dumps({"step": step, "split": "train", "steps_per_s": rate}) + "\n")
+    return 0, "", 1.0
+
+  monkeypatch.setattr(reproduce, "execute", fake_execute)
+  budget_dir = str(tmp_path / "minutes_5")
+  entry = reproduce.calibrate(reproduce.RUNS["pixelcnn"], budget_dir, 5, "", "cpu", 30)
+  assert entry["seconds_per_step"] == pytest.approx(0.5) and entry["steps"] == 600
+  assert "--config.train.num_steps=30" in calls[0] and "--config.train.log_every=10" in calls[0]
+  again = reproduce.calibrate(reproduce.RUNS["pixelcnn"], budget_dir, 5, "", "cpu", 30)
+  assert again == entry and len(calls) == 1  # kept in calibration.json, not re-timed
+  stored = json.loads((tmp_path / "minutes_5" / "calibration.json").read_text())
+  assert stored["pixelcnn"]["steps"] == 600 and stored["pixelcnn"]["device"] == "cpu"
+
+
+def test_every_override_names_a_key_of_its_config():
+  from conftest import load_config
+  for run in reproduce.RUNS.values():
+    config = load_config(f"{run.config}.py")
+    flags_ = run.overrides + run.final_eval + tuple(f"--config.{key}=x" for key, _, _ in run.needs)
+    for flag in flags_:
+      node = config
+      for part in flag.removeprefix("--config.").split("=")[0].split("."):
+        assert part in node, f"{run.name}: {flag} names no key of configs/{run.config}.py"
+        node = node[part]
