@@ -312,39 +312,25 @@ def replace_readme_block(path: str, text: str | None) -> None:
       f.write(readme[:begin + len(README_BEGIN) + 1] + text + readme[end:])
 
 
-def main(argv):
-  del argv
-  kind, amount = parse_budget(_BUDGET.value)
-  names = selected_runs(_GROUPS.value, _MODELS.value)
-  if _README.value:
-    replace_readme_block(_README.value, None)  # a bad --readme fails now, not after the runs
-  budget_dir = os.path.abspath(os.path.join(_ROOT.value, f"{kind}_{amount}"))
-  if _DRY_RUN.value:
-    calibrated = os.path.join(budget_dir, "calibration.json")
-    known = json.load(open(calibrated)) if os.path.isfile(calibrated) else {}
-    for name in names:
-      if kind == "minutes" and name not in known:
-        print(f"# {name}: steps from a {_CALIBRATION_STEPS.value}-step calibration run first")
-        continue
-      steps = amount if kind == "steps" else known[name]["steps"]
-      for seed in range(_SEEDS.value):
-        workdir = os.path.join(budget_dir, name, f"seed_{seed}")
-        print(" ".join(run_command(RUNS[name], seed, workdir, budget_dir, steps,
-                                   _VARIANT.value, eval_every(steps, _NUM_EVALS.value))[1:]))
-    return
-  device = describe_device()
-  records, failures, budgets = {}, {}, {}
+def print_commands(names: list[str], kind: str, amount: int, budget_dir: str) -> None:
+  """--dry_run: the training commands (for minutes:M, of the models already calibrated)."""
+  calibrated = os.path.join(budget_dir, "calibration.json")
+  known = json.load(open(calibrated)) if os.path.isfile(calibrated) else {}
   for name in names:
-    steps = amount if kind == "steps" else calibrate(
-        RUNS[name], budget_dir, amount, _VARIANT.value, device, _CALIBRATION_STEPS.value)["steps"]
-    budgets[name] = steps
+    if kind == "minutes" and name not in known:
+      print(f"# {name}: steps from a {_CALIBRATION_STEPS.value}-step calibration run first")
+      continue
+    steps = amount if kind == "steps" else known[name]["steps"]
     for seed in range(_SEEDS.value):
-      outcome = train_one(RUNS[name], seed, budget_dir, steps, device, variant=_VARIANT.value,
-                          num_evals=_NUM_EVALS.value, final_eval=_FINAL_EVAL.value)
-      if isinstance(outcome, str):
-        failures.setdefault(name, []).append(outcome)
-      else:
-        records.setdefault(name, []).append(outcome)
+      workdir = os.path.join(budget_dir, name, f"seed_{seed}")
+      print(" ".join(run_command(RUNS[name], seed, workdir, budget_dir, steps,
+                                 _VARIANT.value, eval_every(steps, _NUM_EVALS.value))[1:]))
+
+
+def tables_markdown(records: dict, failures: dict, budgets: dict, kind: str, amount: int,
+                    budget_dir: str) -> str:
+  """The chosen groups' tables under a header naming the budget and the command; writes
+  each group's curves and sample grids on the way."""
   tables = []
   for group in [g for g in results.GROUPS if g.name in _GROUPS.value]:
     curves = {}
@@ -359,13 +345,43 @@ def main(argv):
   how = (f"{amount} steps per run" if kind == "steps" else
          f"{amount} minutes of training steps per run at each model's calibrated step time "
          f"(steps: {', '.join(f'{n} {s}' for n, s in budgets.items())})")
-  header = (f"Budget: {how}; seeds 0-{_SEEDS.value - 1}; every number below from "
-            f"`python -m gen_jax.reproduce --budget {_BUDGET.value} --groups "
-            f"{','.join(_GROUPS.value)}" + (f" --models {','.join(_MODELS.value)}"
-                                            if _MODELS.value else "")
-            + (f" --variant {_VARIANT.value}" if _VARIANT.value else "") + "` (each run's "
-            f"exact command in its reproduce.json under {_ROOT.value}/{kind}_{amount}/).")
-  markdown = results.results_markdown(header, tables)
+  command = " ".join(["python -m gen_jax.reproduce", f"--budget {kind}:{amount}",
+                      f"--groups {','.join(_GROUPS.value)}", f"--seeds {_SEEDS.value}"]
+                     + ([f"--models {','.join(_MODELS.value)}"] if _MODELS.value else [])
+                     + ([f"--variant {_VARIANT.value}"] if _VARIANT.value else [])
+                     + ([] if _FINAL_EVAL.value else ["--nofinal_eval"]))
+  header = (f"Budget: {how}; seeds 0-{_SEEDS.value - 1}; every number below from `{command}` "
+            f"(each run's exact command in its reproduce.json under "
+            f"{_ROOT.value}/{kind}_{amount}/).")
+  return results.results_markdown(header, tables)
+
+
+def main(argv):
+  del argv
+  kind, amount = parse_budget(_BUDGET.value)
+  if _SEEDS.value < 1:
+    raise app.UsageError(f"--seeds={_SEEDS.value}: at least 1")
+  names = selected_runs(_GROUPS.value, _MODELS.value)
+  if _README.value:
+    replace_readme_block(_README.value, None)  # a bad --readme fails now, not after the runs
+  budget_dir = os.path.abspath(os.path.join(_ROOT.value, f"{kind}_{amount}"))
+  if _DRY_RUN.value:
+    print_commands(names, kind, amount, budget_dir)
+    return
+  device = describe_device()
+  records, failures, budgets = {}, {}, {}
+  for name in names:
+    budgets[name] = amount if kind == "steps" else calibrate(
+        RUNS[name], budget_dir, amount, _VARIANT.value, device, _CALIBRATION_STEPS.value)["steps"]
+    for seed in range(_SEEDS.value):
+      outcome = train_one(RUNS[name], seed, budget_dir, budgets[name], device,
+                          variant=_VARIANT.value, num_evals=_NUM_EVALS.value,
+                          final_eval=_FINAL_EVAL.value)
+      if isinstance(outcome, str):
+        failures.setdefault(name, []).append(outcome)
+      else:
+        records.setdefault(name, []).append(outcome)
+  markdown = tables_markdown(records, failures, budgets, kind, amount, budget_dir)
   with open(os.path.join(os.path.abspath(_ROOT.value), "results.md"), "w") as f:
     f.write(markdown)
   if _README.value:
