@@ -7,20 +7,32 @@
 
 Sprites (gen_jax/data/sprites.py): 32x32 binary images of a square, ellipse or
 heart with 6 scales, 10 rotations and 16 x 16 positions; the eval split's
-factors give the Mutual Information Gap of the posterior means (`mig`).
+factors give the Mutual Information Gap of the posterior means (`mig`). The
+keys not set here are configs/vae_mlp.py's.
 """
 
-from gen_jax import config_defaults, vae_config
-from gen_jax.data import sprites
+import ml_collections
+
+from gen_jax import config_defaults
+
+vae_mlp = config_defaults.load_config_module(__file__, "vae_mlp.py")
 
 
 def get_config(arg=None):
-  config = vae_config.vae_config("beta_vae")
+  config = vae_mlp.unlocked_config()
   config.data.name = "sprites"
-  config.data.sprites = sprites.default_config()
+  config.data.binarization = "none"  # the sprites are binary already
+  config.data.sprites = ml_collections.ConfigDict()  # the generator's factors and splits
+  config.data.sprites.image_size = 32
+  config.data.sprites.num_scales = 6
+  config.data.sprites.num_rotations = 10
+  config.data.sprites.rotation_range = 90.0  # degrees
+  config.data.sprites.num_positions = 16  # per axis
+  config.data.sprites.num_train_examples = 20_000
+  config.data.sprites.num_eval_examples = 2_000
+  config.data.sprites.generator_seed = 0
 
-  config.model.architecture = "mlp"
-  config.model.hidden_sizes = (512, 256)
+  config.model.name = "beta_vae"
   config.model.latent_dim = 10
   config.model.likelihood = "bernoulli"  # the sprites are binary
   config.model.beta = 4.0  # with capacity_max > 0: gamma, the pressure towards C(t)
@@ -57,7 +69,7 @@ def capacity(config):
 
 
 def smoke(config):
-  vae_config.shrink_vae_for_smoke(config)
+  vae_mlp.smoke(config)
   config.eval.iwae_samples = 0
   config.data.sprites.image_size = 16
   config.data.sprites.num_train_examples = 256

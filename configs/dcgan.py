@@ -7,13 +7,15 @@ gen_jax's own Fashion-MNIST classifier (train that first).
 
 Variants: minimax, hinge (losses; the default is non-saturating), r1 (R1
 gradient penalty), conditional (class-conditional G, projection D), each also
-as <variant>_smoke.
+as <variant>_smoke. configs/vaegan.py keeps this training and eval.
 """
+
+import ml_collections
 
 from gen_jax import config_defaults
 
 
-def get_config(arg=None):
+def unlocked_config() -> ml_collections.ConfigDict:
   config = config_defaults.base_config()
   config.model.name = "dcgan"
   config.model.latent_dim = 100
@@ -23,13 +25,40 @@ def get_config(arg=None):
   config.model.r1_gamma = 0.0  # R1 penalty weight (0 = off)
   config.model.class_conditional = False
   config.model.discriminator_batch_norm = True  # as in the paper (not on D's input layer)
-  config_defaults.adversarial_training(config)
 
+  # The paper's Adam (learning rate 2e-4, beta1 0.5), no decay, no clipping; a generator EMA.
+  config.train.num_steps = 10_000
+  config.train.batch_size = 64
+  config.train.learning_rate = 2e-4
+  config.train.adam_b1 = 0.5
+  config.train.lr_schedule = "constant"
+  config.train.warmup_steps = 0
+  config.train.grad_clip_norm = 0.0
+  config.train.ema_decay = 0.999
+  config.train.eval_every = 2000
+  config.train.sample_every = 1000
+  config.train.num_samples = 64
+
+  config.eval = ml_collections.ConfigDict()  # FID/KID (gen_jax.evaluation.fid)
+  # A trained configs/fmnist_classifier.py run whose features define FID/KID;
+  # "" = no FID/KID (said in the log, never reported as 0).
+  config.eval.classifier_workdir = "workdirs/fmnist_classifier"
+  config.eval.min_classifier_accuracy = 0.8  # a weaker classifier is refused
+  config.eval.num_fid_samples = 10_000  # generated images per evaluation
+  config.eval.kid_subsets = 100  # KID: mean unbiased MMD^2 over 100 subsets of 1000
+  config.eval.kid_subset_size = 1000
+  # Standard (Inception-v3) FID/KID as well, from a weights file the user supplies
+  # (format: gen_jax/evaluation/inception.py); "" = none.
+  config.eval.inception_weights = ""
+  return config
+
+
+def get_config(arg=None):
   variants = {"minimax": loss("minimax"), "hinge": loss("hinge"), "r1": r1,
               "conditional": conditional}
   variants.update({f"{name}_smoke": (lambda c, v=variant: (v(c), smoke(c)))
                    for name, variant in variants.items()})
-  return config_defaults.finalize(config, arg, {"smoke": smoke, **variants})
+  return config_defaults.finalize(unlocked_config(), arg, {"smoke": smoke, **variants})
 
 
 def loss(kind):
@@ -48,4 +77,10 @@ def conditional(config):
   config.model.class_conditional = True
 
 
-smoke = config_defaults.shrink_gan_for_smoke
+def smoke(config):
+  """`config_defaults.shrink_for_smoke`, a tiny G and D, and no FID (no classifier there)."""
+  config_defaults.shrink_for_smoke(config)
+  config.model.latent_dim = 16
+  config.model.features = 8
+  config.train.warmup_steps = 0
+  config.eval.classifier_workdir = ""

@@ -18,14 +18,17 @@ and the cross-entropy alpha / (N_l * 599) = 0.1 for 100 labels (1/59 and
 """
 
 from gen_jax import config_defaults
-from gen_jax.data import semi_supervised
 
 NUM_TRAINING_IMAGES = 60_000  # Fashion-MNIST
 
 
 def get_config(arg=None):
   config = config_defaults.base_config()
-  semi_supervised.add_config_keys(config.data, "fashion_mnist", num_labelled=100)
+  config.data.name = "semi_supervised"  # gen_jax/data/semi_supervised.py
+  config.data.base_name = "fashion_mnist"  # the labelled dataset it wraps
+  config.data.num_labelled = 100  # training images that keep their label (N / K per class)
+  config.data.labelled_fraction = 0.5  # of the training split, hence of a batch on average
+  config.data.label_seed = 0  # which images keep their label
   config.data.binarization = "dynamic"  # Bernoulli decoder
 
   config.model.name = "semi_supervised_vae"

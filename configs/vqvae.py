@@ -1,22 +1,59 @@
 """VQ-VAE (van den Oord et al. 2017) on Fashion-MNIST: one 7x7 grid of codes.
 
 Stage 1 of 2: the autoencoder and its codebook. Stage 2 (configs/vqvae_prior.py)
-trains a Gated PixelCNN prior over its codes.
+trains a Gated PixelCNN prior over its codes. configs/vqvae2.py is this config
+with two levels of codes.
 
   python -m gen_jax.main --config configs/vqvae.py --workdir workdirs/vqvae
   python -m gen_jax.main --config configs/vqvae.py --workdir workdirs/vqvae --mode reconstruct
 """
 
-from gen_jax import config_defaults, vq_defaults
+import ml_collections
+
+from gen_jax import config_defaults
+
+
+def unlocked_config() -> ml_collections.ConfigDict:
+  config = config_defaults.base_config()
+  config.model.name = "vqvae"  # vqvae | vqvae2
+  config.model.features = 64  # encoder / decoder width
+  config.model.residual_hidden = 32
+  config.model.num_residual = 2  # residual blocks per stack
+  config.model.num_downsamples = 2  # 28 -> 7 (VQ-VAE-2: the bottom grid; the top is 2x coarser)
+  config.model.embedding_dim = 32  # D
+  config.model.codebook_size = 128  # K (every level)
+  config.model.commitment_cost = 0.25  # beta
+  config.model.codebook_update = "ema"  # ema | loss (||sg(z_e) - e||^2 by gradient)
+  config.model.codebook_decay = 0.99  # EMA decay of the codebook's running counts and sums
+  config.model.codebook_epsilon = 1e-5  # Laplace smoothing of the EMA counts
+  config.model.kmeans_init = True  # codebook <- k-means of the first batch's encoder outputs
+  config.model.kmeans_iterations = 10
+  config.model.restart_dead_codes = True
+  # A code is dead (and moved onto a random encoder output of the batch) when its
+  # running count falls below this fraction of its share under uniform use.
+  config.model.dead_code_fraction = 0.2
+
+  config.train.num_steps = 2000
+  config.train.batch_size = 64
+  config.train.learning_rate = 1e-3
+  config.train.warmup_steps = 50
+  config.train.grad_clip_norm = 0.0
+  config.train.eval_every = 0
+  config.train.sample_every = 0
+  config.train.checkpoint_every = 500
+  config.train.num_samples = 16
+  return config
 
 
 def get_config(arg=None):
-  config = config_defaults.base_config()
-  config.model.name = "vqvae"
-  vq_defaults.add_autoencoder_keys(config)
-  return config_defaults.finalize(config, arg, {"smoke": smoke})
+  return config_defaults.finalize(unlocked_config(), arg, {"smoke": smoke})
 
 
 def smoke(config):
   config_defaults.shrink_for_smoke(config)
-  vq_defaults.shrink_autoencoder_for_smoke(config)
+  config.model.features = 16
+  config.model.residual_hidden = 8
+  config.model.num_residual = 1
+  config.model.embedding_dim = 8
+  config.model.codebook_size = 16
+  config.model.kmeans_iterations = 2

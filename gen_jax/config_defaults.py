@@ -1,11 +1,15 @@
-"""Config keys every experiment shares, and the `smoke` shrink.
+"""Config keys every experiment shares, the `smoke` shrink and the variant helper.
 
-Experiment files in configs/ call `base_config()`, set their model, and
-finish with `finalize(config, arg)`, which applies the `smoke` variant and
-locks the config so that `--config.train.batchsize=...` (a typo) is an error.
+Experiment files in configs/ call `base_config()`, set every key of their model,
+and finish with `finalize(config, arg)`, which applies the variant named by `arg`
+and locks the config so that `--config.train.batchsize=...` (a typo) is an error.
+A config that varies another (configs/ae.py on configs/vae_mlp.py) reads it with
+`load_config_module`.
 """
 
+import importlib.util
 import json
+import os
 
 import ml_collections
 
@@ -94,79 +98,6 @@ def classifier_recipe(config: ml_collections.ConfigDict) -> None:
   config.train.learning_rate = 1e-3
 
 
-def fid_eval_config(classifier_workdir: str) -> ml_collections.ConfigDict:
-  """config.eval for generators scored by FID/KID (gen_jax.evaluation.fid)."""
-  eval_config = ml_collections.ConfigDict()
-  # A trained configs/fmnist_classifier.py run whose features define FID/KID;
-  # "" = no FID/KID (said in the log, never reported as 0).
-  eval_config.classifier_workdir = classifier_workdir
-  eval_config.min_classifier_accuracy = 0.8  # a weaker classifier is refused
-  eval_config.num_fid_samples = 10_000  # generated images per evaluation
-  eval_config.kid_subsets = 100  # KID: mean unbiased MMD^2 over 100 subsets of 1000
-  eval_config.kid_subset_size = 1000
-  # Standard (Inception-v3) FID/KID as well, from a weights file the user supplies
-  # (format: gen_jax/evaluation/inception.py); "" = none.
-  eval_config.inception_weights = ""
-  return eval_config
-
-
-def adversarial_training(config: ml_collections.ConfigDict) -> None:
-  """GAN training (Radford et al. 2016: Adam, learning rate 2e-4, beta1 0.5, no decay, no
-  clipping), a generator EMA, and FID/KID against the classifier in workdirs/."""
-  config.train.num_steps = 10_000
-  config.train.batch_size = 64
-  config.train.learning_rate = 2e-4
-  config.train.adam_b1 = 0.5
-  config.train.lr_schedule = "constant"
-  config.train.warmup_steps = 0
-  config.train.grad_clip_norm = 0.0
-  config.train.ema_decay = 0.999
-  config.train.eval_every = 2000
-  config.train.sample_every = 1000
-  config.train.num_samples = 64
-  config.eval = fid_eval_config("workdirs/fmnist_classifier")
-
-
-def pixelrnn_config(name: str) -> ml_collections.ConfigDict:
-  """PixelRNN (configs/row_lstm.py, diagonal_bilstm.py): base_config() plus the model,
-  sized like the paper's binarized-MNIST Diagonal BiLSTM (7 layers, h = 16)."""
-  config = base_config()
-  config.model.name = name  # row_lstm | diagonal_bilstm
-  config.model.features = 32  # residual stream width (2h in the paper)
-  config.model.hidden_features = 16  # LSTM units per layer (h)
-  config.model.num_layers = 7
-  if name == "row_lstm":  # the Diagonal BiLSTM's state-to-state conv is fixed at 2 x 1
-    config.model.kernel_size = 3  # 1 x k input-to-state, width-k state-to-state
-  config.model.first_kernel_size = 7
-  config.model.head_features = 32
-  # The same samples as naive sampling (a forward pass per sub-pixel), each layer run at
-  # the drawn pixel only from its carried row / diagonal LSTM state.
-  config.model.cached_sampling = True
-
-  config.train.num_steps = 5000
-  config.train.batch_size = 64
-  config.train.learning_rate = 1e-3
-  config.train.ema_decay = 0.999
-  config.train.num_samples = 16
-  return config
-
-
-def shrink_pixelrnn_for_smoke(config: ml_collections.ConfigDict) -> None:
-  shrink_for_smoke(config)
-  config.model.features = config.model.hidden_features = config.model.head_features = 8
-  config.model.num_layers = 1
-  config.model.first_kernel_size = 3
-
-
-def shrink_gan_for_smoke(config: ml_collections.ConfigDict) -> None:
-  """shrink_for_smoke for adversarial_training configs, with no FID (no classifier there)."""
-  shrink_for_smoke(config)
-  config.model.latent_dim = 16
-  config.model.features = 8
-  config.train.warmup_steps = 0
-  config.eval.classifier_workdir = ""  # explicit: no FID/KID in the smoke run
-
-
 def shrink_for_smoke(config: ml_collections.ConfigDict) -> None:
   """A CPU minute, compile included: few steps, a slice of the eval split."""
   config.train.num_steps = 20
@@ -204,3 +135,14 @@ def read_run_config(path: str) -> ml_collections.ConfigDict:
   with open(path) as f:
     stored = json.load(f)
   return ml_collections.ConfigDict(merge(base_config().to_dict(), stored))
+
+
+def load_config_module(config_file: str, base_filename: str):
+  """The config file `base_filename` next to `config_file` (a variant's `__file__`),
+  loaded by path as config_flags loads a config, so configs/ needs no __init__.py."""
+  path = os.path.join(os.path.dirname(os.path.abspath(config_file)), base_filename)
+  spec = importlib.util.spec_from_file_location("config_" + base_filename.removesuffix(".py"),
+                                                path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module

@@ -1,4 +1,5 @@
-"""Small line plots drawn with Pillow (no plotting library): forecasts with bands."""
+"""Small plots drawn with Pillow (no plotting library): forecasts with bands, histograms,
+learning curves, and sample grids enlarged for a page."""
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -91,3 +92,52 @@ def histogram_plot(values_by_name: dict[str, np.ndarray], *, title: str = "",
   draw.text((width - right - 40, base + 3), f"{high:.3g}", fill=OBSERVED)
   draw.text((left, 4), title, fill=OBSERVED)
   return np.asarray(image)
+
+
+def curves_plot(lines: dict[str, tuple[np.ndarray, np.ndarray]], *, title: str = "",
+                size: tuple[int, int] = (640, 320)) -> np.ndarray:
+  """An RGB uint8 [height, width, 3] plot of one curve (x [n], y [n]) per name on shared
+  axes, the names as a legend in their colours and both axes' ranges written at their ends."""
+  width, height = size
+  left, right, top, bottom = 56, 130, 22, 18
+  xs = np.concatenate([np.asarray(x, np.float64) for x, _ in lines.values()])
+  ys = np.concatenate([np.asarray(y, np.float64) for _, y in lines.values()])
+  x_low, x_high = float(xs.min()), float(xs.max())
+  y_low, y_high = float(ys.min()), float(ys.max())
+  x_high = x_high if x_high > x_low else x_low + 1.0
+  pad = 0.05 * (y_high - y_low) or 1.0
+  y_low, y_high = y_low - pad, y_high + pad
+
+  def point(x, y):
+    return (left + (x - x_low) / (x_high - x_low) * (width - left - right),
+            top + (y_high - y) / (y_high - y_low) * (height - top - bottom))
+
+  image = Image.new("RGB", size, "white")
+  draw = ImageDraw.Draw(image)
+  draw.line([(left, top), (left, height - bottom), (width - right, height - bottom)], fill=AXIS)
+  for index, (name, (x, y)) in enumerate(lines.items()):
+    colour = SET_COLOURS[index % len(SET_COLOURS)]
+    points = [point(a, b) for a, b in zip(np.asarray(x, np.float64), np.asarray(y, np.float64))]
+    if len(points) > 1:
+      draw.line(points, fill=colour, width=2)
+    for px, py in points:
+      draw.ellipse([px - 2, py - 2, px + 2, py + 2], fill=colour)
+    draw.text((width - right + 8, top + 12 * index), name, fill=colour)
+  for value in (y_low + pad, y_high - pad):
+    draw.text((4, point(x_low, value)[1] - 6), f"{value:.4g}", fill=OBSERVED)
+  draw.text((left, height - bottom + 3), f"{x_low:.4g}", fill=OBSERVED)
+  draw.text((width - right - 40, height - bottom + 3), f"{x_high:.4g}", fill=OBSERVED)
+  draw.text((left, 4), title, fill=OBSERVED)
+  return np.asarray(image)
+
+
+def upscale_with_border(image: np.ndarray, scale: int, border: int,
+                        colour: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+  """image [H, W, 3] uint8 enlarged `scale` times (each pixel a scale x scale block, no
+  smoothing) inside a `border`-pixel frame: [H * scale + 2 border, W * scale + 2 border, 3]."""
+  enlarged = np.repeat(np.repeat(np.asarray(image), scale, axis=0), scale, axis=1)
+  framed = np.empty((enlarged.shape[0] + 2 * border, enlarged.shape[1] + 2 * border, 3),
+                    np.uint8)
+  framed[...] = colour
+  framed[border:border + enlarged.shape[0], border:border + enlarged.shape[1]] = enlarged
+  return framed

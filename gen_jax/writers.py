@@ -4,6 +4,7 @@ import copy
 import json
 import math
 import os
+import time
 
 import numpy as np
 from absl import logging
@@ -13,15 +14,23 @@ from gen_jax import sampling
 
 
 class MetricWriter:
-  """One JSON object a line ({"step", "split", metrics...}) plus TensorBoard scalars."""
+  """One JSON object a line ({"step", "split", metrics...}) plus TensorBoard scalars.
+
+  A training writer (`resume_step` given) adds `wall_s` to each line: seconds of training
+  since the run started, summed over its processes (a resumed run continues from its last
+  kept line's `wall_s`; the time a stopped process spent after that line is not counted).
+  """
 
   def __init__(self, workdir: str, enabled: bool = True, resume_step: int | None = None):
     """`resume_step`: training resumes from that step, so records of later steps (logged
     before the run was stopped) are dropped, in metrics.jsonl and TensorBoard alike."""
     self.workdir, self.enabled = workdir, enabled
     self.file_prefix, self.file_suffix = "", ""
+    self._wall_start = None
     if enabled and resume_step is not None:
-      drop_records_after(os.path.join(workdir, "metrics.jsonl"), resume_step)
+      path = os.path.join(workdir, "metrics.jsonl")
+      drop_records_after(path, resume_step)
+      self._wall_start = time.perf_counter() - last_wall_seconds(path)
     self._summary = (SummaryWriter(os.path.join(workdir, "tensorboard"),
                                    purge_step=None if resume_step is None else resume_step + 1)
                      if enabled else None)
@@ -46,6 +55,8 @@ class MetricWriter:
     record = {"step": int(step), "split": split,
               **{k: float(v) if math.isfinite(float(v)) else str(float(v))
                  for k, v in metrics.items()}}
+    if self._wall_start is not None:
+      record["wall_s"] = round(time.perf_counter() - self._wall_start, 3)
     with open(os.path.join(self.workdir, "metrics.jsonl"), "a") as f:
       f.write(json.dumps(record) + "\n")
     for name, value in metrics.items():
@@ -112,6 +123,16 @@ def drop_records_after(path: str, step: int) -> int:
       f.writelines(kept)
     os.replace(path + ".tmp", path)
   return len(lines) - len(kept)
+
+
+def last_wall_seconds(path: str) -> float:
+  """The `wall_s` of the last line of a metrics.jsonl that has one (0 if none)."""
+  if not os.path.isfile(path):
+    return 0.0
+  with open(path) as f:
+    walls = [record["wall_s"] for record in map(json.loads, filter(str.strip, f))
+             if "wall_s" in record]
+  return float(walls[-1]) if walls else 0.0
 
 
 def _step_of(line: str) -> float:

@@ -19,7 +19,7 @@ from gen_jax.tasks import beta_vae
 
 
 def sprite_split(num=300):
-  settings = sprites.default_config()
+  settings = ml_collections.ConfigDict(load_config("beta_vae.py").data.sprites.to_dict())
   settings.image_size, settings.num_train_examples, settings.num_eval_examples = 16, 10, num
   config = ml_collections.ConfigDict({"name": "sprites", "max_train_examples": 0,
                                       "max_eval_examples": 0, "sprites": settings})

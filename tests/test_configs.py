@@ -1,11 +1,13 @@
 """Every config loads, locks, validates and has a :smoke variant."""
 
+import ast
 import glob
 import json
 import math
 import os
 
 import jax
+import ml_collections
 import pytest
 
 from conftest import REPO, load_config, prerequisites
@@ -92,6 +94,47 @@ def test_precision_and_accumulation_settings_reach_the_train_step(filename, smok
   else:
     accumulated = traced_step(grad_accum_steps=4)
     assert str(accumulated).count("length=4") > str(default).count("length=4")
+
+
+def config_file_imports(filename: str) -> tuple[set[str], list[str]]:
+  """(modules and names it imports, files it passes to load_config_module)."""
+  with open(os.path.join(REPO, "configs", filename)) as f:
+    tree = ast.parse(f.read())
+  imported, bases = set(), []
+  for node in ast.walk(tree):
+    if isinstance(node, ast.Import):
+      imported.update(alias.name for alias in node.names)
+    elif isinstance(node, ast.ImportFrom):
+      imported.update(f"{node.module}.{alias.name}" for alias in node.names)
+    elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+          and node.func.attr == "load_config_module"):
+      bases.append(node.args[1].value)
+  return imported, bases
+
+
+@pytest.mark.parametrize("filename", CONFIG_FILES)
+def test_a_config_shares_only_config_defaults_and_its_base_config_file(filename):
+  # Every value a config resolves to is in its file, or in the one base file it varies.
+  imported, bases = config_file_imports(filename)
+  assert imported <= {"ml_collections", "gen_jax.config_defaults"}, imported
+  assert len(bases) <= 1 and set(bases) <= set(CONFIG_FILES), bases
+  for base in bases:  # a base is a whole config, not a variant of a third file
+    assert not config_file_imports(base)[1]
+
+
+@pytest.mark.parametrize("filename", CONFIG_FILES)
+def test_no_two_config_blocks_are_one_object(filename):
+  # A block copied from another (vqvae2_prior's two priors) must not alias it.
+  seen = set()
+
+  def walk(node):
+    assert id(node) not in seen
+    seen.add(id(node))
+    for value in node.values():
+      if isinstance(value, ml_collections.ConfigDict):
+        walk(value)
+
+  walk(load_config(filename))
 
 
 def test_unknown_variant():

@@ -1,9 +1,9 @@
-"""The command line: one-line errors, SIGTERM saves, the :smoke config end to end, bench."""
+"""The command line: one-line errors, SIGTERM saves, the :smoke config end to end, bench
+(gen_jax.reproduce: tests/test_reproduce.py)."""
 
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -140,48 +140,3 @@ def test_bench_sample_reports_agreement_and_speedup():
   figures = json.loads(line)
   assert figures["agree"] is True
   assert figures["speedup"] == pytest.approx(figures["naive_s"] / figures["cached_s"])
-
-
-def test_reproduce_runs_every_seed_and_tabulates_their_metrics(tiny_idx, tmp_path):
-  output = tmp_path / "RESULTS.md"
-  idx_dir, data_dir, _ = tiny_idx
-  env = {"TFDS_DATA_DIR": data_dir}  # the tiny dataset, built from idx_dir below
-  from gen_jax.data import sources
-  sources.read_split("fashion_mnist", "train", data_dir=data_dir, idx_dir=idx_dir)
-  readme = tmp_path / "README.md"
-  readme.write_text("# Results\n<!-- reproduce:begin -->\nold table\n<!-- reproduce:end -->\nend\n")
-  result = command("gen_jax.reproduce", "--configs=pixelcnn", "--seeds=0,1", "--steps=3",
-                   "--variant=smoke", f"--root={tmp_path / 'runs'}", f"--output={output}",
-                   f"--readme={readme}", env_extra=env)
-  assert result.returncode == 0, result.stderr[-3000:]
-  assert readme.read_text() == ("# Results\n<!-- reproduce:begin -->\n" + output.read_text()
-                                + "<!-- reproduce:end -->\nend\n")
-  finals = []
-  for seed in (0, 1):
-    with open(tmp_path / "runs" / "pixelcnn" / f"seed_{seed}" / "metrics.jsonl") as f:
-      records = [json.loads(line) for line in f]
-    assert json.load(open(tmp_path / "runs" / "pixelcnn" / f"seed_{seed}" / "config.json"))[
-        "seed"] == seed
-    finals.append([r for r in records if r["split"] == "eval"][-1]["bits_per_dim"])
-  assert finals[0] != finals[1]  # different seeds, different runs
-  mean, std = statistics.mean(finals), statistics.stdev(finals)
-  (row,) = [line for line in output.read_text().splitlines() if line.startswith("| pixelcnn")]
-  assert row == f"| pixelcnn | bits_per_dim | {mean:.4g} ± {std:.2g} | 2 |"
-
-
-def test_reproduce_trains_what_a_headline_needs_first_and_points_it_there(tmp_path):
-  # the DCGAN's FID needs the classifier: its seed-0 run comes first and is passed on
-  result = command("gen_jax.reproduce", "--configs=dcgan", "--seeds=0,1", "--steps=5",
-                   f"--root={tmp_path}", "--dry_run")
-  assert result.returncode == 0, result.stderr[-3000:]
-  unmarked = tmp_path / "README.md"
-  unmarked.write_text("no markers\n")
-  refused = command("gen_jax.reproduce", "--configs=dcgan", "--dry_run", f"--readme={unmarked}")
-  assert refused.returncode != 0 and "no <!-- reproduce:begin -->" in refused.stderr
-  lines = result.stdout.strip().splitlines()
-  assert [line.split("--config ")[1].split()[0] for line in lines] == [
-      "configs/fmnist_classifier.py"] * 2 + ["configs/dcgan.py"] * 2
-  classifier_run = tmp_path / "fmnist_classifier" / "seed_0"
-  for line, seed in zip(lines[2:], (0, 1)):
-    assert f"--config.eval.classifier_workdir={classifier_run}" in line
-    assert f"--workdir {tmp_path / 'dcgan' / f'seed_{seed}'}" in line

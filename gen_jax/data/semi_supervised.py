@@ -22,16 +22,6 @@ from gen_jax.data import sources
 from gen_jax.errors import UserError
 
 
-def add_config_keys(data_config: ml_collections.ConfigDict, base_name: str = "fashion_mnist",
-                    num_labelled: int = 100) -> None:
-  """The keys this dataset reads, with defaults, added to config.data."""
-  data_config.name = "semi_supervised"
-  data_config.base_name = base_name
-  data_config.num_labelled = num_labelled
-  data_config.labelled_fraction = 0.5
-  data_config.label_seed = 0
-
-
 def base_config(data_config) -> ml_collections.ConfigDict:
   """`data_config` naming the wrapped dataset instead."""
   base_name = data_config.get("base_name", "")
@@ -114,7 +104,11 @@ def load(data_config) -> tuple[dict, dict]:
 
 
 def check_settings(data_config) -> None:
-  if not 0 < data_config.get("labelled_fraction", 0.5) < 1:
+  for key in ("base_name", "num_labelled", "labelled_fraction", "label_seed"):
+    if key not in data_config:
+      raise UserError(f"data.name=semi_supervised needs data.{key} "
+                      "(configs/semi_supervised_vae.py sets it)")
+  if not 0 < data_config.labelled_fraction < 1:
     raise UserError(f"data.labelled_fraction={data_config.labelled_fraction} must be in (0, 1)")
 
 
@@ -126,4 +120,4 @@ def semi_supervised_spec(data_config) -> sources.DatasetSpec:
   features = {"image": (tuple(spec.image_shape), "uint8"), "label": ((), "int32"),
               "labelled": ((), "float32"), "labelled_weight": ((), "float32")}
   return dataclasses.replace(spec, features=features, load=load,
-                             extras={"num_labelled": data_config.get("num_labelled", 0)})
+                             extras={"num_labelled": data_config.num_labelled})

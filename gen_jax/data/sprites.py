@@ -14,9 +14,9 @@ rendered from five independent factors, stored beside it as integer indices
 
 Every shape fits in the unit disk of its own frame, scaled by
 scale * 0.2 * S pixels. A pixel is on when at least half of its 2 x 2
-sub-pixel samples fall inside the shape. The default rotation range is 90
-degrees, where no two rotations of the square give the same image (dSprites'
-full turn makes square and ellipse rotations ambiguous).
+sub-pixel samples fall inside the shape. configs/beta_vae.py's rotation range
+is 90 degrees, where no two rotations of the square give the same image
+(dSprites' full turn makes square and ellipse rotations ambiguous).
 
 Examples are distinct factor combinations drawn without replacement from the
 whole product (so train and eval never share an image), deterministic from
@@ -35,20 +35,9 @@ FACTOR_NAMES = ("shape", "scale", "rotation", "x", "y")
 SHAPE_NAMES = ("square", "ellipse", "heart")
 MAX_RADIUS_FRACTION = 0.2  # largest sprite radius, as a fraction of the image side
 SUPERSAMPLING = 2  # sub-pixel samples per side when rendering
-
-
-def default_config() -> ml_collections.ConfigDict:
-  """The config.data.sprites block (sizes of each factor, split sizes, seed)."""
-  config = ml_collections.ConfigDict()
-  config.image_size = 32
-  config.num_scales = 6
-  config.num_rotations = 10
-  config.rotation_range = 90.0  # degrees
-  config.num_positions = 16  # per axis
-  config.num_train_examples = 20_000
-  config.num_eval_examples = 2_000
-  config.generator_seed = 0
-  return config
+# The keys of config.data.sprites (configs/beta_vae.py holds the values).
+SETTINGS_KEYS = ("image_size", "num_scales", "num_rotations", "rotation_range", "num_positions",
+                 "num_train_examples", "num_eval_examples", "generator_seed")
 
 
 def factor_sizes(settings) -> tuple[int, ...]:
@@ -153,8 +142,13 @@ def _generate(key: tuple) -> tuple[dict, dict]:
 
 
 def sprites_settings(data_config):
-  """config.data.sprites, or the defaults when the config has no such block."""
-  settings = data_config.get("sprites", None) or default_config()
+  """config.data.sprites, checked."""
+  settings = data_config.get("sprites", None)
+  if not settings:
+    raise UserError("data.name=sprites needs a data.sprites block (configs/beta_vae.py has one)")
+  missing = [key for key in SETTINGS_KEYS if key not in settings]
+  if missing:
+    raise UserError(f"data.sprites lacks {', '.join(missing)} (configs/beta_vae.py sets them)")
   check_settings(settings)
   return settings
 

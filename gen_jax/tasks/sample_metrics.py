@@ -1,7 +1,7 @@
 """FID, KID and mode coverage of a generator's samples, as a task's split_metrics.
 
 Any task whose `sample(state, rng, num)` returns uint8 images can be scored:
-the GANs always (config.eval from `config_defaults.fid_eval_config`), the VAEs
+the GANs always (config.eval in configs/dcgan.py), the VAEs
 and the autoencoder when `--config.eval.classifier_workdir` names a trained
 configs/fmnist_classifier.py run (their samples are decoder means).
 """

@@ -51,7 +51,8 @@ def test_training_split_hides_every_other_label_and_mixes_the_fraction():
 def test_registered_dataset_reads_the_base_dataset(tiny_idx):
   idx_dir, data_dir, arrays = tiny_idx
   config = config_defaults.base_config().data
-  semi_supervised.add_config_keys(config, "fashion_mnist", 10)
+  config.update(dict(name="semi_supervised", base_name="fashion_mnist", num_labelled=10,
+                     labelled_fraction=0.5, label_seed=0))
   config.idx_dir, config.data_dir = idx_dir, data_dir
   spec = data.get_spec(config)
   assert spec.num_classes == 10 and spec.example_features()["labelled"] == ((), "float32")
@@ -80,6 +81,15 @@ def test_bad_settings_are_user_errors(overrides, message):
     semi_supervised.check_settings(config)
     semi_supervised.base_config(config)
     semi_supervised.select_labelled(labels, config.num_labelled, 10, 0)
+
+
+@pytest.mark.parametrize("key", ["base_name", "num_labelled", "labelled_fraction", "label_seed"])
+def test_a_missing_key_is_a_user_error_naming_it(key):
+  settings = {"name": "semi_supervised", "base_name": "fashion_mnist", "num_labelled": 20,
+              "labelled_fraction": 0.5, "label_seed": 0}
+  del settings[key]
+  with pytest.raises(UserError, match=f"needs data.{key} "):
+    data.get_spec(ml_collections.ConfigDict(settings))
 
 
 @pytest.mark.parametrize("num_labelled", [10, 20])

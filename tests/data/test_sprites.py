@@ -4,13 +4,15 @@ import ml_collections
 import numpy as np
 import pytest
 
+from conftest import load_config
 from gen_jax import data
 from gen_jax.data import sprites
 from gen_jax.errors import UserError
 
 
 def small_settings(**overrides):
-  settings = sprites.default_config()
+  """configs/beta_vae.py's data.sprites with smaller splits."""
+  settings = ml_collections.ConfigDict(load_config("beta_vae.py").data.sprites.to_dict())
   settings.num_train_examples, settings.num_eval_examples = 600, 200
   settings.update(overrides)
   return settings
@@ -92,3 +94,15 @@ def test_registered_dataset_loads_through_the_data_layer():
 def test_bad_settings_are_user_errors(overrides, message):
   with pytest.raises(UserError, match=message):
     sprites.check_settings(small_settings(**overrides))
+
+
+def test_a_missing_block_or_key_is_a_user_error_naming_it():
+  config = ml_collections.ConfigDict({"name": "sprites", "max_train_examples": 0,
+                                      "max_eval_examples": 0})
+  with pytest.raises(UserError, match="needs a data.sprites block"):
+    data.get_spec(config)
+  settings = small_settings().to_dict()
+  del settings["generator_seed"]
+  config.sprites = settings
+  with pytest.raises(UserError, match="data.sprites lacks generator_seed"):
+    data.get_spec(config)

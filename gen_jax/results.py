@@ -1,0 +1,222 @@
+"""The tables of `python -m gen_jax.reproduce`: mean ± spread over seeds, anchors, verdicts.
+
+Everything here is a pure function of the runs' records (each run's reproduce.json and
+its metrics.jsonl eval curve), so the tables can be rebuilt and tested without training.
+"""
+
+import dataclasses
+import statistics
+
+# Metrics where a smaller value is the better model (every other metric: larger is better).
+LOWER_IS_BETTER = frozenset({"bits_per_dim", "iwae_bits_per_dim", "nll_nats", "iwae_nats",
+                             "bits_per_char", "nll", "fid", "kid", "dead_codes"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Anchor:
+  """A published figure for one of our rows, with where it comes from."""
+  value: str  # as printed, with its unit: "3.14 bits/dim"
+  source: str  # "van den Oord et al. 2016a, CIFAR-10"
+  same_data: bool = False  # False: other data than ours (Fashion-MNIST), said in the table
+
+
+@dataclasses.dataclass(frozen=True)
+class Ordering:
+  """What the papers say about the order of some rows in one metric, best first."""
+  metric: str
+  best_first: tuple[str, ...]
+  source: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+  name: str
+  title: str
+  models: tuple[str, ...]
+  metrics: tuple[str, ...]  # columns; the first is the headline (curves, flatten, plots)
+  anchors: tuple[tuple[str, Anchor], ...] = ()  # (model, anchor)
+  orderings: tuple[Ordering, ...] = ()
+
+
+PIXELRNN = "van den Oord et al. 2016a (PixelRNN), CIFAR-10 8-bit RGB"
+GROUPS = (
+    Group("a", "Autoregressive models, Fashion-MNIST 8-bit (test bits/dim)",
+          ("pixelcnn", "gated_pixelcnn", "pixelcnn_pp", "row_lstm", "diagonal_bilstm"),
+          ("bits_per_dim",),
+          (("pixelcnn", Anchor("3.14 bits/dim", PIXELRNN)),
+           ("gated_pixelcnn", Anchor("3.03 bits/dim", "van den Oord et al. 2016b, CIFAR-10")),
+           ("pixelcnn_pp", Anchor("2.92 bits/dim", "Salimans et al. 2017, CIFAR-10")),
+           ("row_lstm", Anchor("3.07 bits/dim", PIXELRNN)),
+           ("diagonal_bilstm", Anchor("3.00 bits/dim", PIXELRNN))),
+          (Ordering("bits_per_dim", ("pixelcnn_pp", "diagonal_bilstm", "gated_pixelcnn",
+                                     "row_lstm", "pixelcnn"),
+                    "the CIFAR-10 figures of the anchors"),)),
+    Group("b", "Latent-variable models, Fashion-MNIST",
+          ("vae_mlp", "vae_conv", "ae", "cvae", "m2_labels100", "m2_labels1000",
+           "beta_vae_beta1", "beta_vae_beta4", "beta_vae_beta16"),
+          ("nll_nats", "iwae_nats", "bits_per_dim", "iwae_bits_per_dim", "psnr", "accuracy",
+           "mig"),
+          (("vae_mlp", Anchor("86.76 nats (NLL, IWAE k=5000 estimate)",
+                              "Burda et al. 2016, VAE, binarized MNIST")),
+           ("m2_labels100", Anchor("88.0% accuracy (11.97% error)",
+                                   "Kingma et al. 2014, M2, MNIST")),
+           ("m2_labels1000", Anchor("96.4% accuracy (3.60% error)",
+                                    "Kingma et al. 2014, M2, MNIST"))),
+          (Ordering("accuracy", ("m2_labels1000", "m2_labels100"),
+                    "Kingma et al. 2014 (more labels, higher accuracy)"),
+           Ordering("mig", ("beta_vae_beta4", "beta_vae_beta1"),
+                    "Higgins et al. 2017, Chen et al. 2018 (beta > 1 disentangles more)"))),
+    Group("c", "VQ-VAE, VQ-VAE-2 and their priors, Fashion-MNIST",
+          ("vqvae", "vqvae2", "vqvae_prior", "vqvae2_prior"),
+          ("psnr", "codebook_perplexity", "bits_per_dim"),
+          (("vqvae_prior", Anchor("4.67 bits/dim (bound)",
+                                  "van den Oord et al. 2017, CIFAR-10")),),
+          (Ordering("psnr", ("vqvae2", "vqvae"),
+                    "Razavi et al. 2019 (the hierarchy reconstructs better)"),)),
+    Group("d", "GANs and VAE-GAN, Fashion-MNIST (classifier-feature FID/KID, 10k samples)",
+          ("dcgan_non_saturating", "dcgan_hinge", "dcgan_minimax", "dcgan_non_saturating_r1",
+           "dcgan_hinge_r1", "dcgan_minimax_r1", "vaegan", "fmnist_classifier"),
+          ("fid", "kid", "accuracy"), (),
+          (Ordering("fid", ("dcgan_non_saturating", "dcgan_minimax"),
+                    "Goodfellow et al. 2014 (the minimax generator saturates)"),)),
+    Group("e", "Sequences", ("char_rnn", "ar_p"), ("bits_per_char", "nll")),
+)
+
+
+def mean_spread(values: list[float]) -> tuple[float, float]:
+  """(mean, sample standard deviation); the spread of one value is 0."""
+  if not values:
+    raise ValueError("no values")
+  return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def format_mean_spread(values: list[float]) -> str:
+  mean, spread = mean_spread(values)
+  return f"{mean:.4g}" if len(values) == 1 else f"{mean:.4g} ± {spread:.2g}"
+
+
+def flatten_note(curve: list[tuple[int, float]], fraction: float = 0.25,
+                 tolerance: float = 0.01) -> dict:
+  """Whether an eval curve [(step, value)] had flattened: its relative change over the last
+  `fraction` of its points, from the point before that window to the last one.
+
+  {"flat": bool | None (fewer than 4 points), "change": relative change, "from_step",
+  "to_step"}; flat when |change| <= tolerance.
+  """
+  if len(curve) < 4:
+    return {"flat": None, "change": None, "from_step": None, "to_step": None}
+  window = max(1, round(fraction * (len(curve) - 1)))
+  (first_step, first), (last_step, last) = curve[-1 - window], curve[-1]
+  change = (last - first) / abs(first) if first else last - first
+  return {"flat": abs(change) <= tolerance, "change": change, "from_step": first_step,
+          "to_step": last_step}
+
+
+def describe_flatten(note: dict) -> str:
+  if note["flat"] is None:
+    return "too few evals"
+  verdict = "flat" if note["flat"] else "still moving"
+  return f"{verdict} ({note['change']:+.1%}, steps {note['from_step']}-{note['to_step']})"
+
+
+def describe_seed_flattening(notes: list[dict]) -> str:
+  """One cell for a model's seeds: how many had flattened, and the mean relative change
+  over the last window (the window of the first seed with enough evals)."""
+  measured = [n for n in notes if n["flat"] is not None]
+  if not measured:
+    return "too few evals" if notes else "-"
+  if len(notes) == 1:
+    return describe_flatten(notes[0])
+  flat = sum(n["flat"] for n in measured)
+  change = sum(n["change"] for n in measured) / len(measured)
+  return (f"flat in {flat}/{len(notes)} seeds ({change:+.1%} mean, steps "
+          f"{measured[0]['from_step']}-{measured[0]['to_step']})")
+
+
+def is_better(metric: str, a: float, b: float) -> bool:
+  return a < b if metric in LOWER_IS_BETTER else a > b
+
+
+def ordering_sentence(ordering: Ordering, means: dict[str, float]) -> str:
+  """Whether our means put the rows in the papers' order; names the pairs that flip."""
+  present = [m for m in ordering.best_first if m in means]
+  if len(present) < 2:
+    return (f"Ordering in {ordering.metric} ({ordering.source}): fewer than two of "
+            f"{', '.join(ordering.best_first)} ran, nothing to compare.")
+  ours = sorted(present, key=lambda m: means[m], reverse=ordering.metric not in LOWER_IS_BETTER)
+  expected = " > ".join(present)
+  flips = [(a, b) for i, a in enumerate(present) for b in present[i + 1:]
+           if is_better(ordering.metric, means[b], means[a])]
+  head = (f"Papers' order in {ordering.metric}, best first ({ordering.source}): {expected}; "
+          f"ours: {' > '.join(ours)}")
+  if not flips:
+    return head + ": **matches**."
+  pairs = "; ".join(f"{b} {means[b]:.4g} beats {a} {means[a]:.4g}" for a, b in flips)
+  return head + f": **does not match** ({pairs})."
+
+
+def group_table(group: Group, runs: dict[str, list[dict]], curves: dict[str, list[list]],
+                failures: dict[str, list[str]]) -> str:
+  """Markdown for one group.
+
+  runs: model -> its seeds' reproduce.json records; curves: model -> per seed the eval
+  curve [(step, value)] of the group's first metric the model reports; failures: model ->
+  the last error line of each failed seed.
+  """
+  models = [m for m in group.models if m in runs or m in failures]
+  if not models:
+    return ""
+  metrics = [k for k in group.metrics if any(k in r["metrics"] for m in models
+                                             for r in runs.get(m, []))]
+  anchors = dict(group.anchors)
+  lines = [f"### ({group.name}) {group.title}", "",
+           "| model | " + " | ".join(metrics) + " | seeds | steps | wall per run (min) | "
+           "test metric flattened? | published anchor |",
+           "|---|" + "---|" * (len(metrics) + 5)]
+  means, devices = {}, set()
+  for model in models:
+    records = runs.get(model, [])
+    cells = []
+    for metric in metrics:
+      values = [float(r["metrics"][metric]) for r in records if metric in r["metrics"]]
+      cells.append(format_mean_spread(values) if values else "-")
+      if values:
+        means.setdefault(metric, {})[model] = mean_spread(values)[0]
+    devices.update(r["device"] for r in records)
+    steps = sorted({r["steps"] for r in records})
+    walls = [r["wall_s"] / 60 for r in records if r.get("wall_s") is not None]
+    flattening = describe_seed_flattening([flatten_note(c) for c in curves.get(model, [])])
+    seeds = f"{len(records)}" + (f" ({len(failures[model])} failed: {failures[model][0]})"
+                                 if failures.get(model) else "")
+    anchor = anchors.get(model)
+    anchor_cell = (f"{anchor.value}: {anchor.source}"
+                   + ("" if anchor.same_data else " (other data)")) if anchor else "-"
+    lines.append(f"| {model} | " + " | ".join(cells) + f" | {seeds} | "
+                 f"{', '.join(map(str, steps)) or '-'} | "
+                 f"{format_mean_spread(walls) if walls else '-'} | "
+                 f"{flattening} | {anchor_cell} |")
+  lines += ["", f"Device: {'; '.join(sorted(devices)) or 'none (no finished run)'}. "
+            "Mean ± sample standard deviation over seeds; flattened = the first metric "
+            "changed by at most 1% over the last quarter of its eval points."]
+  for ordering in group.orderings:
+    sentence = ordering_sentence(ordering, means.get(ordering.metric, {}))
+    if "does not match" in sentence:
+      sentence += " " + budget_caveat(ordering, runs, curves)
+    lines += ["", sentence]
+  return "\n".join(lines) + "\n"
+
+
+def budget_caveat(ordering: Ordering, runs: dict[str, list[dict]],
+                  curves: dict[str, list[list]]) -> str:
+  """Why an ordering may not hold here: the budget, and which rows were still moving."""
+  rows = [m for m in ordering.best_first if runs.get(m)]
+  steps = sorted({r["steps"] for m in rows for r in runs[m]})
+  moving = [m for m in rows if any(flatten_note(c)["flat"] is False for c in curves.get(m, []))]
+  return (f"These runs stopped at {', '.join(map(str, steps))} steps, far below the papers' "
+          "budgets (hundreds of epochs), on other data" + (
+              f"; {', '.join(moving)} had not flattened, so the order may still change."
+              if moving else "; every row had flattened at this budget."))
+
+
+def results_markdown(header: str, tables: list[str]) -> str:
+  return "\n".join([header, ""] + [t for t in tables if t])

@@ -1,0 +1,252 @@
+"""gen_jax.reproduce and gen_jax.results: budgets, calibration, tables, verdicts, resuming."""
+
+import json
+import os
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+from absl import app
+
+from conftest import REPO
+from gen_jax import plots, reproduce, results, writers
+
+
+def test_budget_parsing():
+  assert reproduce.parse_budget("steps:2000") == ("steps", 2000)
+  assert reproduce.parse_budget("minutes:30") == ("minutes", 30)
+  for bad in ("hours:2", "steps:0", "steps:x", "steps", "minutes:-3"):
+    with pytest.raises(app.UsageError, match=f"--budget={bad}: use steps:N or minutes:M"):
+      reproduce.parse_budget(bad)
+
+
+def test_calibration_leaves_out_the_compiling_interval_and_converts_minutes_to_steps():
+  records = [{"step": 10, "steps_per_s": 0.5}, {"step": 20, "steps_per_s": 4.0},
+             {"step": 30, "steps_per_s": 5.0}, {"step": 40, "steps_per_s": 4.0}]
+  assert reproduce.seconds_per_step(records) == pytest.approx(0.25)  # median of 1/4, 1/5, 1/4
+  assert reproduce.seconds_per_step(records[:1]) == pytest.approx(2.0)  # nothing else to use
+  assert reproduce.steps_for_minutes(2, 0.25) == 480
+  assert reproduce.steps_for_minutes(1, 0.7) == 85  # floor(60 / 0.7): never over the budget
+  assert reproduce.steps_for_minutes(1, 1000.0) == 1
+  with pytest.raises(ValueError):
+    reproduce.seconds_per_step([{"step": 1, "loss": 2.0}])
+
+
+def test_mean_and_spread():
+  assert results.mean_spread([1.0, 2.0, 3.0]) == (2.0, 1.0)
+  assert results.mean_spread([3.5]) == (3.5, 0.0)
+  assert results.format_mean_spread([1.0, 2.0, 3.0]) == "2 ± 1"
+  assert results.format_mean_spread([3.5]) == "3.5"
+
+
+def test_ordering_sentence_says_whether_the_papers_order_holds():
+  ordering = results.Ordering("bits_per_dim", ("diagonal_bilstm", "row_lstm", "pixelcnn"), "P")
+  matching = results.ordering_sentence(ordering, {"diagonal_bilstm": 3.0, "row_lstm": 3.1,
+                                                  "pixelcnn": 3.2})
+  assert matching.endswith("ours: diagonal_bilstm > row_lstm > pixelcnn: **matches**.")
+  flipped = results.ordering_sentence(ordering, {"diagonal_bilstm": 3.94, "row_lstm": 3.63,
+                                                 "pixelcnn": 3.03})
+  assert "**does not match**" in flipped
+  assert "ours: pixelcnn > row_lstm > diagonal_bilstm" in flipped
+  assert "pixelcnn 3.03 beats diagonal_bilstm 3.94" in flipped
+  assert "row_lstm 3.63 beats diagonal_bilstm 3.94" in flipped
+  # larger is better for accuracy; a missing row is left out, one row alone compares nothing
+  accuracy = results.Ordering("accuracy", ("m2_labels1000", "m2_labels100"), "K")
+  assert results.ordering_sentence(accuracy, {"m2_labels1000": 0.8, "m2_labels100": 0.6}
+                                   ).endswith("**matches**.")
+  assert "nothing to compare" in results.ordering_sentence(accuracy, {"m2_labels100": 0.6})
+
+
+def test_flatten_detection():
+  flat = [(100 * i, v) for i, v in enumerate([8.0, 4.0, 3.5, 3.3, 3.21, 3.2, 3.2, 3.19, 3.19])]
+  note = results.flatten_note(flat)  # last quarter: the points from step 600 to 800
+  assert note["flat"] is True and (note["from_step"], note["to_step"]) == (600, 800)
+  assert note["change"] == pytest.approx((3.19 - 3.2) / 3.2)
+  falling = [(i, 10.0 - i) for i in range(9)]
+  note = results.flatten_note(falling)
+  assert note["flat"] is False and note["change"] == pytest.approx((2.0 - 4.0) / 4.0)
+  assert results.describe_flatten(note) == "still moving (-50.0%, steps 6-8)"
+  assert results.flatten_note([(1, 3.0), (2, 2.0), (3, 2.0)])["flat"] is None
+
+
+def fake_record(model, seed, value, steps=100, wall=60.0):
+  return {"model": model, "seed": seed, "steps": steps, "device": "cpu TFRT_CPU_0 x1",
+          "wall_s": wall, "metrics": {"bits_per_dim": value}, "final_eval": None,
+          "command": "c", "overrides": []}
+
+
+def test_group_table_has_mean_spread_wall_anchor_and_verdicts():
+  group = results.GROUPS[0]
+  runs = {"pixelcnn": [fake_record("pixelcnn", s, v) for s, v in enumerate((3.0, 3.2, 3.4))],
+          "row_lstm": [fake_record("row_lstm", 0, 3.1, wall=120.0)]}
+  curves = {"pixelcnn": [[(i, 5.0 - i) for i in range(5)]] * 3}
+  table = results.group_table(group, runs, curves, {"row_lstm": ["error: boom"]})
+  (row,) = [line for line in table.splitlines() if line.startswith("| pixelcnn |")]
+  assert row.startswith("| pixelcnn | 3.2 ± 0.2 | 3 | 100 | 1 ± 0 | flat in 0/3 seeds "
+                        "(-50.0% mean, steps 3-4) |")
+  assert "3.14 bits/dim: van den Oord et al. 2016a (PixelRNN), CIFAR-10 8-bit RGB (other " \
+         "data)" in row
+  (row,) = [line for line in table.splitlines() if line.startswith("| row_lstm |")]
+  assert "| 3.1 | 1 (1 failed: error: boom) | 100 | 2 | - |" in row
+  assert "Device: cpu TFRT_CPU_0 x1." in table
+  assert "ours: row_lstm > pixelcnn: **matches**." in table  # 3.1 < 3.2 bits/dim
+  runs["row_lstm"] = [fake_record("row_lstm", 0, 3.5)]
+  table = results.group_table(group, runs, curves, {})
+  assert ("ours: pixelcnn > row_lstm: **does not match** (pixelcnn 3.2 beats row_lstm 3.5). "
+          "These runs stopped at 100 steps, far below the papers' budgets (hundreds of epochs), "
+          "on other data; pixelcnn had not flattened, so the order may still change.") in table
+
+
+def test_selected_runs_put_what_a_run_needs_first():
+  assert reproduce.selected_runs(["c"], ["vqvae2_prior"]) == ["vqvae2", "vqvae2_prior"]
+  assert reproduce.selected_runs(["d"], ["vaegan"]) == ["fmnist_classifier", "vaegan"]
+  assert reproduce.selected_runs(["a"], [])[0] == "pixelcnn"
+  with pytest.raises(app.UsageError, match="--groups: unknown z"):
+    reproduce.selected_runs(["z"], [])
+  with pytest.raises(app.UsageError, match="--models: vaegan not in groups a"):
+    reproduce.selected_runs(["a"], ["vaegan"])
+  every_group = {m for g in results.GROUPS for m in g.models}
+  assert every_group == set(reproduce.RUNS)  # every row has a run and every run a row
+
+
+def test_a_finished_run_is_not_repeated_and_an_unfinished_one_is(tmp_path, monkeypatch):
+  calls = []
+  monkeypatch.setattr(reproduce, "execute", lambda command, log: (calls.append(command)
+                                                                  or (1, "error: x", 0.0)))
+  workdir = tmp_path / "steps_100" / "pixelcnn" / "seed_0"
+  workdir.mkdir(parents=True)
+  record = fake_record("pixelcnn", 0, 3.0)
+  (workdir / "reproduce.json").write_text(json.dumps(record))
+  run = reproduce.RUNS["pixelcnn"]
+  assert reproduce.train_one(run, 0, str(tmp_path / "steps_100"), 100, "cpu") == record
+  assert not calls
+  # another budget, or a VAE whose final evaluation is missing, runs again
+  assert reproduce.train_one(run, 0, str(tmp_path / "steps_100"), 200, "cpu") == "error: x"
+  vae_dir = tmp_path / "steps_100" / "vae_mlp" / "seed_0"
+  vae_dir.mkdir(parents=True)
+  (vae_dir / "reproduce.json").write_text(json.dumps(fake_record("vae_mlp", 0, 3.0)))
+  (vae_dir / "metrics.jsonl").write_text(json.dumps({"step": 100, "split": "eval",
+                                                     "nll_nats": 250.0}) + "\n")
+  vae = reproduce.RUNS["vae_mlp"]
+  assert reproduce.train_one(vae, 0, str(tmp_path / "steps_100"), 100, "cpu",
+                             final_eval=False)["metrics"] == {"bits_per_dim": 3.0}
+  assert len(calls) == 1
+  assert reproduce.train_one(vae, 0, str(tmp_path / "steps_100"), 100, "cpu") == "error: x"
+  assert len(calls) == 2 and "--mode" in calls[-1]  # only the final eval, no training
+  assert "--config.eval.iwae_samples=5000" in calls[-1]
+
+
+def test_wall_seconds_continue_across_a_resume(tmp_path, monkeypatch):
+  clock = iter([100.0, 103.0, 110.0, 500.0, 502.0])
+  monkeypatch.setattr(writers, "time", types.SimpleNamespace(perf_counter=lambda: next(clock)))
+  writer = writers.MetricWriter(str(tmp_path), resume_step=0)
+  writer.write_scalars(1, "train", {"loss": 1.0})
+  writer.write_scalars(2, "eval", {"loss": 1.0})
+  writer.close()
+  resumed = writers.MetricWriter(str(tmp_path), resume_step=1)  # drops step 2 (wall 10)
+  resumed.write_scalars(2, "train", {"loss": 0.5})
+  lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert [(r["step"], r["split"], r["wall_s"]) for r in lines] == [(1, "train", 3.0),
+                                                                   (2, "train", 5.0)]
+  plain = writers.MetricWriter(str(tmp_path / "eval_only"))  # not a training writer
+  plain.write_scalars(3, "eval", {"loss": 1.0})
+  assert "wall_s" not in json.loads((tmp_path / "eval_only" / "metrics.jsonl").read_text())
+
+
+def test_figures_upscale_with_a_border_and_draw_each_curve():
+  image = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+  big = plots.upscale_with_border(image, 4, 5)
+  assert big.shape == (2 * 4 + 10, 3 * 4 + 10, 3)
+  assert (big[:5] == 255).all() and (big[:, -5:] == 255).all()
+  np.testing.assert_array_equal(big[5:13, 5:17][::4, ::4], image)
+  plot = plots.curves_plot({"a": (np.arange(5), np.arange(5.0)),
+                            "b": (np.arange(3), np.ones(3))}, title="t")
+  assert plot.shape == (320, 640, 3)
+  for colour in plots.SET_COLOURS[:2]:
+    assert (plot == colour).all(-1).sum() > 50  # each curve drawn in its legend colour
+
+
+def test_reproduce_end_to_end_two_models_one_seed(tiny_idx, tmp_path):
+  idx_dir, data_dir, _ = tiny_idx
+  from gen_jax.data import sources
+  sources.read_split("fashion_mnist", "train", data_dir=data_dir, idx_dir=idx_dir)
+  readme = tmp_path / "README.md"
+  readme.write_text("# R\n<!-- reproduce:begin -->\nold\n<!-- reproduce:end -->\nend\n")
+  args = [sys.executable, "-m", "gen_jax.reproduce", "--groups=a", "--models=pixelcnn,row_lstm",
+          "--seeds=1", "--budget=steps:4", "--num_evals=2", "--variant=smoke",
+          f"--root={tmp_path / 'runs'}", f"--readme={readme}"]
+  env = {**os.environ, "TFDS_DATA_DIR": data_dir}
+  result = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  budget_dir = tmp_path / "runs" / "steps_4"
+  for model in ("pixelcnn", "row_lstm"):
+    record = json.loads((budget_dir / model / "seed_0" / "reproduce.json").read_text())
+    evals = [json.loads(l) for l in (budget_dir / model / "seed_0" / "metrics.jsonl")
+             .read_text().splitlines() if '"eval"' in l]
+    assert [r["step"] for r in evals] == [2, 4] and record["steps"] == 4
+    assert record["metrics"]["bits_per_dim"] == evals[-1]["bits_per_dim"]
+    assert 0 < evals[0]["wall_s"] <= evals[1]["wall_s"] <= record["wall_s"] + 1e-9
+    assert f"--config configs/{model}.py:smoke" in record["command"]
+    assert (budget_dir / "samples" / f"{model}.png").is_file()
+    row = f"| {model} | {record['metrics']['bits_per_dim']:.4g} | 1 | 4 |"
+    assert any(line.startswith(row) for line in result.stdout.splitlines())
+  assert (budget_dir / "plots" / "a_bits_per_dim_steps.png").is_file()
+  assert (budget_dir / "plots" / "a_bits_per_dim_wall.png").is_file()
+  tables = (tmp_path / "runs" / "results.md").read_text()
+  assert readme.read_text() == "# R\n<!-- reproduce:begin -->\n" + tables + \
+      "<!-- reproduce:end -->\nend\n"
+  # a second invocation finds both runs finished: nothing trains, the same tables
+  again = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  assert again.returncode == 0 and "training" not in again.stdout
+  assert (tmp_path / "runs" / "results.md").read_text() == tables
+
+
+def test_a_run_gets_the_workdirs_it_needs(tmp_path):
+  budget_dir = str(tmp_path / "steps_10")
+  prior = reproduce.run_command(reproduce.RUNS["vqvae_prior"], 2, "W", budget_dir, 10, "", 5)
+  assert f"--config.vqvae_workdir={budget_dir}/vqvae/seed_2" in prior  # its own seed's codes
+  gan = reproduce.run_command(reproduce.RUNS["dcgan_hinge_r1"], 2, "W", budget_dir, 10, "", 5)
+  assert f"--config.eval.classifier_workdir={budget_dir}/fmnist_classifier/seed_0" in gan
+  assert {"--config.model.loss=hinge", "--config.model.r1_gamma=1.0", "--config.seed=2",
+          "--config.train.num_steps=10", "--config.train.eval_every=5"} <= set(gan)
+  assert reproduce.eval_every(2000, 10) == 200 and reproduce.eval_every(3, 10) == 1
+  unmarked = tmp_path / "README.md"
+  unmarked.write_text("no markers\n")
+  with pytest.raises(app.UsageError, match="no <!-- reproduce:begin -->"):
+    reproduce.replace_readme_block(str(unmarked), "table")
+
+
+def test_calibration_runs_once_per_model_and_records_its_arithmetic(tmp_path, monkeypatch):
+  calls = []
+
+  def fake_execute(command, log):  # a calibration run: 3 log intervals, the first compiling
+    calls.append(command)
+    workdir = command[command.index("--workdir") + 1]
+    with open(os.path.join(workdir, "metrics.jsonl"), "w") as f:
+      for step, rate in ((10, 0.1), (20, 2.0), (30, 2.0)):
+        f.write(json.dumps({"step": step, "split": "train", "steps_per_s": rate}) + "\n")
+    return 0, "", 1.0
+
+  monkeypatch.setattr(reproduce, "execute", fake_execute)
+  budget_dir = str(tmp_path / "minutes_5")
+  entry = reproduce.calibrate(reproduce.RUNS["pixelcnn"], budget_dir, 5, "", "cpu", 30)
+  assert entry["seconds_per_step"] == pytest.approx(0.5) and entry["steps"] == 600
+  assert "--config.train.num_steps=30" in calls[0] and "--config.train.log_every=10" in calls[0]
+  again = reproduce.calibrate(reproduce.RUNS["pixelcnn"], budget_dir, 5, "", "cpu", 30)
+  assert again == entry and len(calls) == 1  # kept in calibration.json, not re-timed
+  stored = json.loads((tmp_path / "minutes_5" / "calibration.json").read_text())
+  assert stored["pixelcnn"]["steps"] == 600 and stored["pixelcnn"]["device"] == "cpu"
+
+
+def test_every_override_names_a_key_of_its_config():
+  from conftest import load_config
+  for run in reproduce.RUNS.values():
+    config = load_config(f"{run.config}.py")
+    flags_ = run.overrides + run.final_eval + tuple(f"--config.{key}=x" for key, _, _ in run.needs)
+    for flag in flags_:
+      node = config
+      for part in flag.removeprefix("--config.").split("=")[0].split("."):
+        assert part in node, f"{run.name}: {flag} names no key of configs/{run.config}.py"
+        node = node[part]
