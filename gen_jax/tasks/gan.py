@@ -39,7 +39,7 @@ from gen_jax.data.sources import DatasetSpec
 from gen_jax.errors import UserError
 from gen_jax.models.dcgan import Discriminator, Encoder, Generator
 from gen_jax.objectives import adversarial, elbo
-from gen_jax.tasks.common import (Task, check_default_train_settings, check_divisible, ema_update,
+from gen_jax.tasks.common import (Task, check_divisible, ema_update,
                                   make_optimizer, module_functions)
 from gen_jax.tasks.sample_metrics import with_sample_metrics
 
@@ -308,7 +308,6 @@ def check_gan_config(config, spec: DatasetSpec) -> None:
   model = config.model
   if spec.image_shape is None:
     raise UserError(f"{model.name} needs image data; {config.data.name} has none")
-  check_default_train_settings(config.train, model.name, "its step updates two players")
   for name, size in zip(("height", "width"), spec.image_shape[:2]):
     check_divisible(f"image {name}", size, 4, f"{model.name} has two stride-2 stages")
   if model.loss not in adversarial.GAN_LOSSES:
@@ -375,7 +374,8 @@ def create_gan_task(config, spec: DatasetSpec, gan: GAN, create_players, train_s
                              use_ema=config.train.ema_decay > 0),
       train_step=functools.partial(train_step, gan=gan),
       eval_step=functools.partial(eval_step, gan=gan),
-      sample=functools.partial(gan_sample, gan=gan), num_classes=gan.num_classes),
+      sample=functools.partial(gan_sample, gan=gan), num_classes=gan.num_classes,
+      supports=frozenset()),  # its own two-player step: float32, one batch
       config, spec.image_shape)
 
 

@@ -113,12 +113,12 @@ def test_conditional_samples_have_one_row_per_class_with_shared_codes():
 
 def test_autoencoder_code_gaussian():
   codes = jax.random.normal(jax.random.key(5), (500, 4)) * jnp.array([1.0, 2.0, 0.5, 1.0]) + 3.0
-  state = vae_task.AutoencoderState(None, jnp.zeros(4), jnp.eye(4))
-  state = vae_task.update_code_moments(state, codes, decay=0.0)  # decay 0: the batch itself
-  np.testing.assert_allclose(state.code_mean, codes.mean(0), rtol=1e-5)
-  np.testing.assert_allclose(vae_task.code_covariance(state), np.cov(codes.T, bias=True),
+  aux = {"code_mean": jnp.zeros(4), "code_second_moment": jnp.eye(4)}
+  aux = vae_task.update_code_moments(aux, codes, decay=0.0)  # decay 0: the batch itself
+  np.testing.assert_allclose(aux["code_mean"], codes.mean(0), rtol=1e-5)
+  np.testing.assert_allclose(vae_task.code_covariance(aux), np.cov(codes.T, bias=True),
                              atol=1e-4)
-  drawn = vae_task.sample_codes(state, jax.random.key(6), 20_000)
+  drawn = vae_task.sample_codes(aux, jax.random.key(6), 20_000)
   np.testing.assert_allclose(drawn.mean(0), codes.mean(0), atol=0.05)
   np.testing.assert_allclose(np.cov(drawn.T), np.cov(codes.T, bias=True), atol=0.1)
 
