@@ -101,6 +101,24 @@ def test_accumulated_step_equals_the_whole_batch_step(one_device_run):
                               rtol=1e-4, atol=1e-5)
 
 
+def test_bfloat16_step_keeps_fp32_state_and_stays_close(tiny_idx):
+  """VQ-VAE-2 with train.compute_dtype=bfloat16: params, Adam state and codebook statistics
+  stay float32, and the step's losses agree with the float32 step's to bf16 precision."""
+  config = vq_config(tiny_idx, "vqvae2.py")
+  (_, fp32), (fp32_metrics,), _ = run_steps(config, jax.devices()[:1], num_steps=1)
+  with config.unlocked():
+    config.train.compute_dtype = "bfloat16"
+  (_, bf16), (bf16_metrics,), _ = run_steps(config, jax.devices()[:1], num_steps=1)
+  floating = [leaf for leaf in jax.tree.leaves((bf16.params, bf16.opt_state, bf16.aux))
+              if np.issubdtype(leaf.dtype, np.floating)]
+  assert floating and all(leaf.dtype == np.float32 for leaf in floating)
+  assert bf16_metrics["loss"] != fp32_metrics["loss"]  # it really computed in bf16
+  for name in ("loss", "reconstruction_mse"):
+    np.testing.assert_allclose(bf16_metrics[name], fp32_metrics[name], rtol=3e-2)
+  np.testing.assert_allclose(bf16.aux["reconstruction_variance"],
+                             fp32.aux["reconstruction_variance"], rtol=3e-2)
+
+
 def test_ema_codebook_follows_the_assigned_encoder_outputs_not_the_optimizer(one_device_run):
   """Step 1 against an independent numpy EMA of the batch's nearest-code assignments."""
   config, states, history, _ = one_device_run
