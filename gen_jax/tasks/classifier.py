@@ -92,8 +92,9 @@ def create_classifier_task(config, spec: DatasetSpec) -> Task:
   tx, schedule = make_optimizer(config.train)
   return Task(
       init=make_init(create_params, tx, config.train.ema_decay > 0),
-      train_step=make_train_step(stateless_loss(functools.partial(classification_loss, apply_fn=apply_fn)), tx,
-                                 schedule, config.train.ema_decay, **train_settings(config.train)),
+      train_step=make_train_step(
+          stateless_loss(functools.partial(classification_loss, apply_fn=apply_fn)), tx,
+          schedule, config.train.ema_decay, **train_settings(config.train)),
       eval_step=functools.partial(classifier_eval_step, apply_fn=apply_fn),
       sample=first_layer_filters,
       modes={"fid_floor": functools.partial(fid_floor, config=config, apply_fn=apply_fn)})

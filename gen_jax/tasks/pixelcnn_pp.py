@@ -155,9 +155,9 @@ def create_pixelcnn_pp_task(config, spec: DatasetSpec) -> Task:
   tx, schedule = make_optimizer(config.train)
   return Task(
       init=make_init(lambda rng: create_params(rbg_key(rng)), tx, config.train.ema_decay > 0),
-      train_step=make_train_step(stateless_loss(functools.partial(pixelcnn_pp_loss, **settings)), tx,
-                                 schedule,
-                                 config.train.ema_decay, **train_settings(config.train)),
+      train_step=make_train_step(
+          stateless_loss(functools.partial(pixelcnn_pp_loss, **settings)), tx, schedule,
+          config.train.ema_decay, **train_settings(config.train)),
       eval_step=functools.partial(pixelcnn_pp_eval_step, **settings),
       log_prob=functools.partial(pixelcnn_pp_log_prob, **settings), log_prob_kind="exact",
       sample=functools.partial(autoregressive_sample, fill=fill, **sample_settings),

@@ -124,8 +124,9 @@ def create_char_rnn_task(config, spec: DatasetSpec) -> Task:
   return Task(
       supports=frozenset({GRAD_ACCUM}),  # float32 only: its LSTM state is carried in float32
       init=make_init(create_params, tx, config.train.ema_decay > 0),
-      train_step=make_train_step(stateless_loss(functools.partial(char_rnn_loss, apply_fn=apply_model)), tx,
-                                 schedule, config.train.ema_decay, **train_settings(config.train)),
+      train_step=make_train_step(
+          stateless_loss(functools.partial(char_rnn_loss, apply_fn=apply_model)), tx,
+          schedule, config.train.ema_decay, **train_settings(config.train)),
       eval_step=functools.partial(char_rnn_eval_step, apply_fn=apply_model),
       log_prob=functools.partial(char_rnn_log_prob, apply_fn=apply_model), log_prob_kind="exact",
       sample=functools.partial(sample_text, apply_fn=apply_model, prime=prime,

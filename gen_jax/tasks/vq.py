@@ -54,8 +54,7 @@ from gen_jax.tasks.common import (Task, TrainState, make_optimizer,
 CODEBOOK_UPDATES = ("ema", "loss")
 
 
-# The state is a common.TrainState with
-#   params: {"model": module params, "codebooks": {level: [K, D]}}
+# The state: a TrainState, params {"model": module params, "codebooks": {level: [K, D]}},
 #   aux: {"cluster_size": {level: [K]} running assignment counts N_k (both codebook updates),
 #         "cluster_sum": {level: [K, D]} running sums m_k of assigned outputs (EMA codebook),
 #         "reconstruction_variance": [C] running mean squared error: sigma^2 of p(x | z)}
@@ -221,7 +220,8 @@ def vq_eval_step(state: TrainState, batch, rng, *, apply_fn, settings: VQSetting
   mean, latents, codes, _ = autoencode(state.params, images, apply_fn=apply_fn, settings=settings)
   num_dims = images[0].size
   decoder_bits = likelihoods.bits_per_dim(
-      decoder_nll(images, mean, state.aux["reconstruction_variance"], settings.num_levels), num_dims)
+      decoder_nll(images, mean, state.aux["reconstruction_variance"], settings.num_levels),
+      num_dims)
   code_bits = sum(math.prod(latent_shapes[level]) * math.log2(settings.num_codes)
                   for level in settings.levels) / num_dims
   reconstructions = dgauss.unit_to_levels(mean, settings.num_levels)
@@ -246,7 +246,8 @@ def vq_uniform_prior_log_prob(state: TrainState, batch, rng, *, apply_fn, settin
   mean, _, _, _ = autoencode(state.params, images, apply_fn=apply_fn, settings=settings)
   code_nats = sum(math.prod(latent_shapes[level]) * math.log(settings.num_codes)
                   for level in settings.levels)
-  return -decoder_nll(images, mean, state.aux["reconstruction_variance"], settings.num_levels) - code_nats
+  variance = state.aux["reconstruction_variance"]
+  return -decoder_nll(images, mean, variance, settings.num_levels) - code_nats
 
 
 def vq_encode(state: TrainState, images, labels=None, *, apply_fn, settings: VQSettings) -> dict:

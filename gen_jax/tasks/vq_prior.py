@@ -350,9 +350,9 @@ def create_vq_prior_task(config, spec: DatasetSpec) -> Task:
                              num_levels=images.num_levels)
   return Task(
       init=make_init(create_params, tx, config.train.ema_decay > 0),
-      train_step=make_train_step(stateless_loss(functools.partial(prior_loss, **bound)), tx,
-                                 schedule,
-                                 config.train.ema_decay, **train_settings(config.train)),
+      train_step=make_train_step(
+          stateless_loss(functools.partial(prior_loss, **bound)), tx, schedule,
+          config.train.ema_decay, **train_settings(config.train)),
       eval_step=functools.partial(prior_eval_step, **bound),
       log_prob=functools.partial(prior_log_prob, **bound), log_prob_kind="vq-bound",
       image_batch=functools.partial(
