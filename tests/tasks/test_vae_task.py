@@ -213,3 +213,31 @@ def test_autoencoder_modes_and_psnr(tiny_idx, tmp_path):
   evaluated = train.run(config, str(tmp_path / "ae"), mode="eval")["eval"]
   np.testing.assert_allclose(results["reconstruct"]["psnr"], evaluated["psnr"], rtol=1e-4)
   assert 0 < evaluated["psnr"] < 40
+
+
+def test_autoencoder_accumulated_step_equals_the_whole_batch_step():
+  """grad_accum_steps=2: the same params, Adam state and code moments as one whole-batch
+  step; the moments are the EMA of the batch's codes under the params before the update."""
+  config = smoke_config("ae.py")
+  with config.unlocked():
+    config.train.update(warmup_steps=0, lr_schedule="constant", grad_clip_norm=0.0)
+  spec = train.dataset_spec(config.data)
+  images = np.random.default_rng(0).integers(0, spec.num_levels, (8, *spec.image_shape))
+  batch = {"image": jnp.asarray(images, jnp.uint8)}
+  states = []
+  for accum in (1, 2):
+    with config.unlocked():
+      config.train.grad_accum_steps = accum
+    task, _, state = make_task(config, spec)
+    states.append(jax.jit(task.train_step)(state, batch, jax.random.key(1))[0])
+  whole, accumulated = jax.device_get(states)
+  jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-4, atol=1e-6),
+               (accumulated.params, accumulated.opt_state, accumulated.aux),
+               (whole.params, whole.opt_state, whole.aux))
+  _, apply_fn = module_functions(vae_task.create_vae_module(
+      config.model, spec, likelihood="squared_error", num_classes=0, variational=False))
+  codes, _ = apply_fn(state.params, batch["image"], None, method="encode")
+  expected = vae_task.update_code_moments(state.aux, codes, config.model.code_ema_decay)
+  assert not np.allclose(expected["code_mean"], state.aux["code_mean"])
+  jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-4, atol=1e-6),
+               whole.aux, expected)
