@@ -160,7 +160,7 @@ def stateless_loss(loss_fn: Callable) -> Callable:
   return loss
 
 
-def join_micro_batches(stacked, num: int):
+def join_micro_batches(stacked):
   """Inverse of split_micro_batches: [num, B/num, ...] leaves -> [B, ...] in batch order."""
   return jax.tree.map(lambda x: x.swapaxes(0, 1).reshape(-1, *x.shape[2:]), stacked)
 
@@ -216,7 +216,7 @@ def make_train_step(loss_fn: Callable, tx: optax.GradientTransformation,
         add_micro_batch, zeros,
         (jnp.arange(grad_accum_steps), split_micro_batches(batch, grad_accum_steps)))
     return (jax.tree.map(lambda t: t / grad_accum_steps, totals),
-            join_micro_batches(aux_updates, grad_accum_steps))
+            join_micro_batches(aux_updates))
 
   def train_step(state: TrainState, batch, rng):
     rng = jax.random.fold_in(rng, state.step)
