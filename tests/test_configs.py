@@ -13,6 +13,7 @@ import pytest
 from conftest import REPO, load_config, prerequisites
 from gen_jax import config_defaults, parallel, tasks, train
 from gen_jax.errors import UserError
+from gen_jax.tasks import common
 
 CONFIG_FILES = sorted(os.path.basename(p) for p in glob.glob(os.path.join(REPO, "configs", "*.py")))
 
@@ -33,13 +34,6 @@ def test_config_is_locked_and_valid(filename, arg, smoke_run):
     for key, prerequisite in prerequisites(config).items():
       config[key] = smoke_run(prerequisite)[0]
   tasks.create_task(config, train.dataset_spec(config.data))
-
-
-# Tasks whose train step is their own (two players; codebook statistics): they refuse
-# bf16 compute and gradient accumulation rather than ignore them.
-OWN_TRAIN_STEP = {"dcgan", "vaegan", "vqvae", "vqvae2"}
-# Models that compute in float32 only: they refuse bf16 and take accumulation.
-FLOAT32_ONLY = {"char_rnn", "ar_p"}
 
 
 def matmul_input_dtypes(jaxpr, found=None) -> list[str]:
@@ -78,22 +72,22 @@ def test_precision_and_accumulation_settings_reach_the_train_step(filename, smok
     return jax.make_jaxpr(task.train_step)(state, batch, key).jaxpr
 
   default = traced_step()
-  refusal = "set train.compute_dtype=float32"
-  if config.model.name in OWN_TRAIN_STEP | FLOAT32_ONLY:
-    with pytest.raises(UserError, match=refusal):
-      traced_step(compute_dtype="bfloat16")
-  else:
+  supports = tasks.create_task(config, spec).supports  # the task's declaration decides
+  if common.BFLOAT16 in supports:
     assert set(matmul_input_dtypes(default)) == {"float32"}
     mixed = matmul_input_dtypes(traced_step(compute_dtype="bfloat16"))
     assert mixed.count("bfloat16") > len(mixed) / 2, mixed
+  else:
+    with pytest.raises(UserError, match="set train.compute_dtype=float32"):
+      traced_step(compute_dtype="bfloat16")
   with config.unlocked():
     config.train.compute_dtype = "float32"
-  if config.model.name in OWN_TRAIN_STEP:
-    with pytest.raises(UserError, match="train.grad_accum_steps=1"):
-      traced_step(grad_accum_steps=4)
-  else:
+  if common.GRAD_ACCUM in supports:
     accumulated = traced_step(grad_accum_steps=4)
     assert str(accumulated).count("length=4") > str(default).count("length=4")
+  else:
+    with pytest.raises(UserError, match="set train.grad_accum_steps=1"):
+      traced_step(grad_accum_steps=4)
 
 
 def config_file_imports(filename: str) -> tuple[set[str], list[str]]:

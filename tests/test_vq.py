@@ -1,5 +1,6 @@
 """The VQ tasks: stage 1's codebook updates and eval, stage 2 on stage 1's checkpoint."""
 
+import copy
 import functools
 import glob
 import json
@@ -82,6 +83,42 @@ def test_train_step_with_ema_kmeans_and_restarts_is_the_same_on_one_and_two_devi
   chex.assert_trees_all_close((states, history), (two_states, two_history), rtol=1e-4, atol=1e-5)
 
 
+def test_accumulated_step_equals_the_whole_batch_step(one_device_run):
+  """train.grad_accum_steps=2 (on 2 devices): the same params, Adam state and codebook
+  statistics as one whole-batch step, k-means and restarts included: the micro-batches'
+  encoder outputs reach the codebook update as one batch, in its row order."""
+  config, states, history, _ = one_device_run
+  config = copy.deepcopy(config)
+  with config.unlocked():
+    config.train.grad_accum_steps = 2
+  accumulated, accumulated_history, traces = run_steps(config, jax.devices()[:2])
+  assert len(traces) == 1
+  assert sum(metrics["restarted_codes"] for metrics in history) > 0  # the restart path ran
+  model = lambda state: state.params["model"]  # noqa: E731
+  assert not np.allclose(*(jax.tree.leaves(model(states[0]))[0],
+                           jax.tree.leaves(model(states[-1]))[0]))  # Adam moved the model
+  chex.assert_trees_all_close((accumulated, accumulated_history), (states, history),
+                              rtol=1e-4, atol=1e-5)
+
+
+def test_bfloat16_step_keeps_fp32_state_and_stays_close(tiny_idx):
+  """VQ-VAE-2 with train.compute_dtype=bfloat16: params, Adam state and codebook statistics
+  stay float32, and the step's losses agree with the float32 step's to bf16 precision."""
+  config = vq_config(tiny_idx, "vqvae2.py")
+  (_, fp32), (fp32_metrics,), _ = run_steps(config, jax.devices()[:1], num_steps=1)
+  with config.unlocked():
+    config.train.compute_dtype = "bfloat16"
+  (_, bf16), (bf16_metrics,), _ = run_steps(config, jax.devices()[:1], num_steps=1)
+  floating = [leaf for leaf in jax.tree.leaves((bf16.params, bf16.opt_state, bf16.aux))
+              if np.issubdtype(leaf.dtype, np.floating)]
+  assert floating and all(leaf.dtype == np.float32 for leaf in floating)
+  assert bf16_metrics["loss"] != fp32_metrics["loss"]  # it really computed in bf16
+  for name in ("loss", "reconstruction_mse"):
+    np.testing.assert_allclose(bf16_metrics[name], fp32_metrics[name], rtol=3e-2)
+  np.testing.assert_allclose(bf16.aux["reconstruction_variance"],
+                             fp32.aux["reconstruction_variance"], rtol=3e-2)
+
+
 def test_ema_codebook_follows_the_assigned_encoder_outputs_not_the_optimizer(one_device_run):
   """Step 1 against an independent numpy EMA of the batch's nearest-code assignments."""
   config, states, history, _ = one_device_run
@@ -99,10 +136,10 @@ def test_ema_codebook_follows_the_assigned_encoder_outputs_not_the_optimizer(one
   codes = np.linalg.norm(z[:, None] - codebook, axis=-1).argmin(-1)
   counts = np.bincount(codes, minlength=len(codebook))
   sums = np.stack([z[codes == k].sum(0) for k in range(len(codebook))])
-  size = 0.5 * np.asarray(state.cluster_size["latent"]) + 0.5 * counts
-  total = 0.5 * np.asarray(state.cluster_sum["latent"]) + 0.5 * sums
+  size = 0.5 * np.asarray(state.aux["cluster_size"]["latent"]) + 0.5 * counts
+  total = 0.5 * np.asarray(state.aux["cluster_sum"]["latent"]) + 0.5 * sums
   smoothed = (size + 1e-5) / (size.sum() + len(size) * 1e-5) * size.sum()
-  np.testing.assert_allclose(new_state.cluster_size["latent"], size, rtol=1e-5)
+  np.testing.assert_allclose(new_state.aux["cluster_size"]["latent"], size, rtol=1e-5)
   # e = m / N: the optimizer left the codebook alone (its gradient step is masked out)
   np.testing.assert_allclose(new_state.params["codebooks"]["latent"], total / smoothed[:, None],
                              rtol=1e-4, atol=1e-5)
@@ -117,8 +154,8 @@ def test_codebook_loss_moves_only_the_codes_in_use(tiny_idx):
   moved = np.abs(np.asarray(new_state.params["codebooks"]["latent"]
                             - state.params["codebooks"]["latent"])).max(-1) > 0
   # the running counts grew exactly for the codes this batch used
-  counts = (np.asarray(new_state.cluster_size["latent"])
-            - 0.99 * np.asarray(state.cluster_size["latent"]))
+  counts = (np.asarray(new_state.aux["cluster_size"]["latent"])
+            - 0.99 * np.asarray(state.aux["cluster_size"]["latent"]))
   used = counts > 1e-6
   assert 0 < used.sum() < 64
   np.testing.assert_array_equal(moved, used)  # Adam moves exactly the codes with a gradient

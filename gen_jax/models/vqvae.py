@@ -17,6 +17,10 @@ grid per level, `decode({level: [B, h, w, D]})`.
 The decoders give the mean mu of a discretized Gaussian over the pixel levels
 (in [-1, 1]); its variance is not a parameter of the modules: the task keeps
 it as a running mean squared error (tasks/vq.py, `reconstruction_variance`).
+
+The networks compute in their parameters' dtype (bf16 under mixed precision,
+nn/precision.py); the encoder outputs z handed to `quantize`, the returned z and
+the decoder mean are float32, so code assignment and the losses stay fp32.
 """
 
 import jax
@@ -24,6 +28,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from gen_jax.errors import UserError
+from gen_jax.nn.precision import compute_dtype
 
 
 class ResidualBlock(nnx.Module):
@@ -120,12 +125,14 @@ class VQVAE(nnx.Module):
 
   def __call__(self, x, quantize):
     """x [B, H, W, C] in [-1, 1] -> (mu [B, H, W, C], {level: z_e}, {level: codes})."""
-    z = self.pre_quantize(self.encoder(x))  # [B, h, w, D]
+    z = self.pre_quantize(self.encoder(x.astype(compute_dtype(self))))  # [B, h, w, D]
+    z = z.astype(jnp.float32)
     embedding, codes = quantize("latent", z)
     return self.decode({"latent": embedding}), {"latent": z}, {"latent": codes}
 
   def decode(self, embeddings: dict) -> jax.Array:
-    return self.decoder(embeddings["latent"])
+    """{level: [B, h, w, D]} -> mu [B, H, W, C], float32."""
+    return self.decoder(embeddings["latent"].astype(compute_dtype(self))).astype(jnp.float32)
 
 
 class VQVAE2(nnx.Module):
@@ -156,18 +163,24 @@ class VQVAE2(nnx.Module):
 
   def __call__(self, x, quantize):
     """x [B, H, W, C] in [-1, 1] -> (mu [B, H, W, C], {level: z_e}, {level: codes})."""
-    bottom_features = self.bottom_encoder(x)  # [B, hb, wb, F]
+    dtype = compute_dtype(self)
+    bottom_features = self.bottom_encoder(x.astype(dtype))  # [B, hb, wb, F]
     z_top = self.top_pre_quantize(self.top_encoder(bottom_features))  # [B, hb/2, wb/2, D]
+    z_top = z_top.astype(jnp.float32)
     top, top_codes = quantize("top", z_top)
-    z_bottom = self.bottom_pre_quantize(
-        jnp.concatenate([bottom_features, self.top_decoder(top)], axis=-1))  # [B, hb, wb, D]
+    z_bottom = self.bottom_pre_quantize(jnp.concatenate(
+        [bottom_features, self.top_decoder(top.astype(dtype))], axis=-1))  # [B, hb, wb, D]
+    z_bottom = z_bottom.astype(jnp.float32)
     bottom, bottom_codes = quantize("bottom", z_bottom)
     mean = self.decode({"top": top, "bottom": bottom})
     return mean, {"top": z_top, "bottom": z_bottom}, {"top": top_codes, "bottom": bottom_codes}
 
   def decode(self, embeddings: dict) -> jax.Array:
+    """{level: [B, h, w, D]} -> mu [B, H, W, C], float32."""
+    dtype = compute_dtype(self)
     return self.decoder(jnp.concatenate(
-        [self.upsample_top(embeddings["top"]), embeddings["bottom"]], axis=-1))
+        [self.upsample_top(embeddings["top"].astype(dtype)), embeddings["bottom"].astype(dtype)],
+        axis=-1)).astype(jnp.float32)
 
 
 MODELS = {"vqvae": VQVAE, "vqvae2": VQVAE2}

@@ -12,7 +12,7 @@ from gen_jax.data.sources import DatasetSpec, register
 from gen_jax.errors import UserError
 from gen_jax.tasks import (autoregressive, beta_vae, classifier, gan, pixelcnn_pp, pixelrnn,
                            semi_supervised, sequence, time_series, vae, vq, vq_prior)
-from gen_jax.tasks.common import Task
+from gen_jax.tasks.common import Task, check_supported
 
 TASKS: dict[str, Callable[[Any, DatasetSpec], Task]] = {
     "pixelcnn": autoregressive.create_pixelcnn_task,
@@ -40,4 +40,6 @@ register(vq_prior.DATASET, vq_prior.codes_spec)  # the codes of a trained VQ-VAE
 def create_task(config, spec: DatasetSpec) -> Task:
   if config.model.name not in TASKS:
     raise UserError(f"unknown model.name {config.model.name!r}; known: {', '.join(sorted(TASKS))}")
-  return TASKS[config.model.name](config, spec)
+  task = TASKS[config.model.name](config, spec)
+  check_supported(task.supports, config.train, config.model.name)  # the declaration decides
+  return task

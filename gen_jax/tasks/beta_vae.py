@@ -26,8 +26,12 @@ from gen_jax.tasks import vae
 from gen_jax.tasks.common import make_train_step, train_settings
 
 
-def beta_vae_train_loss(params, batch, rng, *, terms_fn, beta, capacity):
-  """Mean beta-VAE (capacity None) or capacity loss in bits/dim; metrics: the beta = 1 bound."""
+def beta_vae_train_loss(params, batch, rng, step, *, terms_fn, beta, capacity_max,
+                        capacity_steps):
+  """Mean beta-VAE (capacity_max 0) or capacity loss in bits/dim, the capacity C(step)
+  growing linearly to capacity_max; metrics: the beta = 1 bound."""
+  capacity = (beta_vae.capacity_schedule(step, capacity_max, capacity_steps)
+              if capacity_max > 0 else None)
   images = batch["image"]
   nll, kl = terms_fn(params, images, None, rng)  # [B] nats each
   losses = (beta_vae.beta_vae_loss(nll, kl, beta) if capacity is None
@@ -37,21 +41,7 @@ def beta_vae_train_loss(params, batch, rng, *, terms_fn, beta, capacity):
              "kl_nats": kl.mean(), "reconstruction_nats": nll.mean()}
   if capacity is not None:
     metrics["capacity_nats"] = capacity
-  return likelihoods.bits_per_dim(losses, num_dims).mean(), metrics
-
-
-def make_beta_vae_train_step(loss_fn, tx, schedule, ema_decay, *, capacity_max,
-                             capacity_steps, **settings):
-  """The shared update (tasks.common.make_train_step) of a loss whose capacity is C(step)."""
-
-  def train_step(state, batch, rng):
-    capacity = (beta_vae.capacity_schedule(state.step, capacity_max, capacity_steps)
-                if capacity_max > 0 else None)
-    update = make_train_step(functools.partial(loss_fn, capacity=capacity), tx, schedule,
-                             ema_decay, **settings)
-    return update(state, batch, rng)
-
-  return train_step
+  return likelihoods.bits_per_dim(losses, num_dims).mean(), (metrics, None)
 
 
 def posterior_moments(state, split, *, posterior, batch_size, binarization: str, seed: int):
@@ -95,10 +85,11 @@ def create_beta_vae_task(config, spec: DatasetSpec):
   check_beta_vae_config(config)
   parts = vae.vae_parts(config, spec)
   model_config, eval_config = config.model, config.eval
-  train_step = make_beta_vae_train_step(
-      functools.partial(beta_vae_train_loss, terms_fn=parts.terms_fn, beta=model_config.beta),
-      parts.tx, parts.schedule, config.train.ema_decay, capacity_max=model_config.capacity_max,
-      capacity_steps=model_config.capacity_steps, **train_settings(config.train))
+  train_step = make_train_step(
+      functools.partial(beta_vae_train_loss, terms_fn=parts.terms_fn, beta=model_config.beta,
+                        capacity_max=model_config.capacity_max,
+                        capacity_steps=model_config.capacity_steps),
+      parts.tx, parts.schedule, config.train.ema_decay, **train_settings(config.train))
   task = vae.create_vae_task(config, spec, parts, train_step)
   split_metrics = None
   if "factors" in spec.example_features():

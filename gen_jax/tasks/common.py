@@ -15,8 +15,13 @@ and, for likelihood families, log_prob(state, batch, rng) -> [B] nats per exampl
 (exact, or the bound `log_prob_kind` names), the per-example score whose mean is
 eval's bits/dim.
 
-The trainer knows only this interface. Most train steps come from one pure
-`loss(params, batch, rng) -> (loss, metrics)` through `make_train_step`.
+The trainer knows only this interface. Every gradient-trained task builds its
+train step with `make_train_step` from one pure
+`loss(params, batch, rng, step) -> (loss, (metrics, aux_update))` and, for
+non-gradient statistics (VQ codebook sums, an autoencoder's code moments), a
+`post_update(state, aux_update, rng) -> (state, metrics)`; the GANs' two-player
+steps are their own. `Task.supports` declares which train settings a task's
+step implements (BFLOAT16, GRAD_ACCUM); tasks.create_task refuses the others.
 """
 
 import dataclasses
@@ -38,6 +43,12 @@ class TrainState:
   params: Any  # pure dict of arrays
   opt_state: Any
   ema_params: Any = None  # exponential moving average of params, or None
+  aux: Any = None  # non-gradient statistics (post_update's), or None
+
+
+# What Task.supports may hold: train settings beyond the float32, one-batch default.
+BFLOAT16 = "bfloat16"  # train.compute_dtype=bfloat16
+GRAD_ACCUM = "grad_accum"  # train.grad_accum_steps > 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +98,9 @@ class Task:
   # posterior(state, images, labels) -> (means [B, Z], log-variances [B, Z]) of a Gaussian
   # q(z|x): the VAEs (MIG, --mode traverse's KL order)
   posterior: Callable | None = None
+  # the train settings train_step implements (BFLOAT16, GRAD_ACCUM: make_train_step's);
+  # tasks.create_task refuses the others with a UserError naming the config key
+  supports: frozenset = frozenset({BFLOAT16, GRAD_ACCUM})
 
 
 def make_optimizer(train_config) -> tuple[optax.GradientTransformation, optax.Schedule]:
@@ -136,72 +150,110 @@ def train_settings(train_config) -> dict:
           "compute_dtype": train_config.compute_dtype}
 
 
-def check_default_train_settings(train_config, model_name: str, why: str) -> None:
-  """UserError unless train.compute_dtype / grad_accum_steps are at their defaults: for
-  tasks whose train step is not make_train_step's and does not implement them."""
-  if train_config.compute_dtype != "float32" or train_config.grad_accum_steps != 1:
-    raise UserError(f"{model_name} trains in float32 with no gradient accumulation ({why}): "
-                    "set train.compute_dtype=float32 and train.grad_accum_steps=1")
+def check_supported(supports: frozenset, train_config, model_name: str) -> None:
+  """UserError when config.train asks for what `supports` (Task.supports) lacks."""
+  if train_config.compute_dtype != "float32" and BFLOAT16 not in supports:
+    raise UserError(f"{model_name} computes in float32 only: set train.compute_dtype=float32")
+  if train_config.grad_accum_steps != 1 and GRAD_ACCUM not in supports:
+    raise UserError(f"{model_name} does not accumulate gradients: set train.grad_accum_steps=1")
 
 
-def check_float32_compute(train_config, model_name: str, why: str) -> None:
-  """UserError unless train.compute_dtype is float32: for models that do not compute in bf16."""
-  if train_config.compute_dtype != "float32":
-    raise UserError(f"{model_name} computes in float32 only ({why}): "
-                    "set train.compute_dtype=float32")
+def stateless_loss(loss_fn: Callable) -> Callable:
+  """make_train_step's loss from loss(params, batch, rng) -> (loss, metrics): no step,
+  no statistics."""
+  def loss(params, batch, rng, step):
+    del step
+    value, metrics = loss_fn(params, batch, rng)
+    return value, (metrics, None)
+  return loss
+
+
+def join_micro_batches(stacked):
+  """Inverse of split_micro_batches: [num, B/num, ...] leaves -> [B, ...] in batch order."""
+  return jax.tree.map(lambda x: x.swapaxes(0, 1).reshape(-1, *x.shape[2:]), stacked)
+
+
+# post_update's key: fold_in(step key, POST_UPDATE_STREAM), apart from micro-batch keys 0..k-1
+POST_UPDATE_STREAM = 2**31 - 1
 
 
 def make_train_step(loss_fn: Callable, tx: optax.GradientTransformation,
                     schedule: optax.Schedule, ema_decay: float, *, grad_accum_steps: int = 1,
-                    compute_dtype: str = "float32") -> Callable:
-  """(state, batch, rng) -> (state, metrics) from a pure loss(params, batch, rng).
+                    compute_dtype: str = "float32",
+                    post_update: Callable | None = None) -> Callable:
+  """(state, batch, rng) -> (state, metrics): the one update of gradient-trained tasks.
+
+  loss_fn(params, batch, rng, step) -> (loss, (metrics, aux_update)): `step` is
+  the update's index (schedules such as beta-VAE's capacity), `aux_update` a
+  pytree of per-example values (leading axis: the batch's rows) or None.
 
   compute_dtype='bfloat16' runs the loss on a bf16 copy of the params (fp32
-  master params, optimizer and gradients). grad_accum_steps=k averages the
-  gradients of k micro-batches (a lax.scan): the update of batch B with the
-  activation memory of B/k.
+  master params, optimizer and gradients; aux_update comes back in fp32).
+  grad_accum_steps=k averages the gradients, loss and metrics of k micro-batches
+  (a lax.scan): the update of batch B with the activation memory of B/k. The
+  micro-batches' aux_update rows are put back in batch order, so post_update
+  sees the whole batch's values either way.
+
+  post_update(state, aux_update, rng) -> (state, metrics), given the state after
+  the gradient update (step not yet advanced), applies the non-gradient
+  statistics (VQ's codebook EMA, an autoencoder's code moments); the parameter
+  EMA then follows the params it returns.
   """
-  def cast_loss(params, batch, rng):
-    return loss_fn(cast_floating(params, jnp.dtype(compute_dtype)), batch, rng)
+  def cast_loss(params, batch, rng, step):
+    return loss_fn(cast_floating(params, jnp.dtype(compute_dtype)), batch, rng, step)
 
   grad_fn = jax.value_and_grad(cast_loss if compute_dtype != "float32" else loss_fn, has_aux=True)
 
-  def accumulated_grads(params, batch, rng):
+  def accumulated_grads(params, batch, rng, step):
+    """((loss, metrics), grads) averaged over micro-batches, and aux_update in batch order."""
     if grad_accum_steps == 1:
-      return grad_fn(params, batch, rng)
+      (loss, (metrics, aux_update)), grads = grad_fn(params, batch, rng, step)
+      return ((loss, metrics), grads), aux_update
 
     def add_micro_batch(totals, inputs):
       index, micro_batch = inputs
-      out = grad_fn(params, micro_batch, jax.random.fold_in(rng, index))
-      return jax.tree.map(jnp.add, totals, out), None
+      (loss, (metrics, aux_update)), grads = grad_fn(params, micro_batch,
+                                                     jax.random.fold_in(rng, index), step)
+      return jax.tree.map(jnp.add, totals, ((loss, metrics), grads)), aux_update
 
-    zeros = jax.tree.map(jnp.zeros_like, jax.eval_shape(
-        grad_fn, params, jax.tree.map(lambda x: x[:x.shape[0] // grad_accum_steps], batch), rng))
-    totals, _ = jax.lax.scan(add_micro_batch, zeros, (jnp.arange(grad_accum_steps),
-                                                      split_micro_batches(batch, grad_accum_steps)))
-    return jax.tree.map(lambda t: t / grad_accum_steps, totals)
+    micro_shapes = jax.eval_shape(grad_fn, params, jax.tree.map(
+        lambda x: x[:x.shape[0] // grad_accum_steps], batch), rng, step)
+    (loss, (metrics, _)), grads = micro_shapes
+    zeros = jax.tree.map(jnp.zeros_like, ((loss, metrics), grads))
+    totals, aux_updates = jax.lax.scan(
+        add_micro_batch, zeros,
+        (jnp.arange(grad_accum_steps), split_micro_batches(batch, grad_accum_steps)))
+    return (jax.tree.map(lambda t: t / grad_accum_steps, totals),
+            join_micro_batches(aux_updates))
 
   def train_step(state: TrainState, batch, rng):
     rng = jax.random.fold_in(rng, state.step)
-    (loss, metrics), grads = accumulated_grads(state.params, batch, rng)
+    ((loss, metrics), grads), aux_update = accumulated_grads(state.params, batch, rng,
+                                                             state.step)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
+    state = state.replace(params=optax.apply_updates(state.params, updates), opt_state=opt_state)
+    if post_update is not None:
+      state, update_metrics = post_update(state, cast_floating(aux_update, jnp.float32),
+                                          jax.random.fold_in(rng, POST_UPDATE_STREAM))
+      metrics = {**metrics, **update_metrics}
     ema_params = (None if state.ema_params is None
-                  else ema_update(state.ema_params, params, state.step, ema_decay))
+                  else ema_update(state.ema_params, state.params, state.step, ema_decay))
     metrics = {**metrics, "loss": loss, "grad_norm": optax.global_norm(grads),
                "learning_rate": schedule(state.step)}
-    return TrainState(state.step + 1, params, opt_state, ema_params), metrics
+    return state.replace(step=state.step + 1, ema_params=ema_params), metrics
 
   return train_step
 
 
 def make_init(create_params: Callable, tx: optax.GradientTransformation,
-              use_ema: bool) -> Callable:
+              use_ema: bool, create_aux: Callable | None = None) -> Callable:
+  """init(rng, example_batch) -> TrainState; create_aux(params) -> the initial aux."""
   def init(rng, example_batch) -> TrainState:
     del example_batch  # shapes come from the config
     params = create_params(rng)
     return TrainState(jnp.zeros((), jnp.int32), params, tx.init(params),
-                      params if use_ema else None)
+                      params if use_ema else None,
+                      None if create_aux is None else create_aux(params))
   return init
 
 

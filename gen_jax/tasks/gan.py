@@ -1,9 +1,11 @@
 """Adversarial models: DCGAN (model.name 'dcgan') and VAE-GAN ('vaegan').
 
-The state is one GANState pytree: both players' params and optimizer states,
-the generator's EMA (what is sampled and scored), and the VAE-GAN's encoder.
-The trainer treats it as opaque. Each family writes its own train step (one
-jit'd function):
+The state is the common TrainState with one entry per player ('generator',
+'discriminator', and the VAE-GAN's 'encoder') in `params` and `opt_state`, and
+the generator's EMA (what is sampled and scored) as ema_params['generator'].
+The two-player updates do not fit make_train_step (one loss, one gradient), so
+each family writes its own train step (one jit'd function), float32 and one
+batch only (Task.supports is empty):
 
 - DCGAN: `model.discriminator_steps` = k discriminator updates, update i on
   the real rows i, i + k, i + 2k, ... of the batch and as many fresh fakes,
@@ -28,9 +30,8 @@ features, and `inception_fid`, `inception_kid` with user-supplied Inception weig
 
 import dataclasses
 import functools
-from typing import Any, Callable
+from typing import Callable
 
-import flax.struct
 import jax
 import jax.numpy as jnp
 import optax
@@ -39,21 +40,9 @@ from gen_jax.data.sources import DatasetSpec
 from gen_jax.errors import UserError
 from gen_jax.models.dcgan import Discriminator, Encoder, Generator
 from gen_jax.objectives import adversarial, elbo
-from gen_jax.tasks.common import (Task, check_default_train_settings, check_divisible, ema_update,
+from gen_jax.tasks.common import (Task, TrainState, check_divisible, ema_update,
                                   make_optimizer, module_functions)
 from gen_jax.tasks.sample_metrics import with_sample_metrics
-
-
-@flax.struct.dataclass
-class GANState:
-  step: jax.Array  # [] int32, the number of train steps applied
-  generator: Any  # params (the VAE-GAN's decoder)
-  discriminator: Any
-  generator_opt_state: Any
-  discriminator_opt_state: Any
-  generator_ema: Any = None  # EMA of the generator params, or None
-  encoder: Any = None  # VAE-GAN only
-  encoder_opt_state: Any = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,9 +73,12 @@ def to_uint8(images: jax.Array) -> jax.Array:
   return jnp.round(jnp.clip((images + 1.0) * 127.5, 0.0, 255.0)).astype(jnp.uint8)
 
 
-def apply_gradients(tx, params, opt_state, gradients):
-  updates, opt_state = tx.update(gradients, opt_state, params)
-  return optax.apply_updates(params, updates), opt_state
+def update_player(state: TrainState, player: str, gradients, tx) -> TrainState:
+  """One optimizer update of params[player] (and its opt_state) with its gradients."""
+  updates, opt_state = tx.update(gradients, state.opt_state[player], state.params[player])
+  return state.replace(
+      params={**state.params, player: optax.apply_updates(state.params[player], updates)},
+      opt_state={**state.opt_state, player: opt_state})
 
 
 def sample_latents(rng, num: int, latent_dim: int) -> jax.Array:
@@ -96,9 +88,9 @@ def sample_latents(rng, num: int, latent_dim: int) -> jax.Array:
 # ------------------------------------------------------------------ DCGAN
 
 
-def discriminator_update(state: GANState, real_images, labels, latents, *, gan: GAN):
+def discriminator_update(state: TrainState, real_images, labels, latents, *, gan: GAN):
   """One discriminator step on real images [B, H, W, C] in [-1, 1] and fakes from latents [B, Z]."""
-  fake_images = gan.generate(state.generator, latents, labels)
+  fake_images = gan.generate(state.params["generator"], latents, labels)
 
   def loss_fn(params):
     logits_fn = lambda images: gan.discriminate(params, images, labels)  # noqa: E731
@@ -111,36 +103,34 @@ def discriminator_update(state: GANState, real_images, labels, latents, *, gan: 
       loss = loss + gan.r1_gamma * metrics["r1_penalty"]
     return loss, metrics
 
-  gradients, metrics = jax.grad(loss_fn, has_aux=True)(state.discriminator)
-  discriminator, opt_state = apply_gradients(gan.tx, state.discriminator,
-                                             state.discriminator_opt_state, gradients)
+  gradients, metrics = jax.grad(loss_fn, has_aux=True)(state.params["discriminator"])
   metrics["discriminator_grad_norm"] = optax.global_norm(gradients)
-  return state.replace(discriminator=discriminator, discriminator_opt_state=opt_state), metrics
+  return update_player(state, "discriminator", gradients, gan.tx), metrics
 
 
-def update_generator_params(state: GANState, gradients, gan: GAN) -> GANState:
+def update_generator_params(state: TrainState, gradients, gan: GAN) -> TrainState:
   """Applies the generator's gradients and moves its EMA."""
-  generator, opt_state = apply_gradients(gan.tx, state.generator, state.generator_opt_state,
-                                         gradients)
-  ema = (None if state.generator_ema is None
-         else ema_update(state.generator_ema, generator, state.step, gan.ema_decay))
-  return state.replace(generator=generator, generator_opt_state=opt_state, generator_ema=ema)
+  state = update_player(state, "generator", gradients, gan.tx)
+  if state.ema_params is None:
+    return state
+  return state.replace(ema_params={"generator": ema_update(
+      state.ema_params["generator"], state.params["generator"], state.step, gan.ema_decay)})
 
 
-def generator_update(state: GANState, labels, latents, *, gan: GAN):
+def generator_update(state: TrainState, labels, latents, *, gan: GAN):
   """One generator step on fakes from latents [B, Z] against the current discriminator."""
 
   def loss_fn(params):
     fake_images = gan.generate(params, latents, labels)
-    return adversarial.generator_loss(gan.discriminate(state.discriminator, fake_images, labels),
-                                      gan.loss)
+    return adversarial.generator_loss(
+        gan.discriminate(state.params["discriminator"], fake_images, labels), gan.loss)
 
-  loss, gradients = jax.value_and_grad(loss_fn)(state.generator)
+  loss, gradients = jax.value_and_grad(loss_fn)(state.params["generator"])
   metrics = {"generator_loss": loss, "generator_grad_norm": optax.global_norm(gradients)}
   return update_generator_params(state, gradients, gan), metrics
 
 
-def dcgan_train_step(state: GANState, batch, rng, *, gan: GAN, discriminator_steps: int):
+def dcgan_train_step(state: TrainState, batch, rng, *, gan: GAN, discriminator_steps: int):
   """k discriminator updates (update i on rows i::k), then one generator update."""
   images = to_signed(batch["image"])  # [B, H, W, C]
   labels = batch["label"] if gan.num_classes else None
@@ -161,15 +151,17 @@ def dcgan_train_step(state: GANState, batch, rng, *, gan: GAN, discriminator_ste
   return state.replace(step=state.step + 1), metrics
 
 
-def dcgan_eval_step(state: GANState, batch, rng, *, gan: GAN):
+def dcgan_eval_step(state: TrainState, batch, rng, *, gan: GAN):
   """Sums over the real (mask = 1) rows: the discriminator's accuracy on held-out
   images (logit > 0) and on as many fakes of the (non-EMA) generator (logit < 0);
   the trainer passes one eval key, so every batch is scored against the same fakes."""
   images, mask = to_signed(batch["image"]), batch["mask"]
   labels = batch["label"] if gan.num_classes else None
-  fakes = gan.generate(state.generator, sample_latents(rng, len(images), gan.latent_dim), labels)
-  real_logits = gan.discriminate(state.discriminator, images, labels)
-  fake_logits = gan.discriminate(state.discriminator, fakes, labels)
+  params = state.params
+  fakes = gan.generate(params["generator"], sample_latents(rng, len(images), gan.latent_dim),
+                       labels)
+  real_logits = gan.discriminate(params["discriminator"], images, labels)
+  fake_logits = gan.discriminate(params["discriminator"], fakes, labels)
   return {"real_accuracy": jnp.sum((real_logits > 0) * mask),
           "fake_accuracy": jnp.sum((fake_logits < 0) * mask), "num_examples": jnp.sum(mask)}
 
@@ -234,22 +226,16 @@ def per_player_gradients(losses_fn: Callable, params: dict, objectives: dict):
   return losses, gradients
 
 
-def vaegan_train_step(state: GANState, batch, rng, *, gan: GAN):
+def vaegan_train_step(state: TrainState, batch, rng, *, gan: GAN):
   """The encoder, decoder and discriminator updates of one VAE-GAN step."""
   rng = jax.random.fold_in(rng, state.step)
-  params = {"encoder": state.encoder, "generator": state.generator,
-            "discriminator": state.discriminator}
   losses, gradients = per_player_gradients(
       functools.partial(vaegan_losses, images=to_signed(batch["image"]), rng=rng, gan=gan),
-      params, vaegan_objectives(gan.reconstruction_weight))
-  encoder, encoder_opt_state = apply_gradients(gan.tx, state.encoder, state.encoder_opt_state,
-                                               gradients["encoder"])
-  discriminator, discriminator_opt_state = apply_gradients(
-      gan.tx, state.discriminator, state.discriminator_opt_state, gradients["discriminator"])
+      state.params, vaegan_objectives(gan.reconstruction_weight))
+  state = update_player(state, "encoder", gradients["encoder"], gan.tx)
+  state = update_player(state, "discriminator", gradients["discriminator"], gan.tx)
   state = update_generator_params(state, gradients["generator"], gan)
-  state = state.replace(step=state.step + 1, encoder=encoder, encoder_opt_state=encoder_opt_state,
-                        discriminator=discriminator,
-                        discriminator_opt_state=discriminator_opt_state)
+  state = state.replace(step=state.step + 1)
   metrics = {"loss": losses["prior"] + losses["reconstruction"], "kl": losses["prior"],
              "feature_reconstruction": losses["reconstruction"],
              "discriminator_loss": losses["discriminator"],
@@ -259,12 +245,12 @@ def vaegan_train_step(state: GANState, batch, rng, *, gan: GAN):
   return state, metrics
 
 
-def vaegan_eval_step(state: GANState, batch, rng, *, gan: GAN):
+def vaegan_eval_step(state: TrainState, batch, rng, *, gan: GAN):
   """Sums over the real rows: PSNR of Dec(mean of q(z|x)) and KL(q(z|x) || p(z))."""
   del rng
   images, mask = to_signed(batch["image"]), batch["mask"]
-  mean, log_variance = gan.encode(state.encoder, images)
-  reconstructions = gan.generate(state.generator, mean, None)
+  mean, log_variance = gan.encode(state.params["encoder"], images)
+  reconstructions = gan.generate(state.params["generator"], mean, None)
   mse = jnp.mean(jnp.square(reconstructions - images).reshape(len(images), -1), axis=-1)  # [B]
   psnr = 10.0 * jnp.log10(4.0 / jnp.maximum(mse, 1e-10))  # peak-to-peak 2 in [-1, 1]
   return {"psnr": jnp.sum(psnr * mask),
@@ -275,10 +261,10 @@ def vaegan_eval_step(state: GANState, batch, rng, *, gan: GAN):
 # ------------------------------------------------------------------ shared
 
 
-def gan_sample(state: GANState, rng, num: int, labels=None, *, gan: GAN):
+def gan_sample(state: TrainState, rng, num: int, labels=None, *, gan: GAN):
   """`num` uint8 samples of the EMA generator; a conditional model draws sample i from
   class labels[i] ([num] int), or cycles the classes 0, 1, ... when labels is None."""
-  params = state.generator if state.generator_ema is None else state.generator_ema
+  params = (state.params if state.ema_params is None else state.ema_params)["generator"]
   if not gan.num_classes:
     labels = None
   elif labels is None:
@@ -287,7 +273,7 @@ def gan_sample(state: GANState, rng, num: int, labels=None, *, gan: GAN):
 
 
 def gan_init(rng, example_batch, *, create_players: dict[str, Callable], tx, use_ema: bool):
-  """GANState with each player in create_players ('generator', 'discriminator'[, 'encoder'])."""
+  """TrainState with each player in create_players ('generator', 'discriminator'[, 'encoder'])."""
   del example_batch  # shapes come from the config
   # Parameters are drawn with the 'rbg' generator: on CPU, XLA compiles its
   # kernels several times faster than threefry's, one per parameter shape
@@ -295,20 +281,15 @@ def gan_init(rng, example_batch, *, create_players: dict[str, Callable], tx, use
   key = jax.random.wrap_key_data(jnp.concatenate([rng, rng]), impl="rbg")
   rngs = dict(zip(create_players, jax.random.split(key, len(create_players))))
   params = {name: create(rngs[name]) for name, create in create_players.items()}
-  encoder = params.get("encoder")
-  return GANState(
-      step=jnp.zeros((), jnp.int32), generator=params["generator"],
-      discriminator=params["discriminator"], generator_opt_state=tx.init(params["generator"]),
-      discriminator_opt_state=tx.init(params["discriminator"]),
-      generator_ema=params["generator"] if use_ema else None, encoder=encoder,
-      encoder_opt_state=None if encoder is None else tx.init(encoder))
+  return TrainState(jnp.zeros((), jnp.int32), params,
+                    {name: tx.init(player) for name, player in params.items()},
+                    {"generator": params["generator"]} if use_ema else None)
 
 
 def check_gan_config(config, spec: DatasetSpec) -> None:
   model = config.model
   if spec.image_shape is None:
     raise UserError(f"{model.name} needs image data; {config.data.name} has none")
-  check_default_train_settings(config.train, model.name, "its step updates two players")
   for name, size in zip(("height", "width"), spec.image_shape[:2]):
     check_divisible(f"image {name}", size, 4, f"{model.name} has two stride-2 stages")
   if model.loss not in adversarial.GAN_LOSSES:
@@ -375,7 +356,8 @@ def create_gan_task(config, spec: DatasetSpec, gan: GAN, create_players, train_s
                              use_ema=config.train.ema_decay > 0),
       train_step=functools.partial(train_step, gan=gan),
       eval_step=functools.partial(eval_step, gan=gan),
-      sample=functools.partial(gan_sample, gan=gan), num_classes=gan.num_classes),
+      sample=functools.partial(gan_sample, gan=gan), num_classes=gan.num_classes,
+      supports=frozenset()),  # its own two-player step: float32, one batch
       config, spec.image_shape)
 
 

@@ -18,7 +18,7 @@ from gen_jax.errors import UserError
 from gen_jax.models.semi_supervised_vae import SemiSupervisedVAE
 from gen_jax.objectives import elbo, likelihoods, semi_supervised
 from gen_jax.tasks.common import (Task, eval_params, make_init, make_optimizer,
-                                  make_train_step, module_functions, train_settings)
+                                  make_train_step, module_functions, stateless_loss, train_settings)
 
 
 def flatten_images(images: jax.Array) -> jax.Array:
@@ -126,7 +126,7 @@ def create_semi_supervised_vae_task(config, spec: DatasetSpec) -> Task:
                            alpha=model_config.alpha, num_labelled=spec.extras["num_labelled"])
   return Task(
       init=make_init(create_params, tx, config.train.ema_decay > 0),
-      train_step=make_train_step(loss, tx, schedule, config.train.ema_decay,
+      train_step=make_train_step(stateless_loss(loss), tx, schedule, config.train.ema_decay,
                                  **train_settings(config.train)),
       eval_step=functools.partial(semi_supervised_vae_eval_step, bounds_fn=bounds_fn),
       sample=functools.partial(semi_supervised_vae_sample, apply_fn=apply_fn,

@@ -20,9 +20,9 @@ from gen_jax.data.sources import DatasetSpec
 from gen_jax.errors import UserError
 from gen_jax.models.char_rnn import CharRNN
 from gen_jax.objectives import likelihoods
-from gen_jax.tasks.common import (Task, check_float32_compute, eval_params, make_init,
+from gen_jax.tasks.common import (GRAD_ACCUM, Task, eval_params, make_init,
                                   make_optimizer, make_train_step, module_functions,
-                                  train_settings)
+                                  stateless_loss, train_settings)
 
 
 def next_token_nll(logits: jax.Array, targets: jax.Array) -> jax.Array:
@@ -115,7 +115,6 @@ def create_char_rnn_task(config, spec: DatasetSpec) -> Task:
     raise UserError("model.num_layers and model.hidden_features must be >= 1")
   if not 0 <= model_config.dropout_rate < 1:
     raise UserError(f"model.dropout_rate={model_config.dropout_rate} must be in [0, 1)")
-  check_float32_compute(config.train, "char_rnn", "its LSTM state is carried in float32")
   prime = check_sample_config(config.sample, vocabulary)
   create_params, apply_model = module_functions(lambda rngs: CharRNN(
       vocabulary_size=len(vocabulary), embedding_features=model_config.embedding_features,
@@ -123,9 +122,11 @@ def create_char_rnn_task(config, spec: DatasetSpec) -> Task:
       dropout_rate=model_config.dropout_rate, rngs=rngs), uniform_heads=("head",))
   tx, schedule = make_optimizer(config.train)
   return Task(
+      supports=frozenset({GRAD_ACCUM}),  # float32 only: its LSTM state is carried in float32
       init=make_init(create_params, tx, config.train.ema_decay > 0),
-      train_step=make_train_step(functools.partial(char_rnn_loss, apply_fn=apply_model), tx,
-                                 schedule, config.train.ema_decay, **train_settings(config.train)),
+      train_step=make_train_step(
+          stateless_loss(functools.partial(char_rnn_loss, apply_fn=apply_model)), tx,
+          schedule, config.train.ema_decay, **train_settings(config.train)),
       eval_step=functools.partial(char_rnn_eval_step, apply_fn=apply_model),
       log_prob=functools.partial(char_rnn_log_prob, apply_fn=apply_model), log_prob_kind="exact",
       sample=functools.partial(sample_text, apply_fn=apply_model, prime=prime,

@@ -28,8 +28,9 @@ from gen_jax import plots
 from gen_jax.data.sources import DatasetSpec
 from gen_jax.errors import UserError
 from gen_jax.objectives import time_series
-from gen_jax.tasks.common import (Task, check_float32_compute, eval_params, make_init,
-                                  make_optimizer, make_train_step, train_settings)
+from gen_jax.tasks.common import (GRAD_ACCUM, Task, eval_params, make_init,
+                                  make_optimizer, make_train_step, stateless_loss,
+                                  train_settings)
 
 
 def create_ar_params(rng, order: int) -> dict:
@@ -187,7 +188,6 @@ def ar_settings(config, spec: DatasetSpec) -> dict:
 
 
 def create_ar_task(config, spec: DatasetSpec) -> Task:
-  check_float32_compute(config.train, "ar_p", "a linear model fitted to be compared with OLS")
   settings = ar_settings(config, spec)
   order, window, boundary = config.model.order, config.data.window_length, settings["boundary"]
   units, references = settings["units"], settings["references"]
@@ -195,10 +195,11 @@ def create_ar_task(config, spec: DatasetSpec) -> Task:
   steps_per_window = (boundary - order) / (boundary - window + 1)  # scored training steps
   tx, schedule = make_optimizer(config.train)
   return Task(
+      supports=frozenset({GRAD_ACCUM}),  # float32 only: a linear model compared with OLS
       init=make_init(functools.partial(create_ar_params, order=order), tx,
                      config.train.ema_decay > 0),
-      train_step=make_train_step(functools.partial(ar_loss, **units,
-                                                   steps_per_window=steps_per_window),
+      train_step=make_train_step(stateless_loss(functools.partial(ar_loss, **units,
+                                                   steps_per_window=steps_per_window)),
                                  tx, schedule,
                                  config.train.ema_decay, **train_settings(config.train)),
       eval_step=functools.partial(ar_eval_step, **units, references=references),

@@ -24,7 +24,6 @@ import functools
 import math
 from typing import Any, Callable
 
-import flax.struct
 import jax
 import jax.numpy as jnp
 
@@ -35,7 +34,7 @@ from gen_jax.nn import initialization
 from gen_jax.objectives import elbo, likelihoods, reconstruction
 from gen_jax.objectives.decoders import (LIKELIHOODS, decoder_mean, decoder_nll,
                                          outputs_per_subpixel, to_uint8)
-from gen_jax.tasks.common import (Task, TrainState, eval_params, make_init, make_optimizer,
+from gen_jax.tasks.common import (Task, eval_params, make_init, make_optimizer,
                                   make_train_step, module_functions, train_settings)
 from gen_jax.tasks.sample_metrics import with_sample_metrics
 
@@ -54,14 +53,15 @@ def elbo_terms(params, images, labels, rng, *, apply_fn, likelihood, num_levels)
   return nll, elbo.gaussian_kl_to_standard_normal(mean, log_variance)
 
 
-def vae_loss(params, batch, rng, *, terms_fn, beta, conditional):
+def vae_loss(params, batch, rng, step, *, terms_fn, beta, conditional):
   """Mean negative beta-ELBO in bits/dim; metrics report the beta = 1 bound."""
+  del step
   images = batch["image"]
   nll, kl = terms_fn(params, images, batch["label"] if conditional else None, rng)
   num_dims = images[0].size
   loss = likelihoods.bits_per_dim(-elbo.elbo(-nll, kl, beta), num_dims).mean()
-  return loss, {"bits_per_dim": likelihoods.bits_per_dim(nll + kl, num_dims).mean(),
-                "kl_nats": kl.mean(), "reconstruction_nats": nll.mean()}
+  return loss, ({"bits_per_dim": likelihoods.bits_per_dim(nll + kl, num_dims).mean(),
+                 "kl_nats": kl.mean(), "reconstruction_nats": nll.mean()}, None)
 
 
 def iwae_log_likelihood(params, images, labels, rng, *, apply_fn, likelihood, num_levels,
@@ -151,11 +151,9 @@ def vae_decode_latents(state, z, labels=None, *, apply_fn, likelihood, num_level
 
 # ----------------------------------------------------------------------------- autoencoder
 
-@flax.struct.dataclass
-class AutoencoderState:
-  train: TrainState
-  code_mean: jax.Array  # [Z] running mean of the training codes
-  code_second_moment: jax.Array  # [Z, Z] running E[z z^T]
+# The autoencoder's state is a common.TrainState whose aux holds the code statistics:
+# {"code_mean": [Z] running mean of the training codes, "code_second_moment": [Z, Z]
+# running E[z z^T]}.
 
 
 def autoencoder_reconstruction(params, images, *, apply_fn):
@@ -163,42 +161,39 @@ def autoencoder_reconstruction(params, images, *, apply_fn):
   return decoder_mean("squared_error", apply_fn(params, images, None), 0)
 
 
-def autoencoder_loss(params, batch, rng, *, apply_fn, num_levels):
-  """Mean squared error on [0, 1] intensities."""
-  del rng
+def autoencoder_loss(params, batch, rng, step, *, apply_fn, num_levels):
+  """Mean squared error on [0, 1] intensities; aux_update: the codes [B, Z] of the batch."""
+  del rng, step
   images = batch["image"]
   target = images.astype(jnp.float32) / (num_levels - 1)
-  reconstructed = autoencoder_reconstruction(params, images, apply_fn=apply_fn)
+  codes, _ = apply_fn(params, images, None, method="encode")
+  reconstructed = decoder_mean("squared_error", apply_fn(params, codes, None, method="decode"), 0)
   mse = reconstruction.mean_squared_error(target, reconstructed)
-  return mse.mean(), {"psnr": reconstruction.psnr(target, reconstructed, 1.0).mean()}
+  return mse.mean(), ({"psnr": reconstruction.psnr(target, reconstructed, 1.0).mean()},
+                      jax.lax.stop_gradient(codes))
 
 
-def update_code_moments(state: AutoencoderState, codes: jax.Array, decay: float):
+def update_code_moments(aux: dict, codes: jax.Array, decay: float) -> dict:
   """EMA of the code mean [Z] and second moment [Z, Z] over training batches."""
-  mean = decay * state.code_mean + (1 - decay) * codes.mean(0)
-  second = decay * state.code_second_moment + (1 - decay) * (codes.T @ codes) / len(codes)
-  return state.replace(code_mean=mean, code_second_moment=second)
+  mean = decay * aux["code_mean"] + (1 - decay) * codes.mean(0)
+  second = decay * aux["code_second_moment"] + (1 - decay) * (codes.T @ codes) / len(codes)
+  return {"code_mean": mean, "code_second_moment": second}
 
 
 def make_autoencoder_functions(create_params, apply_fn, tx, schedule, *, num_levels,
                                latent_dim, code_decay, **settings):
-  """(init, train_step) for the autoencoder state (params + code statistics)."""
-  inner_init = make_init(create_params, tx, use_ema=False)
-  inner_step = make_train_step(functools.partial(autoencoder_loss, apply_fn=apply_fn,
-                                                 num_levels=num_levels), tx, schedule, 0.0,
-                               **settings)
+  """(init, train_step): the shared step, whose post_update moves the code moments with
+  the codes of the step's forward pass (the params before the update)."""
+  init = make_init(create_params, tx, use_ema=False, create_aux=lambda _: {
+      "code_mean": jnp.zeros(latent_dim), "code_second_moment": jnp.eye(latent_dim)})
 
-  def init(rng, example_batch):
-    return AutoencoderState(inner_init(rng, example_batch), jnp.zeros(latent_dim),
-                            jnp.eye(latent_dim))
+  def post_update(state, codes, rng):
+    del rng
+    return state.replace(aux=update_code_moments(state.aux, codes, code_decay)), {}
 
-  def train_step(state, batch, rng):
-    train, metrics = inner_step(state.train, batch, rng)
-    codes, _ = apply_fn(train.params, batch["image"], None, method="encode")
-    state = update_code_moments(state.replace(train=train), jax.lax.stop_gradient(codes),
-                                code_decay)
-    return state, metrics
-
+  train_step = make_train_step(
+      functools.partial(autoencoder_loss, apply_fn=apply_fn, num_levels=num_levels), tx,
+      schedule, 0.0, **settings, post_update=post_update)
   return init, train_step
 
 
@@ -207,39 +202,39 @@ def autoencoder_eval_step(state, batch, rng, *, apply_fn, num_levels):
   del rng
   images, mask = batch["image"], batch["mask"]
   reference = images.astype(jnp.float32) * (255.0 / (num_levels - 1))
-  restored = to_uint8(autoencoder_reconstruction(state.train.params, images, apply_fn=apply_fn))
+  restored = to_uint8(autoencoder_reconstruction(state.params, images, apply_fn=apply_fn))
   return {"psnr": jnp.sum(reconstruction.psnr(reference, restored) * mask),
           "mse": jnp.sum(reconstruction.mean_squared_error(reference, restored) * mask),
           "num_examples": jnp.sum(mask)}
 
 
-def code_covariance(state: AutoencoderState) -> jax.Array:
-  return state.code_second_moment - jnp.outer(state.code_mean, state.code_mean)
+def code_covariance(aux: dict) -> jax.Array:
+  return aux["code_second_moment"] - jnp.outer(aux["code_mean"], aux["code_mean"])
 
 
-def sample_codes(state: AutoencoderState, rng, num: int) -> jax.Array:
+def sample_codes(aux: dict, rng, num: int) -> jax.Array:
   """z ~ N(code mean, code covariance) [num, Z], the Gaussian fitted to the training codes."""
-  latent_dim = state.code_mean.shape[-1]
-  cholesky = jnp.linalg.cholesky(code_covariance(state) + 1e-5 * jnp.eye(latent_dim))
-  return state.code_mean + jax.random.normal(rng, (num, latent_dim)) @ cholesky.T
+  latent_dim = aux["code_mean"].shape[-1]
+  cholesky = jnp.linalg.cholesky(code_covariance(aux) + 1e-5 * jnp.eye(latent_dim))
+  return aux["code_mean"] + jax.random.normal(rng, (num, latent_dim)) @ cholesky.T
 
 
-def autoencoder_encode(state: AutoencoderState, images, labels=None, *, apply_fn):
+def autoencoder_encode(state, images, labels=None, *, apply_fn):
   """The codes [B, Z] of images."""
   del labels
-  return apply_fn(state.train.params, images, None, method="encode")[0]
+  return apply_fn(state.params, images, None, method="encode")[0]
 
 
-def autoencoder_decode(state: AutoencoderState, codes, labels=None, *, apply_fn):
+def autoencoder_decode(state, codes, labels=None, *, apply_fn):
   """uint8 [B, H, W, C]: the reconstructions of codes [B, Z] on the 8-bit scale."""
   del labels
-  outputs = apply_fn(state.train.params, codes, None, method="decode")
+  outputs = apply_fn(state.params, codes, None, method="decode")
   return to_uint8(decoder_mean("squared_error", outputs, 0))
 
 
 def autoencoder_sample(state, rng, num, *, apply_fn):
   """Decodes codes drawn from the Gaussian fitted to the training codes."""
-  return autoencoder_decode(state, sample_codes(state, rng, num), apply_fn=apply_fn)
+  return autoencoder_decode(state, sample_codes(state.aux, rng, num), apply_fn=apply_fn)
 
 
 # ----------------------------------------------------------------------------- tasks

@@ -1,18 +1,21 @@
 """VQ-VAE and VQ-VAE-2, stage 1: the autoencoder and its codebooks.
 
-The state carries non-gradient statistics beside the parameters (the EMA
-codebook's running counts and sums, the running reconstruction error), so this
-task writes its own train step:
+The state (common.TrainState) carries non-gradient statistics in its `aux`
+beside the parameters (the EMA codebook's running counts and sums, the running
+reconstruction error). The shared train step (common.make_train_step) runs
 
   1. loss = ||x - mu||^2 + beta sum_levels ||z_e - sg(e)||^2 (+ ||sg(z_e) - e||^2
      when the codebook learns by gradient), one Adam update;
-  2. per level, the codebook update: EMA of the assigned encoder outputs
+  2. post_update, per level, the codebook update: EMA of the assigned encoder outputs
      (model.codebook_update = 'ema') or nothing more ('loss'); on the first
      step optionally k-means of the batch's encoder outputs; then dead-code
      restarts: a code whose running count falls below a fraction of its
      uniform share moves onto a random encoder output of the batch.
 
-Every statistic is a sum over the global batch, so 1 and N devices agree.
+Every statistic is a sum over the global batch, so 1 and N devices agree; with
+train.grad_accum_steps=k the loss hands post_update the encoder outputs of the
+whole batch (make_train_step reassembles the micro-batches), so the codebook
+update is that of one batch.
 
 The decoder gives the mean mu of a discretized Gaussian p(x | z) whose variance
 is the running mean squared reconstruction error on training batches (its
@@ -32,9 +35,7 @@ decode (code indices) and encode_latents / decode_latents (z_e, unquantized).
 import dataclasses
 import functools
 import math
-from typing import Any
 
-import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -48,20 +49,16 @@ from gen_jax.objectives import discretized_gaussian as dgauss
 from gen_jax.objectives import likelihoods, reconstruction
 from gen_jax.objectives import vector_quantization as vq
 from gen_jax.objectives.decoders import to_uint8
-from gen_jax.tasks.common import (Task, check_default_train_settings, make_optimizer,
-                                  module_functions)
+from gen_jax.tasks.common import (Task, TrainState, make_optimizer,
+                                  make_train_step, module_functions, train_settings)
 
 CODEBOOK_UPDATES = ("ema", "loss")
 
 
-@flax.struct.dataclass
-class VQState:
-  step: jax.Array  # [] int32
-  params: Any  # {"model": module params, "codebooks": {level: [K, D]}}
-  opt_state: Any
-  cluster_size: Any  # {level: [K]} running assignment counts N_k (both codebook updates)
-  cluster_sum: Any  # {level: [K, D]} running sums m_k of assigned outputs (EMA codebook)
-  reconstruction_variance: jax.Array  # [C] running mean squared error: sigma^2 of p(x | z)
+# The state: a TrainState, params {"model": module params, "codebooks": {level: [K, D]}},
+#   aux: {"cluster_size": {level: [K]} running assignment counts N_k (both codebook updates),
+#         "cluster_sum": {level: [K, D]} running sums m_k of assigned outputs (EMA codebook),
+#         "reconstruction_variance": [C] running mean squared error: sigma^2 of p(x | z)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,8 +109,10 @@ def autoencode(params, images, *, apply_fn, settings: VQSettings):
   return mean, latents, codes, x
 
 
-def vq_loss(params, batch, *, apply_fn, settings: VQSettings):
-  """MSE + beta commitment (+ codebook loss), with everything the codebook update needs."""
+def vq_loss(params, batch, rng, step, *, apply_fn, settings: VQSettings):
+  """MSE + beta commitment (+ codebook loss); aux_update: what the codebook update needs,
+  per example ({'latents', 'codes'}: {level: [B, h, w, ...]}, 'channel_error': [B, C])."""
+  del rng, step
   mean, latents, codes, x = autoencode(params, batch["image"], apply_fn=apply_fn,
                                        settings=settings)
   squared_error = (x - mean) ** 2  # [B, H, W, C]
@@ -126,8 +125,8 @@ def vq_loss(params, batch, *, apply_fn, settings: VQSettings):
     metrics[metric_name(level, "commitment_loss", settings.levels)] = commitment
     if not settings.ema_codebook:
       loss = loss + vq.codebook_loss(latents[level], quantized)
-  channel_error = jnp.mean(squared_error.reshape(-1, squared_error.shape[-1]), axis=0)  # [C]
-  return loss, (metrics, latents, codes, channel_error)
+  channel_error = jnp.mean(squared_error, axis=(1, 2))  # [B, C]
+  return loss, (metrics, {"latents": latents, "codes": codes, "channel_error": channel_error})
 
 
 def update_codebook(codebook, cluster_size, cluster_sum, z, codes, rng, step, *,
@@ -160,35 +159,31 @@ def update_codebook(codebook, cluster_size, cluster_sum, z, codes, rng, step, *,
   return codebook, cluster_size, cluster_sum, jnp.sum(dead)
 
 
-def vq_train_step(state: VQState, batch, rng, *, apply_fn, tx, schedule, settings: VQSettings):
-  """(state, batch, rng) -> (state, metrics): one Adam update, then the codebook updates."""
-  rng = jax.random.fold_in(rng, state.step)
-  loss_fn = functools.partial(vq_loss, apply_fn=apply_fn, settings=settings)
-  (loss, (metrics, latents, codes, channel_error)), grads = jax.value_and_grad(
-      loss_fn, has_aux=True)(state.params, batch)
-  updates, opt_state = tx.update(grads, state.opt_state, state.params)
-  params = optax.apply_updates(state.params, updates)
-  codebooks, cluster_size, cluster_sum = {}, {}, {}
+def vq_post_update(state: TrainState, aux_update, rng, *, settings: VQSettings):
+  """make_train_step's post_update: the codebook updates after the Adam update."""
+  aux = state.aux
+  codebooks, cluster_size, cluster_sum, metrics = {}, {}, {}, {}
   for index, level in enumerate(settings.levels):
+    codes = aux_update["codes"][level]
     with draws_compile_fast():  # k-means seeds and restart picks
       codebooks[level], cluster_size[level], cluster_sum[level], restarted = update_codebook(
-          params["codebooks"][level], state.cluster_size[level], state.cluster_sum[level],
-          latents[level], codes[level], jax.random.fold_in(rng, index), state.step,
-          settings=settings)
-    counts = vq.code_counts(codes[level], settings.num_codes)
+          state.params["codebooks"][level], aux["cluster_size"][level],
+          aux["cluster_sum"][level], aux_update["latents"][level], codes,
+          jax.random.fold_in(rng, index), state.step, settings=settings)
+    counts = vq.code_counts(codes, settings.num_codes)
     name = functools.partial(metric_name, level, levels=settings.levels)
     metrics[name("batch_perplexity")] = vq.codebook_perplexity(counts)
     metrics[name("restarted_codes")] = restarted
-  variance = (settings.decay * state.reconstruction_variance
-              + (1.0 - settings.decay) * channel_error)
-  metrics = {**metrics, "loss": loss, "grad_norm": optax.global_norm(grads),
-             "learning_rate": schedule(state.step)}
-  return VQState(state.step + 1, {**params, "codebooks": codebooks}, opt_state, cluster_size,
-                 cluster_sum, variance), metrics
+  variance = (settings.decay * aux["reconstruction_variance"]
+              + (1.0 - settings.decay) * jnp.mean(aux_update["channel_error"], axis=0))
+  return state.replace(
+      params={**state.params, "codebooks": codebooks},
+      aux={"cluster_size": cluster_size, "cluster_sum": cluster_sum,
+           "reconstruction_variance": variance}), metrics
 
 
 def vq_init(rng, example_batch, *, create_params, tx, settings: VQSettings, latent_shapes,
-            embedding_dim: int, num_channels: int) -> VQState:
+            embedding_dim: int, num_channels: int) -> TrainState:
   with draws_compile_fast():
     return create_vq_state(rng, example_batch, create_params=create_params, tx=tx,
                            settings=settings, latent_shapes=latent_shapes,
@@ -196,7 +191,7 @@ def vq_init(rng, example_batch, *, create_params, tx, settings: VQSettings, late
 
 
 def create_vq_state(rng, example_batch, *, create_params, tx, settings: VQSettings,
-                    latent_shapes, embedding_dim: int, num_channels: int) -> VQState:
+                    latent_shapes, embedding_dim: int, num_channels: int) -> TrainState:
   model_rng, codebook_rng = jax.random.split(rng)
   batch_size = example_batch["image"].shape[0]
   codebooks, cluster_size, cluster_sum = {}, {}, {}
@@ -207,14 +202,15 @@ def create_vq_state(rng, example_batch, *, create_params, tx, settings: VQSettin
     codebooks[level] = codebook
     cluster_size[level] = jnp.full((settings.num_codes,), uniform_share, jnp.float32)
     cluster_sum[level] = codebook * uniform_share
-  params = {"model": create_params(model_rng), "codebooks": codebooks}
   # Mean 0 (zeroed last decoder layer) and variance 1/3, that of uniform levels on [-1, 1]:
   # p(x | z) starts as the Gaussian closest to the uniform distribution.
-  return VQState(jnp.zeros((), jnp.int32), params, tx.init(params), cluster_size, cluster_sum,
-                 jnp.full((num_channels,), 1.0 / 3.0, jnp.float32))
+  aux = {"cluster_size": cluster_size, "cluster_sum": cluster_sum,
+         "reconstruction_variance": jnp.full((num_channels,), 1.0 / 3.0, jnp.float32)}
+  params = {"model": create_params(model_rng), "codebooks": codebooks}
+  return TrainState(jnp.zeros((), jnp.int32), params, tx.init(params), None, aux)
 
 
-def vq_eval_step(state: VQState, batch, rng, *, apply_fn, settings: VQSettings,
+def vq_eval_step(state: TrainState, batch, rng, *, apply_fn, settings: VQSettings,
                  latent_shapes) -> dict:
   """Sums over the real rows: psnr, decoder and uniform-prior bits/dim, commitment."""
   del rng
@@ -222,7 +218,8 @@ def vq_eval_step(state: VQState, batch, rng, *, apply_fn, settings: VQSettings,
   mean, latents, codes, _ = autoencode(state.params, images, apply_fn=apply_fn, settings=settings)
   num_dims = images[0].size
   decoder_bits = likelihoods.bits_per_dim(
-      decoder_nll(images, mean, state.reconstruction_variance, settings.num_levels), num_dims)
+      decoder_nll(images, mean, state.aux["reconstruction_variance"], settings.num_levels),
+      num_dims)
   code_bits = sum(math.prod(latent_shapes[level]) * math.log2(settings.num_codes)
                   for level in settings.levels) / num_dims
   reconstructions = dgauss.unit_to_levels(mean, settings.num_levels)
@@ -238,7 +235,7 @@ def vq_eval_step(state: VQState, batch, rng, *, apply_fn, settings: VQSettings,
   return sums
 
 
-def vq_uniform_prior_log_prob(state: VQState, batch, rng, *, apply_fn, settings: VQSettings,
+def vq_uniform_prior_log_prob(state: TrainState, batch, rng, *, apply_fn, settings: VQSettings,
                               latent_shapes) -> jax.Array:
   """The 'vq-bound' under a uniform prior over the codes [B] in nats, a lower bound on
   log p(x) >= log p(x | codes(x)) - sum_levels h w log K (eval's uniform_prior_bits_per_dim)."""
@@ -247,16 +244,17 @@ def vq_uniform_prior_log_prob(state: VQState, batch, rng, *, apply_fn, settings:
   mean, _, _, _ = autoencode(state.params, images, apply_fn=apply_fn, settings=settings)
   code_nats = sum(math.prod(latent_shapes[level]) * math.log(settings.num_codes)
                   for level in settings.levels)
-  return -decoder_nll(images, mean, state.reconstruction_variance, settings.num_levels) - code_nats
+  variance = state.aux["reconstruction_variance"]
+  return -decoder_nll(images, mean, variance, settings.num_levels) - code_nats
 
 
-def vq_encode(state: VQState, images, labels=None, *, apply_fn, settings: VQSettings) -> dict:
+def vq_encode(state: TrainState, images, labels=None, *, apply_fn, settings: VQSettings) -> dict:
   """{level: code indices [B, h, w]} of images [B, H, W, C]."""
   del labels
   return autoencode(state.params, images, apply_fn=apply_fn, settings=settings)[2]
 
 
-def vq_decode(state: VQState, codes: dict, labels=None, *, apply_fn,
+def vq_decode(state: TrainState, codes: dict, labels=None, *, apply_fn,
               settings: VQSettings) -> jax.Array:
   """{level: code indices [B, h, w]} -> uint8 8-bit images [B, H, W, C]: the decoder mean
   rounded to the data's levels, shown on 0..255 (binarized data: 0 or 255)."""
@@ -266,14 +264,14 @@ def vq_decode(state: VQState, codes: dict, labels=None, *, apply_fn,
   return to_uint8(dgauss.unit_to_levels(mean, settings.num_levels) / (settings.num_levels - 1))
 
 
-def vq_encode_latents(state: VQState, images, labels=None, *, apply_fn, settings: VQSettings):
+def vq_encode_latents(state: TrainState, images, labels=None, *, apply_fn, settings: VQSettings):
   """The encoder outputs z_e before quantization, flattened: [B, sum_levels h w D]."""
   del labels
   latents = autoencode(state.params, images, apply_fn=apply_fn, settings=settings)[1]
   return jnp.concatenate([latents[level].reshape(len(images), -1) for level in settings.levels], -1)
 
 
-def vq_decode_latents(state: VQState, z, labels=None, *, apply_fn, settings: VQSettings,
+def vq_decode_latents(state: TrainState, z, labels=None, *, apply_fn, settings: VQSettings,
                       latent_shapes):
   """z [B, sum_levels h w D] -> nearest codes per level -> uint8 8-bit images [B, H, W, C]."""
   codes, start = {}, 0
@@ -285,7 +283,7 @@ def vq_decode_latents(state: VQState, z, labels=None, *, apply_fn, settings: VQS
   return vq_decode(state, codes, apply_fn=apply_fn, settings=settings)
 
 
-def vq_code_counts(state: VQState, batch, *, apply_fn, settings: VQSettings) -> dict:
+def vq_code_counts(state: TrainState, batch, *, apply_fn, settings: VQSettings) -> dict:
   """{level: [K]} how often each code is used by the real rows of an eval batch."""
   _, _, codes, _ = autoencode(state.params, batch["image"], apply_fn=apply_fn, settings=settings)
   weights = batch["mask"][:, None, None]
@@ -313,12 +311,12 @@ def vq_split_metrics(state, rng, eval_split, mesh, *, count_fn, settings: VQSett
   return metrics
 
 
-def vq_sample(state: VQState, rng, num: int, *, apply_fn, settings: VQSettings,
+def vq_sample(state: TrainState, rng, num: int, *, apply_fn, settings: VQSettings,
               latent_shapes) -> jax.Array:
   """Decodes codes drawn independently from their training frequencies (no prior)."""
   embeddings = {}
   for index, level in enumerate(settings.levels):
-    logits = jnp.log(jnp.maximum(state.cluster_size[level], 1e-12))
+    logits = jnp.log(jnp.maximum(state.aux["cluster_size"][level], 1e-12))
     codes = jax.random.categorical(jax.random.fold_in(rng, index), logits,
                                    shape=(num, *latent_shapes[level]))
     embeddings[level] = state.params["codebooks"][level][codes]
@@ -372,8 +370,6 @@ def create_vq_task(config, spec: DatasetSpec) -> Task:
   if config.train.ema_decay > 0:
     raise UserError(f"train.ema_decay={config.train.ema_decay}: {model_config.name} keeps no "
                     "parameter EMA (its codebook has its own, model.codebook_decay)")
-  check_default_train_settings(config.train, model_config.name,
-                               "its step also updates the codebook statistics")
   create_params, apply_fn, levels, latent_shapes = create_vq_model(model_config, spec)
   settings = create_vq_settings(model_config, spec, levels)
   tx, schedule = create_vq_optimizer(config.train, settings.ema_codebook)
@@ -384,7 +380,9 @@ def create_vq_task(config, spec: DatasetSpec) -> Task:
                              latent_shapes=latent_shapes,
                              embedding_dim=model_config.embedding_dim,
                              num_channels=spec.image_shape[-1]),
-      train_step=functools.partial(vq_train_step, tx=tx, schedule=schedule, **bound),
+      train_step=make_train_step(
+          functools.partial(vq_loss, **bound), tx, schedule, 0.0, **train_settings(config.train),
+          post_update=functools.partial(vq_post_update, settings=settings)),
       eval_step=functools.partial(vq_eval_step, latent_shapes=latent_shapes, **bound),
       sample=functools.partial(vq_sample, latent_shapes=latent_shapes, **bound),
       log_prob=functools.partial(vq_uniform_prior_log_prob, latent_shapes=latent_shapes,

@@ -44,7 +44,7 @@ from gen_jax.objectives import discretized_gaussian as dgauss
 from gen_jax.objectives import likelihoods
 from gen_jax.tasks import vq
 from gen_jax.tasks.common import (Task, eval_params, make_init, make_optimizer, make_train_step,
-                                  module_functions, train_settings)
+                                  module_functions, stateless_loss, train_settings)
 
 DATASET = "vq_codes"
 STAGE1_FOR_PRIOR = {"vqvae_prior": "vqvae", "vqvae2_prior": "vqvae2"}
@@ -102,7 +102,7 @@ def stage1_step(workdir: str) -> int:
 
 
 def restore_stage1(stage1, workdir: str):
-  """(stage-1 VQState, step) of the newest checkpoint, as a clear error when unusable."""
+  """(stage-1 TrainState, step) of the newest checkpoint, as a clear error when unusable."""
   stage1_step(workdir)  # no checkpoint at all: say so plainly
   try:
     return runs.restore_state(stage1, workdir)
@@ -115,7 +115,7 @@ def restore_stage1(stage1, workdir: str):
 def encode(state, images, *, apply_fn, settings: vq.VQSettings):
   """images -> ({level: codes [B, h, w]}, decoder NLL -log p(x | codes) [B] nats)."""
   mean, _, codes, _ = vq.autoencode(state.params, images, apply_fn=apply_fn, settings=settings)
-  nll = vq.decoder_nll(images, mean, state.reconstruction_variance, settings.num_levels)
+  nll = vq.decoder_nll(images, mean, state.aux["reconstruction_variance"], settings.num_levels)
   return codes, nll
 
 
@@ -350,13 +350,14 @@ def create_vq_prior_task(config, spec: DatasetSpec) -> Task:
                              num_levels=images.num_levels)
   return Task(
       init=make_init(create_params, tx, config.train.ema_decay > 0),
-      train_step=make_train_step(functools.partial(prior_loss, **bound), tx, schedule,
-                                 config.train.ema_decay, **train_settings(config.train)),
+      train_step=make_train_step(
+          stateless_loss(functools.partial(prior_loss, **bound)), tx, schedule,
+          config.train.ema_decay, **train_settings(config.train)),
       eval_step=functools.partial(prior_eval_step, **bound),
       log_prob=functools.partial(prior_log_prob, **bound), log_prob_kind="vq-bound",
       image_batch=functools.partial(
           image_codes, apply_fn=decode_fn, settings=vq.create_vq_settings(stage1.model, images,
                                                                           levels),
-          variance=np.asarray(stage1_state.reconstruction_variance), levels=levels),
+          variance=np.asarray(stage1_state.aux["reconstruction_variance"]), levels=levels),
       sample=sample,
       sample_naive=functools.partial(sample, cached=False))

@@ -96,18 +96,21 @@ def test_train_step_is_k_discriminator_updates_then_a_generator_update(condition
   assert abs(float(stale_metrics["generator_loss"] - metrics["generator_loss"])) > 1e-3
 
   # The discriminator updates change the discriminator (every parameter) and nothing else ...
-  for field in ("generator", "generator_opt_state", "generator_ema", "step"):
-    chex.assert_trees_all_equal(getattr(after_discriminator, field), getattr(state, field))
-  assert_updated(state.discriminator, after_discriminator.discriminator)
+  def player(state, name):  # the player's params, optimizer state (and EMA), and the step
+    return (state.params[name], state.opt_state[name], state.step,
+            state.ema_params if name == "generator" else None)
+
+  chex.assert_trees_all_equal(player(after_discriminator, "generator"), player(state, "generator"))
+  assert_updated(state.params["discriminator"], after_discriminator.params["discriminator"])
   # ... and the generator update the generator and its EMA only.
-  for field in ("discriminator", "discriminator_opt_state", "step"):
-    chex.assert_trees_all_equal(getattr(after_generator, field), getattr(state, field))
-  assert_updated(state.generator, after_generator.generator)
+  chex.assert_trees_all_equal(player(after_generator, "discriminator"),
+                              player(state, "discriminator"))
+  assert_updated(state.params["generator"], after_generator.params["generator"])
   # EMA at step 0: d = min(decay, 1/10), ema = d * old + (1 - d) * new.
   chex.assert_trees_all_close(
-      after_generator.generator_ema,
-      jax.tree.map(lambda old, new: 0.1 * old + 0.9 * new, state.generator,
-                   after_generator.generator), rtol=1e-5)
+      after_generator.ema_params["generator"],
+      jax.tree.map(lambda old, new: 0.1 * old + 0.9 * new, state.params["generator"],
+                   after_generator.params["generator"]), rtol=1e-5)
 
 
 def test_vaegan_gradients_are_each_players_own_objective():
@@ -115,8 +118,8 @@ def test_vaegan_gradients_are_each_players_own_objective():
   config = tiny_config("vaegan.py", reconstruction_weight=0.3)
   gan, players = gan_task.create_vaegan(config, SPEC)
   state = init(gan, players)
-  params = {"encoder": state.encoder, "generator": state.generator,
-            "discriminator": state.discriminator}
+  params = state.params
+  assert set(params) == {"encoder", "generator", "discriminator"}
   losses_fn = functools.partial(gan_task.vaegan_losses,
                                 images=gan_task.to_signed(tiny_batch()["image"]),
                                 rng=jax.random.PRNGKey(4), gan=gan)
@@ -150,7 +153,7 @@ def test_init_does_not_depend_on_the_mesh():
       parallel.create_mesh(devices)))(jax.random.PRNGKey(0)))
             for devices in (jax.devices()[:1], jax.devices()[:2])]
   chex.assert_trees_all_equal(*states)
-  assert np.std(states[0].generator["up1"]["kernel"]) > 0.01  # N(0, 0.02), not zeros
+  assert np.std(states[0].params["generator"]["up1"]["kernel"]) > 0.01  # N(0, 0.02), not zeros
 
 
 @pytest.mark.parametrize("overrides,message", [
@@ -180,7 +183,7 @@ def test_conditional_samples_cycle_the_classes_and_are_uint8(conditional_gan):
   assert samples.dtype == jnp.uint8 and samples.shape == (6, 8, 8, 1)
   # The EMA generator at the same latents with labels 0, 1, 2, 0, 1, 2.
   latents = gan_task.sample_latents(jax.random.PRNGKey(6), 6, gan.latent_dim)
-  expected = gan_task.to_uint8(jax.jit(gan.generate)(state.generator_ema, latents,
+  expected = gan_task.to_uint8(jax.jit(gan.generate)(state.ema_params["generator"], latents,
                                                      jnp.arange(6) % 3))
   np.testing.assert_array_equal(samples, expected)
 

@@ -110,12 +110,12 @@ def test_conditional_samples_have_one_row_per_class_with_shared_codes():
 
 def test_autoencoder_code_gaussian():
   codes = jax.random.normal(jax.random.key(5), (500, 4)) * jnp.array([1.0, 2.0, 0.5, 1.0]) + 3.0
-  state = vae_task.AutoencoderState(None, jnp.zeros(4), jnp.eye(4))
-  state = vae_task.update_code_moments(state, codes, decay=0.0)  # decay 0: the batch itself
-  np.testing.assert_allclose(state.code_mean, codes.mean(0), rtol=1e-5)
-  np.testing.assert_allclose(vae_task.code_covariance(state), np.cov(codes.T, bias=True),
+  aux = {"code_mean": jnp.zeros(4), "code_second_moment": jnp.eye(4)}
+  aux = vae_task.update_code_moments(aux, codes, decay=0.0)  # decay 0: the batch itself
+  np.testing.assert_allclose(aux["code_mean"], codes.mean(0), rtol=1e-5)
+  np.testing.assert_allclose(vae_task.code_covariance(aux), np.cov(codes.T, bias=True),
                              atol=1e-4)
-  drawn = vae_task.sample_codes(state, jax.random.key(6), 20_000)
+  drawn = vae_task.sample_codes(aux, jax.random.key(6), 20_000)
   np.testing.assert_allclose(drawn.mean(0), codes.mean(0), atol=0.05)
   np.testing.assert_allclose(np.cov(drawn.T), np.cov(codes.T, bias=True), atol=0.1)
 
@@ -143,3 +143,31 @@ def test_bad_settings_are_user_errors(change, message):
                      change.get("num_classes", 10))
   with pytest.raises(UserError, match=message):
     tasks.create_task(config, spec)
+
+
+def test_autoencoder_accumulated_step_equals_the_whole_batch_step():
+  """grad_accum_steps=2: the same params, Adam state and code moments as one whole-batch
+  step; the moments are the EMA of the batch's codes under the params before the update."""
+  config = smoke_config("ae.py")
+  with config.unlocked():
+    config.train.update(warmup_steps=0, lr_schedule="constant", grad_clip_norm=0.0)
+  spec = train.dataset_spec(config.data)
+  images = np.random.default_rng(0).integers(0, spec.num_levels, (8, *spec.image_shape))
+  batch = {"image": jnp.asarray(images, jnp.uint8)}
+  states = []
+  for accum in (1, 2):
+    with config.unlocked():
+      config.train.grad_accum_steps = accum
+    task, _, state = make_task(config, spec)
+    states.append(jax.jit(task.train_step)(state, batch, jax.random.key(1))[0])
+  whole, accumulated = jax.device_get(states)
+  jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-4, atol=1e-6),
+               (accumulated.params, accumulated.opt_state, accumulated.aux),
+               (whole.params, whole.opt_state, whole.aux))
+  _, apply_fn = module_functions(vae_task.create_vae_module(
+      config.model, spec, likelihood="squared_error", num_classes=0, variational=False))
+  codes, _ = apply_fn(state.params, batch["image"], None, method="encode")
+  expected = vae_task.update_code_moments(state.aux, codes, config.model.code_ema_decay)
+  assert not np.allclose(expected["code_mean"], state.aux["code_mean"])
+  jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-4, atol=1e-6),
+               whole.aux, expected)
