@@ -84,3 +84,18 @@ def test_layers_on_the_tap_path_match_lax_and_stay_causal(monkeypatch, num_group
     for got, want in zip(got_grads, want_grads):
       np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(got_support, want_support)
+
+
+def test_bfloat16_gradients_keep_the_dtype_and_match_lax():
+  x = jax.random.normal(jax.random.key(4), (2, 5, 6, 8)).astype(jnp.bfloat16)
+  kernel = jax.random.normal(jax.random.key(5), (2, 3, 8, 16)).astype(jnp.bfloat16)
+  padding = ((1, 0), (1, 1))
+
+  def loss(conv):
+    return lambda v, k: jnp.sum(conv(v, k, padding).astype(jnp.float32) ** 2)
+  got = jax.jit(jax.grad(loss(tap_conv), argnums=(0, 1)))(x, kernel)
+  want = jax.jit(jax.grad(loss(lax_conv), argnums=(0, 1)))(x, kernel)
+  for g, w in zip(got, want):
+    assert g.dtype == jnp.bfloat16
+    np.testing.assert_allclose(np.asarray(g, np.float32), np.asarray(w, np.float32),
+                               rtol=5e-2, atol=5e-1)
