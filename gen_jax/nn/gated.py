@@ -13,9 +13,7 @@ import jax.numpy as jnp
 from flax import nnx
 from jax import lax
 
-from gen_jax.nn.causal_conv import channel_group_mask, init_kernel
-
-_DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
+from gen_jax.nn.causal_conv import causal_conv2d, channel_group_mask, init_kernel
 
 
 def down_shift(x: jax.Array) -> jax.Array:  # [B, H, W, C]: row i <- row i-1, row 0 <- 0
@@ -32,9 +30,8 @@ class VerticalConv(nnx.Module):
     self.bias = nnx.Param(jnp.zeros((out_features,)))
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    return lax.conv_general_dilated(
-        x, self.kernel[...], (1, 1), ((self.half, 0), (self.half, self.half)),
-        dimension_numbers=_DIMENSION_NUMBERS) + self.bias[...]
+    return causal_conv2d(x, self.kernel[...], ((self.half, 0), (self.half, self.half))
+                         ) + self.bias[...]
 
 
 class HorizontalConv(nnx.Module):
@@ -55,9 +52,7 @@ class HorizontalConv(nnx.Module):
       kernel = kernel.at[0, -1].multiply(channel_group_mask(
           self.in_features, self.out_features, self.num_groups, self.mask_type))
     right = 0 if self.has_centre else -1
-    return lax.conv_general_dilated(
-        x, kernel, (1, 1), ((0, 0), (self.half, right)),
-        dimension_numbers=_DIMENSION_NUMBERS) + self.bias[...]
+    return causal_conv2d(x, kernel, ((0, 0), (self.half, right))) + self.bias[...]
 
 
 def horizontal_at(conv: HorizontalConv, padded: jax.Array, row, column) -> jax.Array:
