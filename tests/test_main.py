@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import REPO
+from conftest import FAST_COMPILE, REPO
 from gen_jax import bench
 from gen_jax.data import idx_builder
 
@@ -44,7 +44,8 @@ def test_unknown_config_key_is_a_one_line_error(tmp_path):
 def test_user_errors_are_one_line(tiny_idx, tmp_path):
   result = command("gen_jax.main", "--config", "configs/pixelcnn.py:smoke", "--workdir",
                    str(tmp_path), "--config.train.batch_size=3", *data_flags(tiny_idx),
-                   env_extra={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+                   env_extra={"XLA_FLAGS":
+                              f"--xla_force_host_platform_device_count=2 {FAST_COMPILE}"})
   assert result.returncode == 1 and "Traceback" not in result.stderr
   assert result.stderr.strip().splitlines()[-1].startswith(
       "error: train.batch_size=3 does not divide over 2 devices")

@@ -12,7 +12,7 @@ import sys
 import chex
 import pytest
 
-from conftest import REPO, tiny_pixelcnn_config
+from conftest import FAST_COMPILE, REPO, tiny_pixelcnn_config
 from gen_jax import train
 
 TIMEOUT_S = 240
@@ -38,7 +38,7 @@ def config_flags(tiny_idx, num_steps):
 def run_processes(tiny_idx, workdir, num_steps, num_processes=2):
   """Launches the job as `num_processes` processes of one CPU device each; waits for all."""
   address = f"127.0.0.1:{free_port()}"
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+  env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count=1 {FAST_COMPILE}"}
   processes = [subprocess.Popen(
       [sys.executable, "-m", "gen_jax.main", *config_flags(tiny_idx, num_steps),
        "--workdir", str(workdir), "--distributed", f"--coordinator_address={address}",
@@ -80,7 +80,7 @@ def test_multiprocess_training_equals_single_process(tiny_idx, tmp_path):
 def test_multiprocess_bad_batch_size_is_one_line_error(tiny_idx, tmp_path):
   """A global batch that does not split over the processes fails on every process."""
   address = f"127.0.0.1:{free_port()}"
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+  env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count=1 {FAST_COMPILE}"}
   processes = [subprocess.Popen(
       [sys.executable, "-m", "gen_jax.main", *config_flags(tiny_idx, 2),
        "--config.train.batch_size=3", "--workdir", str(tmp_path / "run"), "--distributed",

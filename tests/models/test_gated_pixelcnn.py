@@ -22,7 +22,8 @@ def gated(channels, num_classes=0, num_layers=3):
 
 def jacobian(model, height, width, channels, *args):
   x = jax.random.uniform(jax.random.key(1), (1, height, width, channels), maxval=255.0)
-  jac = jax.jacrev(lambda v: model(v, *args)[0].sum(-1))(x)  # [H, W, C, 1, H, W, C]
+  # jit: one compiled program, not one per eager op of the batched backward pass
+  jac = jax.jit(jax.jacrev(lambda v: model(v, *args)[0].sum(-1)))(x)  # [H, W, C, 1, H, W, C]
   size = height * width * channels
   return np.abs(np.asarray(jac)).reshape(size, size)
 

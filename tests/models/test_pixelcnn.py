@@ -21,7 +21,8 @@ def small_model(channels, **overrides):
 def sub_pixel_jacobian(model, height, width, channels):
   """|d sum(logits[i]) / d x[j]| over flat sub-pixel indices (raster, then channel)."""
   x = jax.random.uniform(jax.random.key(1), (1, height, width, channels), maxval=255.0)
-  jacobian = jax.jacrev(lambda v: model(v)[0].sum(-1))(x)  # [H, W, C, 1, H, W, C]
+  # jit: one compiled program, not one per eager op of the batched backward pass
+  jacobian = jax.jit(jax.jacrev(lambda v: model(v)[0].sum(-1)))(x)  # [H, W, C, 1, H, W, C]
   size = height * width * channels
   return np.abs(np.asarray(jacobian)).reshape(size, size)
 
@@ -53,7 +54,7 @@ def test_causal_by_jacobian(channels):
 def test_logit_shape_and_initial_bits_per_dim(channels):
   model = small_model(channels)
   images = jax.random.randint(jax.random.key(2), (4, 8, 8, channels), 0, 256).astype(jnp.uint8)
-  logits = model(images)
+  logits = jax.jit(lambda v: model(v))(images)
   chex.assert_shape(logits, (4, 8, 8, channels, 256))
   bpd = likelihoods.bits_per_dim(likelihoods.categorical_nll(logits, images), 8 * 8 * channels)
   # A freshly initialised model is close to uniform: about 8 bits/dim.

@@ -38,7 +38,8 @@ def sub_pixel_jacobian(layer_type, channels):
   of a NUM_LAYERS-layer model on one SHAPES[channels] image (cached: several tests read it)."""
   model, (height, width) = small_model(layer_type, channels), SHAPES[channels]
   x = jax.random.uniform(jax.random.key(1), (1, height, width, channels), maxval=255.0)
-  jacobian = jax.jacrev(lambda v: model(v)[0].sum(-1))(x)  # [H, W, C, 1, H, W, C]
+  # jit: one compiled program, not one per eager op of the batched backward pass
+  jacobian = jax.jit(jax.jacrev(lambda v: model(v)[0].sum(-1)))(x)  # [H, W, C, 1, H, W, C]
   size = height * width * channels
   return np.abs(np.asarray(jacobian)).reshape(size, size)
 
@@ -117,7 +118,7 @@ def test_row_lstm_sees_a_triangle_and_the_diagonal_bilstm_everything():
 def test_logit_shape_and_initial_bits_per_dim(layer_type):
   model = small_model(layer_type, 3)
   images = jax.random.randint(jax.random.key(2), (2, 6, 5, 3), 0, 256).astype(jnp.uint8)
-  logits = model(images)
+  logits = jax.jit(lambda v: model(v))(images)
   chex.assert_shape(logits, (2, 6, 5, 3, 256))
   bpd = likelihoods.bits_per_dim(likelihoods.categorical_nll(logits, images), images[0].size)
   np.testing.assert_allclose(np.asarray(bpd), 8.0, atol=0.5)  # near uniform at init
