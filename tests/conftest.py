@@ -128,3 +128,14 @@ def smoke_run(tiny_idx, tmp_path_factory):
     return runs[filename, arg]
 
   return run
+
+
+class ImageRecorder:
+  """A metric writer stand-in that keeps the image grids it is given."""
+
+  def __init__(self):
+    self.images = {}
+
+  def write_images(self, step, name, images, num_columns=None):
+    self.images[name] = np.asarray(images)
+    return name

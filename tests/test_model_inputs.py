@@ -6,23 +6,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import load_config, smoke_config, tiny_pixelcnn_config
+from conftest import ImageRecorder, load_config, smoke_config, tiny_pixelcnn_config
 from gen_jax import data, parallel, runs, tasks
 from gen_jax.applications import completion, latent_space
 from gen_jax.data import pipeline
 from gen_jax.errors import UserError
 from gen_jax.tasks import beta_vae as beta_vae_task
-
-
-class ImageRecorder:
-  """A writer that keeps the image grids it is given."""
-
-  def __init__(self):
-    self.images = {}
-
-  def write_images(self, step, name, images, num_columns=None):
-    self.images[name] = np.asarray(images)
-    return name
 
 
 def init_task(config):

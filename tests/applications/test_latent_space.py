@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import load_config
+from conftest import ImageRecorder, load_config
 from gen_jax import applications, data, runs, train
 from gen_jax.applications import latent_space
 from gen_jax.data import corruptions
@@ -71,17 +71,6 @@ def test_vq_reconstruct_reports_evals_psnr(smoke_run, tmp_path):
   assert os.path.isfile(tmp_path / "samples" / f"reconstruct_{run.step}.png")
   np.testing.assert_array_equal(run.reconstruct(images[:columns]),
                                 run.decode(run.encode(images[:columns])))
-
-
-class ImageRecorder:
-  """A writer that keeps the grids it is given."""
-
-  def __init__(self):
-    self.images = {}
-
-  def write_images(self, step, name, images, num_columns=None):
-    self.images[name] = np.asarray(images)
-    return name
 
 
 @pytest.mark.parametrize("filename", ["vae_mlp.py", "vqvae.py"])
