@@ -187,7 +187,7 @@ def ar_settings(config, spec: DatasetSpec) -> dict:
               plot_settings=dict(history=history, future=series[boundary:boundary + horizon]))
 
 
-def create_ar_task(config, spec: DatasetSpec) -> Task:
+def create_ar_p_task(config, spec: DatasetSpec) -> Task:
   settings = ar_settings(config, spec)
   order, window, boundary = config.model.order, config.data.window_length, settings["boundary"]
   units, references = settings["units"], settings["references"]
