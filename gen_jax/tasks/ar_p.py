@@ -149,11 +149,11 @@ def forecast_errors(ar: dict, series: jax.Array, boundary: int, horizon: int,
 
 
 def reference_fits(spec: DatasetSpec, order: int) -> dict[str, dict]:
-  """{'ols_nll': the least-squares AR(p) of the training part, 'true_nll': the truth if known}."""
-  series, boundary = spec.extras["series"], spec.extras["boundary"]
+  """{'ols_nll': the least-squares AR(p) of the training part, 'true_nll': the true one if known}."""
+  series, boundary = spec.series.values, spec.series.boundary
   references = {"ols_nll": time_series.ols_fit(series[:boundary], order)}
-  if spec.extras.get("truth") is not None:
-    references["true_nll"] = spec.extras["truth"]
+  if spec.series.true_parameters is not None:
+    references["true_nll"] = spec.series.true_parameters
   return {name: {"intercept": float(ar["intercept"]),
                  "coefficients": np.asarray(ar["coefficients"], np.float32),
                  "noise_std": float(ar["noise_std"])} for name, ar in references.items()}
@@ -175,7 +175,7 @@ def ar_settings(config, spec: DatasetSpec) -> dict:
   if horizon < 1 or not 0 < level < 1:
     raise UserError(f"sample.horizon={horizon} must be >= 1 and sample.interval_level={level} "
                     "in (0, 1)")
-  series, boundary = spec.extras["series"], spec.extras["boundary"]
+  series, boundary = spec.series.values, spec.series.boundary
   location, scale = float(np.mean(series[:boundary])), float(np.std(series[:boundary]))
   if scale == 0:
     raise UserError("the training part of the series is constant: nothing to fit")

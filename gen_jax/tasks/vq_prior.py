@@ -36,7 +36,7 @@ import optax
 from absl import logging
 
 from gen_jax import checkpointing, config_defaults, data, runs, sampling
-from gen_jax.data.sources import DatasetSpec
+from gen_jax.data.sources import DatasetSpec, VQStage1
 from gen_jax.errors import UserError
 from gen_jax.models.code_prior import CodePrior
 from gen_jax.models.vqvae import MODELS
@@ -181,8 +181,8 @@ def codes_spec(data_config) -> DatasetSpec:
   return DatasetSpec(
       image_shape=None, num_levels=stage1.model.codebook_size, num_classes=0, features=features,
       load=load_codes,
-      extras={"vqvae_config": stage1, "image_spec": spec, "levels": model_class.levels,
-              "latent_shapes": latent_shapes})
+      stage1=VQStage1(config=stage1, image_spec=spec, hierarchy=model_class.levels,
+                      latent_shapes=latent_shapes))
 
 
 # ------------------------------------------------------------------ the priors
@@ -300,10 +300,10 @@ def create_code_prior(prior_config, num_codes: int, conditioned: bool):
 
 def check_prior_config(config, spec: DatasetSpec):
   """The stage-1 run must be the kind this prior models, its levels those configured."""
-  if not spec.extras or "vqvae_config" not in spec.extras:
+  if spec.stage1 is None:
     raise UserError(f"{config.model.name} trains on data.name={DATASET!r}, not "
                     f"{config.data.name!r}")
-  stage1, levels = spec.extras["vqvae_config"], spec.extras["levels"]
+  stage1, levels = spec.stage1.config, spec.stage1.hierarchy
   expected = STAGE1_FOR_PRIOR[config.model.name]
   if stage1.model.name != expected:
     raise UserError(f"config.vqvae_workdir={config.vqvae_workdir} holds a {stage1.model.name!r} "
@@ -323,8 +323,8 @@ def check_prior_config(config, spec: DatasetSpec):
 
 def create_vq_prior_task(config, spec: DatasetSpec) -> Task:
   check_prior_config(config, spec)
-  stage1, levels = spec.extras["vqvae_config"], spec.extras["levels"]
-  latent_shapes, images = spec.extras["latent_shapes"], spec.extras["image_spec"]
+  stage1, levels = spec.stage1.config, spec.stage1.hierarchy
+  latent_shapes, images = spec.stage1.latent_shapes, spec.stage1.image_spec
   create_fns, apply_fns = {}, {}
   for index, level in enumerate(levels):
     create_fns[level], apply_fns[level] = module_functions(
