@@ -261,7 +261,7 @@ def vq_decode(state: TrainState, codes: dict, labels=None, *, apply_fn,
   del labels
   embeddings = {level: state.params["codebooks"][level][indices] for level, indices in codes.items()}
   mean = apply_fn(state.params["model"], embeddings, method="decode")  # [B, H, W, C] in [-1, 1]
-  return to_uint8(dgauss.unit_to_levels(mean, settings.num_levels) / (settings.num_levels - 1))
+  return to_uint8(dgauss.unit_to_levels(mean, settings.num_levels), 0, settings.num_levels - 1)
 
 
 def vq_encode_latents(state: TrainState, images, labels=None, *, apply_fn, settings: VQSettings):
