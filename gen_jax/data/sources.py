@@ -42,7 +42,7 @@ class VQStage1:
   """The VQ-VAE run whose codes a 'vq_codes' dataset holds (tasks/vq_prior.py)."""
   config: ml_collections.ConfigDict  # the run's config.json
   image_spec: "DatasetSpec"  # the images it encodes
-  hierarchy: tuple[str, ...]  # its code maps, coarsest first: ('latent',) or ('top', 'bottom')
+  scales: tuple[str, ...]  # its code maps, coarsest first: ('latent',) or ('top', 'bottom')
   latent_shapes: dict[str, tuple[int, int]]  # code map name -> (h, w)
 
 
