@@ -25,7 +25,8 @@ def forecast_mode(run: runs.Run, rng, writer) -> dict[str, float]:
                     f"{run.workdir} is a {run.config.model.name!r} run")
   settings = ar_p.ar_settings(run.config, run.spec)
   series, boundary = settings["series"], settings["boundary"]
-  horizon, level, units = settings["horizon"], settings["level"], settings["units"]
+  horizon, units = settings["horizon"], settings["units"]
+  interval_level = settings["interval_level"]
   if len(series) - boundary < horizon:
     raise UserError(f"sample.horizon={horizon} exceeds the {len(series) - boundary} held-out values")
   models = {"": ar_p.data_units(eval_params(run.state), **units), **{
@@ -33,7 +34,7 @@ def forecast_mode(run: runs.Run, rng, writer) -> dict[str, float]:
   metrics = {}
   for prefix, ar in models.items():
     errors = jax.device_get(ar_p.forecast_errors(ar, jnp.asarray(series), boundary,
-                                                 horizon, level))
+                                                 horizon, interval_level))
     for k in sorted({1, horizon}):
       metrics[f"{prefix}rmse_step_{k}"] = float(errors["rmse"][k - 1])
       metrics[f"{prefix}coverage_step_{k}"] = float(errors["coverage"][k - 1])
@@ -41,7 +42,8 @@ def forecast_mode(run: runs.Run, rng, writer) -> dict[str, float]:
   plot_settings = settings["plot_settings"]
   samples = jax.device_get(ar_p.forecast(
       run.state, rng, run.config.train.num_samples, **units,
-      history=jnp.asarray(plot_settings["history"]), horizon=horizon, level=level))
-  ar_p.write_forecast(writer, run.step, samples, level=level, name="forecast",
+      history=jnp.asarray(plot_settings["history"]), horizon=horizon,
+      interval_level=interval_level))
+  ar_p.write_forecast(writer, run.step, samples, interval_level=interval_level, name="forecast",
                       **plot_settings)
   return metrics
