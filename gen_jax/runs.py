@@ -154,15 +154,18 @@ class Run:
   @property
   def image_data_config(self):
     """The data config of the images the model scores (a VQ prior's: its stage 1's)."""
-    extras = self.spec.extras or {}
-    if "vqvae_config" not in extras:
+    if self.spec.stage1 is None:
       return self.config.data
-    return tasks.vq_prior.image_data_config(extras["vqvae_config"], self.config.data)
+    return tasks.vq_prior.image_data_config(self.spec.stage1.config, self.config.data)
+
+  @property
+  def image_spec(self) -> data.DatasetSpec:
+    """The spec of the images the model scores (a VQ prior's: its stage 1's images)."""
+    return self.spec if self.spec.stage1 is None else self.spec.stage1.image_spec
 
   @property
   def image_shape(self) -> tuple[int, ...]:
-    extras = self.spec.extras or {}
-    spec = extras.get("image_spec", self.spec)
+    spec = self.image_spec
     if spec.image_shape is None:
       raise UserError(f"{self.config.model.name} does not model images")
     return tuple(spec.image_shape)
@@ -245,11 +248,11 @@ class Run:
   @property
   def image_levels(self) -> int:
     """Levels of the images the model reads (2 when binarized, 256 for 8-bit data)."""
-    return (self.spec.extras or {}).get("image_spec", self.spec).num_levels
+    return self.image_spec.num_levels
 
   def model_inputs(self, images, labels=None) -> np.ndarray:
     """8-bit images as eval feeds them to the model (eval's binarization): uint8 levels
-    0..image_levels-1 (data.as_8bit(x, run.image_levels) shows them on 0..255)."""
+    0..image_levels-1 (decoders.to_uint8(x, 0, run.image_levels - 1) shows them on 0..255)."""
     return self.map_batches("model_inputs", lambda state, batch, rng: batch["image"], images,
                             labels)
 

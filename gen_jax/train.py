@@ -5,6 +5,7 @@ It knows only the task interface of `gen_jax.tasks`, never a model by name.
 checkpoints), 'eval' (the whole eval split, once) or 'sample' (one grid).
 """
 
+import dataclasses
 import errno
 import glob
 import math
@@ -123,6 +124,17 @@ class StopRequest:
   def __exit__(self, *exc):
     for signum, handler in self._previous.items():
       signal.signal(signum, handler)
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopHooks:
+  """What the training loop calls out to besides its step, and the stop flag it polls."""
+  writer: MetricWriter  # train metrics every log_every steps
+  checkpointer: checkpointing.Checkpointer  # saves every checkpoint_every steps and on a stop
+  evaluate: Callable  # (state, step) -> None: the whole eval split, written, every eval_every
+  sample: Callable  # (state, step) -> None: a sample grid, written, every sample_every
+  stop: StopRequest
+  results: dict  # where the loop leaves its last train means ('train'), for `run` to return
 
 
 def restore_run(config, workdir: str, mesh=None):
@@ -257,8 +269,9 @@ def run_in_workdir(config, workdir, outputs, mode, mesh, spec, task, splits, sto
       finish_owed_work(config, outputs, state, step, do_eval, do_sample)
       train_step = jax.jit(task.train_step, in_shardings=(replicated, sharded, replicated),
                            out_shardings=(replicated, replicated), donate_argnums=0)
-      train_loop(config, state, step, train_rng, train_step, batches, mesh,
-                 writer, checkpointer, do_eval, do_sample, results, stop)
+      hooks = LoopHooks(writer=writer, checkpointer=checkpointer, evaluate=do_eval,
+                        sample=do_sample, stop=stop, results=results)
+      train_loop(config, state, step, train_rng, train_step, batches, mesh, hooks)
   except OSError as error:  # a full disk meets metrics or samples before a checkpoint
     if error.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
       raise
@@ -310,9 +323,10 @@ def finish_owed_work(config, outputs, state, step, do_eval, do_sample) -> None:
     do_sample(state, step)
 
 
-def train_loop(config, state, step, train_rng, train_step, batches, mesh, writer,
-               checkpointer, do_eval, do_sample, results, stop):
+def train_loop(config, state, step, train_rng, train_step, batches, mesh,
+               hooks: LoopHooks) -> None:
   """Steps from `step` to config.train.num_steps; saves on SIGTERM/SIGINT and exits."""
+  checkpointer, stop = hooks.checkpointer, hooks.stop
   num_steps = config.train.num_steps
   first = num_steps if stop.signal_number is not None else step  # stopped while compiling
   device_batches = data.prefetch(parallel.to_global(batches(s), mesh)
@@ -339,9 +353,9 @@ def train_loop(config, state, step, train_rng, train_step, batches, mesh, writer
       check_finite(means, step, checkpointer.latest_step)
       elapsed = time.perf_counter() - last_log[1]
       means["steps_per_s"] = (step - last_log[0]) / max(elapsed, 1e-9)
-      writer.write_scalars(step, "train", means)
+      hooks.writer.write_scalars(step, "train", means)
       progress.set_postfix(loss=f"{means['loss']:.4f}")
-      results["train"], history, last_log = means, [], (step, time.perf_counter())
+      hooks.results["train"], history, last_log = means, [], (step, time.perf_counter())
     if checkpoint_due:
       if history:  # never save a state whose recent steps went non-finite
         check_finite(mean_metrics(history), step, checkpointer.latest_step)
@@ -351,7 +365,7 @@ def train_loop(config, state, step, train_rng, train_step, batches, mesh, writer
                       step, checkpointer.directory)
       break
     if is_due(step, config.train.eval_every, num_steps):
-      do_eval(state, step)
+      hooks.evaluate(state, step)
     if is_due(step, config.train.sample_every, num_steps):
-      do_sample(state, step)
+      hooks.sample(state, step)
   progress.close()

@@ -38,7 +38,7 @@ def test_adam_recovers_the_ols_fit_and_the_truth():
   for _ in range(config.train.num_steps):  # full batch: the exact conditional likelihood
     state, metrics = step(state, batch, jax.random.key(1))
   fitted = task.split_metrics(state, None, eval_split, None)
-  ols = time_series.ols_fit(spec.extras["series"][:spec.extras["boundary"]], 2)
+  ols = time_series.ols_fit(spec.series.values[:spec.series.boundary], 2)
   np.testing.assert_allclose([fitted["coefficient_1"], fitted["coefficient_2"]],
                              ols["coefficients"], atol=3e-3)
   np.testing.assert_allclose(fitted["intercept"], ols["intercept"], atol=5e-3)

@@ -130,8 +130,8 @@ def test_vqvae_encode_decode_is_evals_reconstruction(smoke_run):
   images = eval_split_of(run).images[:3]
   codes = run.encode(images)
   assert set(codes) == {"latent"} and codes["latent"].dtype.kind == "i"
-  _, apply_fn, levels, _ = vq_task.create_vq_model(run.config.model, run.spec)
-  settings = vq_task.create_vq_settings(run.config.model, run.spec, levels)
+  _, apply_fn, scales, _ = vq_task.create_vq_model(run.config.model, run.spec)
+  settings = vq_task.create_vq_settings(run.config.model, run.spec, scales)
   mean = vq_task.autoencode(run.state.params, jnp.asarray(images), apply_fn=apply_fn,
                             settings=settings)[0]  # eval's reconstruction (8-bit data)
   np.testing.assert_array_equal(run.decode(codes), dgauss.unit_to_levels(mean, 256))

@@ -14,7 +14,7 @@ from gen_jax import tasks, train
 from gen_jax.errors import UserError
 
 from gen_jax.models.semi_supervised_vae import LabelledLinear, SemiSupervisedVAE
-from gen_jax.tasks import semi_supervised as task_module
+from gen_jax.tasks import semi_supervised_vae as task_module
 from gen_jax.tasks.common import TrainState, module_functions
 
 K, Z, D = 3, 2, 12

@@ -125,8 +125,8 @@ def test_ema_codebook_follows_the_assigned_encoder_outputs_not_the_optimizer(one
   assert history[1]["restarted_codes"] == 0  # step 1: the EMA alone (see one_device_run)
   state, new_state = states[1], states[2]
   spec = train.dataset_spec(config.data)
-  _, apply_fn, levels, _ = vq_task.create_vq_model(config.model, spec)
-  settings = vq_task.create_vq_settings(config.model, spec, levels)
+  _, apply_fn, scales, _ = vq_task.create_vq_model(config.model, spec)
+  settings = vq_task.create_vq_settings(config.model, spec, scales)
   train_split, _ = train.data.load_splits(config.data)
   _, latents, _, _ = jax.jit(functools.partial(vq_task.autoencode, apply_fn=apply_fn,
                                                 settings=settings))(state.params,
@@ -181,8 +181,8 @@ def test_eval_reports_codebook_health_of_the_whole_split_and_a_usage_histogram(s
   config = smoke_config("vqvae.py", "smoke", tiny_idx)
   state, _ = train.restore_run(config, workdir)
   spec = train.dataset_spec(config.data)
-  _, apply_fn, levels, _ = vq_task.create_vq_model(config.model, spec)
-  settings = vq_task.create_vq_settings(config.model, spec, levels)
+  _, apply_fn, scales, _ = vq_task.create_vq_model(config.model, spec)
+  settings = vq_task.create_vq_settings(config.model, spec, scales)
   _, eval_split = train.data.load_splits(config.data)
   _, latents, _, _ = jax.jit(functools.partial(vq_task.autoencode, apply_fn=apply_fn,
                                                 settings=settings))(state.params, eval_split.images)
@@ -222,20 +222,20 @@ def test_stage2_reads_stage1_and_decodes_sampled_codes(smoke_run, tiny_idx, monk
   monkeypatch.setattr(vq_prior, "extract_codes", lambda *a, **k: pytest.fail("re-extracted"))
   _, eval_codes = vq_prior.load_codes(config.data)
   image_spec = vq_prior.image_spec(stage1_config)
-  _, apply_fn, levels, _ = vq_task.create_vq_model(stage1_config.model, image_spec)
-  settings = vq_task.create_vq_settings(stage1_config.model, image_spec, levels)
+  _, apply_fn, scales, _ = vq_task.create_vq_model(stage1_config.model, image_spec)
+  settings = vq_task.create_vq_settings(stage1_config.model, image_spec, scales)
   _, eval_images = train.data.load_splits(vq_prior.image_data_config(stage1_config, config.data))
   mean, latents, _, _ = jax.jit(functools.partial(vq_task.autoencode, apply_fn=apply_fn,
                                                    settings=settings))(stage1.params,
                                                                        eval_images.images)
-  for level in levels:
-    codebook = np.asarray(stage1.params["codebooks"][level])
-    z = np.asarray(latents[level])
+  for scale in scales:
+    codebook = np.asarray(stage1.params["codebooks"][scale])
+    z = np.asarray(latents[scale])
     nearest = np.linalg.norm(z[..., None, :] - codebook, axis=-1).argmin(-1)
-    np.testing.assert_array_equal(eval_codes[f"codes_{level}"], nearest)
+    np.testing.assert_array_equal(eval_codes[f"codes_{scale}"], nearest)
   # Decoding codes through stage 2 gives stage 1's reconstructions.
   decoded = jax.jit(functools.partial(vq_prior.decode_codes, decode_fn=apply_fn, num_levels=256))(
-      state.params["vqvae"], {level: eval_codes[f"codes_{level}"] for level in levels})
+      state.params["vqvae"], {scale: eval_codes[f"codes_{scale}"] for scale in scales})
   np.testing.assert_array_equal(decoded, np.clip(np.round((np.asarray(mean) + 1) * 127.5), 0, 255))
   # The smoke run's samples: 4 sampled code pairs decoded to 28x28 grey images, a 2x2 grid.
   grid = Image.open(os.path.join(prior_dir, "samples", "step_4.png"))

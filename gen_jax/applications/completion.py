@@ -11,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from gen_jax import data, runs
+from gen_jax import runs
+from gen_jax.objectives.decoders import to_uint8
 
 
 def completion_grid(originals: np.ndarray, start: int, completions: np.ndarray) -> np.ndarray:
@@ -34,8 +35,8 @@ def write_completions(run: runs.Run, rng, num: int, writer) -> np.ndarray:
   complete = jax.jit(run.task.complete, static_argnums=4)
   completions = np.asarray(jax.device_get(
       complete(run.state, rng, jnp.asarray(inputs), labels, start)))
-  grid = completion_grid(data.as_8bit(inputs, run.image_levels), start,
-                         data.as_8bit(completions, run.image_levels))
+  highest = run.image_levels - 1
+  grid = completion_grid(to_uint8(inputs, 0, highest), start, to_uint8(completions, 0, highest))
   logging.info("wrote %s", writer.write_images(run.step, "completion", grid,
                                                num_columns=len(inputs)))
   return completions

@@ -23,10 +23,11 @@ traversal_steps); a config that sets none of them (VQ-VAE) gets APPLICATION_DEFA
 
 import numpy as np
 
-from gen_jax import data, runs
+from gen_jax import runs
 from gen_jax.errors import UserError
 from gen_jax.evaluation import disentanglement
 from gen_jax.objectives import elbo, reconstruction
+from gen_jax.objectives.decoders import to_uint8
 
 APPLICATION_DEFAULTS = {
     "num_images": 10, "num_examples": 1000, "interpolation_steps": 8,
@@ -54,7 +55,7 @@ def num_images(run: runs.Run) -> int:
 
 def shown(run: runs.Run, images, labels) -> np.ndarray:
   """uint8 8-bit: the images as the model reads them (eval's binarization), for grids."""
-  return data.as_8bit(run.model_inputs(images, labels), run.image_levels)
+  return to_uint8(run.model_inputs(images, labels), 0, run.image_levels - 1)
 
 
 def reconstruct_mode(run: runs.Run, rng, writer) -> dict[str, float]:

@@ -73,11 +73,6 @@ def binarize(images: np.ndarray, mode: str, rng: np.random.Generator) -> np.ndar
   raise ValueError(f"unknown binarization {mode!r}")
 
 
-def as_8bit(images: np.ndarray, num_levels: int) -> np.ndarray:
-  """L-level images (0..L-1) -> uint8 0..255, for display and PSNR."""
-  return np.round(np.asarray(images, np.float32) * (255.0 / (num_levels - 1))).astype(np.uint8)
-
-
 def model_inputs(images: np.ndarray, binarization: str, seed: int, *stream: int) -> np.ndarray:
   """8-bit images [N, H, W, C] as a model sees them: `binarize` with a generator drawn
   from (seed, *stream). The one preprocessing of every path where a model reads

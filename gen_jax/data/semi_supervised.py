@@ -120,4 +120,4 @@ def semi_supervised_spec(data_config) -> sources.DatasetSpec:
   features = {"image": (tuple(spec.image_shape), "uint8"), "label": ((), "int32"),
               "labelled": ((), "float32"), "labelled_weight": ((), "float32")}
   return dataclasses.replace(spec, features=features, load=load,
-                             extras={"num_labelled": data_config.num_labelled})
+                             num_labelled=data_config.num_labelled)

@@ -13,11 +13,37 @@ import dataclasses
 import os
 from typing import Callable
 
+import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
 
 from gen_jax.data import idx_builder
 from gen_jax.errors import UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class TimeSeries:
+  """One univariate series (data/timeseries.py): all of it, and where it splits."""
+  values: np.ndarray  # [L] float32: the training part, then the held-out part
+  boundary: int  # the first held-out index
+  true_parameters: dict | None  # a generated AR(p) process's {'intercept', 'coefficients',
+  #                               'noise_std'}; None for a series read from a file
+
+
+@dataclasses.dataclass(frozen=True)
+class Factors:
+  """The generative factors of a procedural dataset's 'factors' feature (data/sprites.py)."""
+  names: tuple[str, ...]  # one per column of 'factors'
+  sizes: tuple[int, ...]  # the number of values each factor takes
+
+
+@dataclasses.dataclass(frozen=True)
+class VQStage1:
+  """The VQ-VAE run whose codes a 'vq_codes' dataset holds (tasks/vq_prior.py)."""
+  config: ml_collections.ConfigDict  # the run's config.json
+  image_spec: "DatasetSpec"  # the images it encodes
+  scales: tuple[str, ...]  # its code maps, coarsest first: ('latent',) or ('top', 'bottom')
+  latent_shapes: dict[str, tuple[int, int]]  # code map name -> (h, w)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +54,9 @@ class DatasetSpec:
   Other data (text, time series, procedural images with factors) give their
   `features` and a `load(data_config) -> (train, eval)` of feature dicts;
   a spec that depends on the config (a sequence length, a corpus's alphabet)
-  is registered as a function data_config -> DatasetSpec instead.
+  is registered as a function data_config -> DatasetSpec instead. The last
+  fields are what one kind of dataset carries beside its examples, None for
+  the others.
   """
   image_shape: tuple[int, ...] | None  # (H, W, C); None for non-image data
   num_levels: int  # distinct values per sub-pixel (or token): 256 for 8-bit, 2 for binary
@@ -38,7 +66,11 @@ class DatasetSpec:
   # name -> (shape of one example, numpy dtype name); None = image (+ label)
   features: dict[str, tuple[tuple[int, ...], str]] | None = None
   load: Callable | None = None  # (data_config) -> (train, eval) dicts of [N, ...] arrays
-  extras: dict | None = None  # anything else a task needs (e.g. a vocabulary)
+  vocabulary: str | None = None  # text: the sorted characters; token id i is vocabulary[i]
+  series: TimeSeries | None = None  # ar_process, csv_series
+  factors: Factors | None = None  # sprites
+  num_labelled: int | None = None  # semi_supervised: training examples that keep their label
+  stage1: VQStage1 | None = None  # vq_codes
 
   def example_features(self) -> dict[str, tuple[tuple[int, ...], str]]:
     if self.features is not None:

@@ -28,7 +28,7 @@ import functools
 import ml_collections
 import numpy as np
 
-from gen_jax.data.sources import DatasetSpec
+from gen_jax.data.sources import DatasetSpec, Factors
 from gen_jax.errors import UserError
 
 FACTOR_NAMES = ("shape", "scale", "rotation", "x", "y")
@@ -167,4 +167,4 @@ def sprites_spec(data_config) -> DatasetSpec:
       image_shape=(size, size, 1), num_levels=2, num_classes=0,
       features={"image": ((size, size, 1), "uint8"), "factors": ((len(FACTOR_NAMES),), "int32")},
       load=load,
-      extras={"factor_names": FACTOR_NAMES, "factor_sizes": factor_sizes(settings)})
+      factors=Factors(FACTOR_NAMES, factor_sizes(settings)))

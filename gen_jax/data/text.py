@@ -6,7 +6,7 @@
                     when prepared as ArrayRecord; train/eval are data.train_split
                     and data.eval_split.
 
-The vocabulary (DatasetSpec.extras['vocabulary'], a str) is the sorted set of
+The vocabulary (DatasetSpec.vocabulary, a str) is the sorted set of
 the characters of the whole corpus, training and held-out text together, so
 every character of the data has a token and there is no <unk>; a character
 outside it elsewhere (a sampling prime) is a UserError naming it.
@@ -119,7 +119,7 @@ def text_spec(data_config) -> sources.DatasetSpec:
       image_shape=None, num_levels=len(vocabulary), num_classes=0,
       how_to_get=TINY_SHAKESPEARE_HOW_TO_GET,
       features={"tokens": (window, "int32"), "weights": (window, "float32")},
-      load=load_text_splits, extras={"vocabulary": vocabulary})
+      load=load_text_splits, vocabulary=vocabulary)
 
 
 def load_text_splits(data_config) -> tuple[dict, dict]:

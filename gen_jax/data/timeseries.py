@@ -15,8 +15,8 @@ and its optimum is the conditional maximum-likelihood, least-squares fit, not
 a least squares that overweights the middle of the series); evaluation scores
 each held-out value as the last value of a window whose earlier values
 (possibly from the training part) are its context.
-DatasetSpec.extras holds the whole series, the split boundary and, for a
-generated process, the true parameters.
+DatasetSpec.series (a sources.TimeSeries) holds the whole series, the split
+boundary and, for a generated process, the true parameters.
 """
 
 import csv
@@ -101,9 +101,10 @@ def read_series(data_config) -> tuple[np.ndarray, dict | None]:
                     "data.length >= 1")
   series = generate_ar_process(coefficients, data_config.ar_intercept, data_config.ar_noise_std,
                                data_config.length, data_config.seed)
-  truth = {"intercept": float(data_config.ar_intercept), "coefficients": np.asarray(coefficients),
-           "noise_std": float(data_config.ar_noise_std)}
-  return series.astype(np.float32), truth
+  true_parameters = {"intercept": float(data_config.ar_intercept),
+                     "coefficients": np.asarray(coefficients),
+                     "noise_std": float(data_config.ar_noise_std)}
+  return series.astype(np.float32), true_parameters
 
 
 def split_boundary(data_config, length: int) -> int:
@@ -119,14 +120,14 @@ def split_boundary(data_config, length: int) -> int:
 
 
 def series_spec(data_config) -> sources.DatasetSpec:
-  series, truth = read_series(data_config)
+  series, true_parameters = read_series(data_config)
   boundary = split_boundary(data_config, len(series))
   window = (data_config.window_length,)
   return sources.DatasetSpec(
       image_shape=None, num_levels=0, num_classes=0,
       features={"series": (window, "float32"), "weights": (window, "float32")},
       load=load_series_splits,
-      extras={"series": series, "boundary": boundary, "truth": truth})
+      series=sources.TimeSeries(series, boundary, true_parameters))
 
 
 def load_series_splits(data_config) -> tuple[dict, dict]:

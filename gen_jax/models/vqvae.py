@@ -1,11 +1,11 @@
-"""VQ-VAE (van den Oord et al. 2017) and the two-level VQ-VAE-2 (Razavi et al. 2019).
+"""VQ-VAE (van den Oord et al. 2017) and the two-scale VQ-VAE-2 (Razavi et al. 2019).
 
 The modules hold the encoders and decoders only. The codebooks and the
 quantization itself live outside them (objectives/vector_quantization.py, the
-task's state), so a forward pass takes a `quantize(level, z) -> (e, codes)`
+task's state), so a forward pass takes a `quantize(scale, z) -> (e, codes)`
 callback: the task passes one built from its codebooks (nearest code with a
 straight-through gradient). Levels are named; the decoder reads one embedding
-grid per level, `decode({level: [B, h, w, D]})`.
+grid per scale, `decode({scale: [B, h, w, D]})`.
 
   VQ-VAE:   x -> encoder -> z [H/2^n, W/2^n, D] -> quantize -> decoder -> mu
   VQ-VAE-2: x -> bottom encoder -> h_b [H/2^n]   -> top encoder -> z_t [H/2^(n+1)]
@@ -107,7 +107,7 @@ def check_downsampling(image_shape, num_downsamples: int, model: str) -> None:
 class VQVAE(nnx.Module):
   """One latent grid ('latent') of D-dimensional codes."""
 
-  levels = ("latent",)
+  scales = ("latent",)
 
   def __init__(self, *, num_channels: int, features: int, residual_hidden: int,
                num_residual: int, num_downsamples: int, embedding_dim: int, rngs: nnx.Rngs):
@@ -124,21 +124,21 @@ class VQVAE(nnx.Module):
     return {"latent": (image_shape[0] // factor, image_shape[1] // factor)}
 
   def __call__(self, x, quantize):
-    """x [B, H, W, C] in [-1, 1] -> (mu [B, H, W, C], {level: z_e}, {level: codes})."""
+    """x [B, H, W, C] in [-1, 1] -> (mu [B, H, W, C], {scale: z_e}, {scale: codes})."""
     z = self.pre_quantize(self.encoder(x.astype(compute_dtype(self))))  # [B, h, w, D]
     z = z.astype(jnp.float32)
     embedding, codes = quantize("latent", z)
     return self.decode({"latent": embedding}), {"latent": z}, {"latent": codes}
 
   def decode(self, embeddings: dict) -> jax.Array:
-    """{level: [B, h, w, D]} -> mu [B, H, W, C], float32."""
+    """{scale: [B, h, w, D]} -> mu [B, H, W, C], float32."""
     return self.decoder(embeddings["latent"].astype(compute_dtype(self))).astype(jnp.float32)
 
 
 class VQVAE2(nnx.Module):
   """Top ('top', 2x coarser) and bottom ('bottom') grids; the bottom is conditioned on the top."""
 
-  levels = ("top", "bottom")
+  scales = ("top", "bottom")
 
   def __init__(self, *, num_channels: int, features: int, residual_hidden: int,
                num_residual: int, num_downsamples: int, embedding_dim: int, rngs: nnx.Rngs):
@@ -162,7 +162,7 @@ class VQVAE2(nnx.Module):
             "bottom": (image_shape[0] // bottom, image_shape[1] // bottom)}
 
   def __call__(self, x, quantize):
-    """x [B, H, W, C] in [-1, 1] -> (mu [B, H, W, C], {level: z_e}, {level: codes})."""
+    """x [B, H, W, C] in [-1, 1] -> (mu [B, H, W, C], {scale: z_e}, {scale: codes})."""
     dtype = compute_dtype(self)
     bottom_features = self.bottom_encoder(x.astype(dtype))  # [B, hb, wb, F]
     z_top = self.top_pre_quantize(self.top_encoder(bottom_features))  # [B, hb/2, wb/2, D]
@@ -176,7 +176,7 @@ class VQVAE2(nnx.Module):
     return mean, {"top": z_top, "bottom": z_bottom}, {"top": top_codes, "bottom": bottom_codes}
 
   def decode(self, embeddings: dict) -> jax.Array:
-    """{level: [B, h, w, D]} -> mu [B, H, W, C], float32."""
+    """{scale: [B, h, w, D]} -> mu [B, H, W, C], float32."""
     dtype = compute_dtype(self)
     return self.decoder(jnp.concatenate(
         [self.upsample_top(embeddings["top"].astype(dtype)), embeddings["bottom"].astype(dtype)],

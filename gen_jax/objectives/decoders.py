@@ -16,6 +16,7 @@ decode (reconstructions, interpolations, traversals).
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gen_jax.objectives import likelihoods
 
@@ -61,6 +62,17 @@ def decoder_mean(likelihood: str, outputs: jax.Array, num_levels: int) -> jax.Ar
   raise ValueError(f"unknown likelihood {likelihood!r}")
 
 
-def to_uint8(intensities: jax.Array) -> jax.Array:
-  """[0, 1] floats -> uint8 0..255 (for image grids and 8-bit comparisons)."""
-  return jnp.round(jnp.clip(intensities, 0.0, 1.0) * 255.0).astype(jnp.uint8)
+def to_uint8(values, low: float, high: float):
+  """Values on [low, high] -> uint8 0..255, the one conversion to 8-bit pixels.
+
+    uint8 = round(clip((values - low) * 255 / (high - low), 0, 255))
+
+  so low -> 0, high -> 255, halfway values round to even (NumPy's and JAX's
+  `round`) and values outside [low, high] clip. Callers: [0, 1] intensities
+  (VAE decoder means: low=0, high=1), [-1, 1] generator outputs (low=-1),
+  L-level pixels 0..L-1 (binarized data: high=1). A NumPy array (or list) in
+  gives a NumPy array out; a jax.Array (traced under jit too) a jax.Array.
+  """
+  xp = jnp if isinstance(values, jax.Array) else np
+  scaled = (xp.asarray(values, xp.float32) - low) * (255.0 / (high - low))
+  return xp.round(xp.clip(scaled, 0.0, 255.0)).astype(xp.uint8)

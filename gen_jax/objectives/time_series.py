@@ -110,9 +110,9 @@ def forecast_variance(coefficients: jax.Array, noise_std, horizon: int) -> jax.A
 
 
 def forecast_interval(mean: jax.Array, variance: jax.Array,
-                      level: float) -> tuple[jax.Array, jax.Array]:
-  """The central `level` interval of N(mean, variance): mean -+ z sqrt(variance)."""
-  z = ndtri(0.5 + 0.5 * level)
+                      interval_level: float) -> tuple[jax.Array, jax.Array]:
+  """The central `interval_level` interval of N(mean, variance): mean -+ z sqrt(variance)."""
+  z = ndtri(0.5 + 0.5 * interval_level)
   half_width = z * jnp.sqrt(variance)
   return mean - half_width, mean + half_width
 

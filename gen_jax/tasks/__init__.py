@@ -4,14 +4,25 @@ A task (common.Task) is four pure functions over one explicit state pytree
 (ARCHITECTURE.md): init, train_step, eval_step, sample. The trainer knows only that
 interface. Each family lives in its own module here and registers its
 create_*_task(config, spec) below.
+
+Where a model.name's task lives: gen_jax/tasks/<model.name>.py, except for
+names that share a family module (ARCHITECTURE.md has the whole table, and
+tests/tasks/test_registry.py holds both to TASKS):
+
+  pixelcnn, gated_pixelcnn   -> autoregressive.py
+  row_lstm, diagonal_bilstm  -> pixelrnn.py
+  vae, autoencoder           -> vae.py
+  dcgan, vaegan              -> gan.py
+  vqvae, vqvae2              -> vq.py
+  vqvae_prior, vqvae2_prior  -> vq_prior.py
 """
 
 from typing import Any, Callable
 
 from gen_jax.data.sources import DatasetSpec, register
 from gen_jax.errors import UserError
-from gen_jax.tasks import (autoregressive, beta_vae, classifier, gan, pixelcnn_pp, pixelrnn,
-                           semi_supervised, sequence, time_series, vae, vq, vq_prior)
+from gen_jax.tasks import (ar_p, autoregressive, beta_vae, char_rnn, classifier, gan, pixelcnn_pp,
+                           pixelrnn, semi_supervised_vae, vae, vq, vq_prior)
 from gen_jax.tasks.common import Task, check_supported
 
 TASKS: dict[str, Callable[[Any, DatasetSpec], Task]] = {
@@ -19,12 +30,12 @@ TASKS: dict[str, Callable[[Any, DatasetSpec], Task]] = {
     "gated_pixelcnn": autoregressive.create_gated_pixelcnn_task,
     "row_lstm": pixelrnn.create_row_lstm_task,
     "diagonal_bilstm": pixelrnn.create_diagonal_bilstm_task,
-    "char_rnn": sequence.create_char_rnn_task,
-    "ar_p": time_series.create_ar_task,
+    "char_rnn": char_rnn.create_char_rnn_task,
+    "ar_p": ar_p.create_ar_p_task,
     "vae": vae.create_vae_task,
     "autoencoder": vae.create_autoencoder_task,
     "beta_vae": beta_vae.create_beta_vae_task,
-    "semi_supervised_vae": semi_supervised.create_semi_supervised_vae_task,
+    "semi_supervised_vae": semi_supervised_vae.create_semi_supervised_vae_task,
     classifier.MODEL_NAME: classifier.create_classifier_task,
     "dcgan": gan.create_dcgan_task,
     "vaegan": gan.create_vaegan_task,

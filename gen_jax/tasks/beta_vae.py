@@ -93,8 +93,8 @@ def create_beta_vae_task(config, spec: DatasetSpec):
   task = vae.create_vae_task(config, spec, parts, train_step)
   split_metrics = None
   if "factors" in spec.example_features():
-    factor_names = (spec.extras or {}).get(
-        "factor_names", tuple(str(k) for k in range(spec.example_features()["factors"][0][0])))
+    factor_names = (spec.factors.names if spec.factors is not None else
+                    tuple(str(k) for k in range(spec.example_features()["factors"][0][0])))
     split_metrics = functools.partial(
         mig_metrics, posterior=lambda state, x: task.posterior(state, x, None),
         batch_size=config.train.eval_batch_size, num_bins=eval_config.mig_bins,

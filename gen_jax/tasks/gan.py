@@ -40,6 +40,7 @@ from gen_jax.data.sources import DatasetSpec
 from gen_jax.errors import UserError
 from gen_jax.models.dcgan import Discriminator, Encoder, Generator
 from gen_jax.objectives import adversarial, elbo
+from gen_jax.objectives.decoders import to_uint8
 from gen_jax.tasks.common import (Task, TrainState, check_divisible, ema_update,
                                   make_optimizer, module_functions)
 from gen_jax.tasks.sample_metrics import with_sample_metrics
@@ -66,11 +67,6 @@ class GAN:
 def to_signed(images: jax.Array) -> jax.Array:
   """uint8 [0, 255] -> float32 [-1, 1]."""
   return images.astype(jnp.float32) / 127.5 - 1.0
-
-
-def to_uint8(images: jax.Array) -> jax.Array:
-  """float [-1, 1] -> uint8 [0, 255], rounded."""
-  return jnp.round(jnp.clip((images + 1.0) * 127.5, 0.0, 255.0)).astype(jnp.uint8)
 
 
 def update_player(state: TrainState, player: str, gradients, tx) -> TrainState:
@@ -269,7 +265,8 @@ def gan_sample(state: TrainState, rng, num: int, labels=None, *, gan: GAN):
     labels = None
   elif labels is None:
     labels = jnp.arange(num) % gan.num_classes
-  return to_uint8(gan.generate(params, sample_latents(rng, num, gan.latent_dim), labels))
+  images = gan.generate(params, sample_latents(rng, num, gan.latent_dim), labels)  # [-1, 1]
+  return to_uint8(images, -1.0, 1.0)
 
 
 def gan_init(rng, example_batch, *, create_players: dict[str, Callable], tx, use_ema: bool):

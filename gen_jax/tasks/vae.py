@@ -135,7 +135,7 @@ def vae_sample(state, rng, num, labels=None, *, apply_fn, likelihood, num_levels
   else:
     labels, z = None, jax.random.normal(rng, (num, latent_dim))
   outputs = apply_fn(eval_params(state), z, labels, method="decode")
-  return to_uint8(decoder_mean(likelihood, outputs, num_levels))
+  return to_uint8(decoder_mean(likelihood, outputs, num_levels), 0.0, 1.0)
 
 
 def vae_posterior(state, images, labels=None, *, apply_fn, conditional):
@@ -146,7 +146,7 @@ def vae_posterior(state, images, labels=None, *, apply_fn, conditional):
 def vae_decode_latents(state, z, labels=None, *, apply_fn, likelihood, num_levels, conditional):
   """uint8 [B, H, W, C]: the decoder means E[x|z] of latents z [B, Z] on the 8-bit scale."""
   outputs = apply_fn(eval_params(state), z, labels if conditional else None, method="decode")
-  return to_uint8(decoder_mean(likelihood, outputs, num_levels))
+  return to_uint8(decoder_mean(likelihood, outputs, num_levels), 0.0, 1.0)
 
 
 # ----------------------------------------------------------------------------- autoencoder
@@ -202,7 +202,8 @@ def autoencoder_eval_step(state, batch, rng, *, apply_fn, num_levels):
   del rng
   images, mask = batch["image"], batch["mask"]
   reference = images.astype(jnp.float32) * (255.0 / (num_levels - 1))
-  restored = to_uint8(autoencoder_reconstruction(state.params, images, apply_fn=apply_fn))
+  restored = to_uint8(autoencoder_reconstruction(state.params, images, apply_fn=apply_fn),
+                      0.0, 1.0)
   return {"psnr": jnp.sum(reconstruction.psnr(reference, restored) * mask),
           "mse": jnp.sum(reconstruction.mean_squared_error(reference, restored) * mask),
           "num_examples": jnp.sum(mask)}
@@ -229,7 +230,7 @@ def autoencoder_decode(state, codes, labels=None, *, apply_fn):
   """uint8 [B, H, W, C]: the reconstructions of codes [B, Z] on the 8-bit scale."""
   del labels
   outputs = apply_fn(state.params, codes, None, method="decode")
-  return to_uint8(decoder_mean("squared_error", outputs, 0))
+  return to_uint8(decoder_mean("squared_error", outputs, 0), 0.0, 1.0)
 
 
 def autoencoder_sample(state, rng, num, *, apply_fn):

@@ -4,9 +4,9 @@ The state (common.TrainState) carries non-gradient statistics in its `aux`
 beside the parameters (the EMA codebook's running counts and sums, the running
 reconstruction error). The shared train step (common.make_train_step) runs
 
-  1. loss = ||x - mu||^2 + beta sum_levels ||z_e - sg(e)||^2 (+ ||sg(z_e) - e||^2
+  1. loss = ||x - mu||^2 + beta sum_scales ||z_e - sg(e)||^2 (+ ||sg(z_e) - e||^2
      when the codebook learns by gradient), one Adam update;
-  2. post_update, per level, the codebook update: EMA of the assigned encoder outputs
+  2. post_update, per scale, the codebook update: EMA of the assigned encoder outputs
      (model.codebook_update = 'ema') or nothing more ('loss'); on the first
      step optionally k-means of the batch's encoder outputs; then dead-code
      restarts: a code whose running count falls below a fraction of its
@@ -23,9 +23,9 @@ maximum-likelihood value for a Gaussian), so eval can report
 `decoder_bits_per_dim` = -log2 p(x | z_q) / D and the VQ-VAE bound with a
 uniform prior over the codes (the paper's KL = log K per code):
 
-  uniform_prior_bits_per_dim = (-log p(x | z_q) + sum_levels h w log K) / (D ln 2)
+  uniform_prior_bits_per_dim = (-log p(x | z_q) + sum_scales h w log K) / (D ln 2)
 
-plus `psnr` of the 8-bit reconstructions and, per level, `codebook_perplexity`
+plus `psnr` of the 8-bit reconstructions and, per scale, `codebook_perplexity`
 and `dead_codes` over the eval split (TensorBoard gets the code-usage histogram).
 Samples decode codes drawn independently from the codes' training frequencies
 (no prior: configs/vqvae_prior.py trains one). The applications use encode /
@@ -55,16 +55,16 @@ from gen_jax.tasks.common import (Task, TrainState, make_optimizer,
 CODEBOOK_UPDATES = ("ema", "loss")
 
 
-# The state: a TrainState, params {"model": module params, "codebooks": {level: [K, D]}},
-#   aux: {"cluster_size": {level: [K]} running assignment counts N_k (both codebook updates),
-#         "cluster_sum": {level: [K, D]} running sums m_k of assigned outputs (EMA codebook),
+# The state: a TrainState, params {"model": module params, "codebooks": {scale: [K, D]}},
+#   aux: {"cluster_size": {scale: [K]} running assignment counts N_k (both codebook updates),
+#         "cluster_sum": {scale: [K, D]} running sums m_k of assigned outputs (EMA codebook),
 #         "reconstruction_variance": [C] running mean squared error: sigma^2 of p(x | z)}
 
 
 @dataclasses.dataclass(frozen=True)
 class VQSettings:
   """The static settings of the VQ objective and codebook updates (from config.model)."""
-  levels: tuple[str, ...]
+  scales: tuple[str, ...]
   num_codes: int
   num_levels: int  # pixel levels (256 for 8-bit data)
   commitment_cost: float
@@ -77,9 +77,9 @@ class VQSettings:
   dead_code_fraction: float  # dead: running count < this x the uniform share
 
 
-def metric_name(level: str, name: str, levels) -> str:
-  """`name` for a one-level model, `<level>_name` for VQ-VAE-2."""
-  return name if len(levels) == 1 else f"{level}_{name}"
+def metric_name(scale: str, name: str, scales) -> str:
+  """`name` for a one-scale model, `<scale>_name` for VQ-VAE-2."""
+  return name if len(scales) == 1 else f"{scale}_{name}"
 
 
 def draws_compile_fast():
@@ -90,9 +90,9 @@ def draws_compile_fast():
 
 
 def make_quantize(codebooks: dict):
-  """quantize(level, z) -> (straight-through embedding, codes) with these codebooks."""
-  def quantize(level, z):
-    embedding, codes = vq.quantize(z, codebooks[level])
+  """quantize(scale, z) -> (straight-through embedding, codes) with these codebooks."""
+  def quantize(scale, z):
+    embedding, codes = vq.quantize(z, codebooks[scale])
     return vq.straight_through(z, embedding), codes
   return quantize
 
@@ -103,7 +103,7 @@ def decoder_nll(images, mean, variance, num_levels):
 
 
 def autoencode(params, images, *, apply_fn, settings: VQSettings):
-  """images -> (mean [B, H, W, C], {level: z_e}, {level: codes}, x [-1, 1])."""
+  """images -> (mean [B, H, W, C], {scale: z_e}, {scale: codes}, x [-1, 1])."""
   x = dgauss.levels_to_unit(images, settings.num_levels)  # [B, H, W, C]
   mean, latents, codes = apply_fn(params["model"], x, make_quantize(params["codebooks"]))
   return mean, latents, codes, x
@@ -111,27 +111,27 @@ def autoencode(params, images, *, apply_fn, settings: VQSettings):
 
 def vq_loss(params, batch, rng, step, *, apply_fn, settings: VQSettings):
   """MSE + beta commitment (+ codebook loss); aux_update: what the codebook update needs,
-  per example ({'latents', 'codes'}: {level: [B, h, w, ...]}, 'channel_error': [B, C])."""
+  per example ({'latents', 'codes'}: {scale: [B, h, w, ...]}, 'channel_error': [B, C])."""
   del rng, step
   mean, latents, codes, x = autoencode(params, batch["image"], apply_fn=apply_fn,
                                        settings=settings)
   squared_error = (x - mean) ** 2  # [B, H, W, C]
   reconstruction = jnp.mean(squared_error)
   loss, metrics = reconstruction, {"reconstruction_mse": reconstruction}
-  for level in settings.levels:
-    quantized = params["codebooks"][level][codes[level]]
-    commitment = vq.commitment_loss(latents[level], quantized)
+  for scale in settings.scales:
+    quantized = params["codebooks"][scale][codes[scale]]
+    commitment = vq.commitment_loss(latents[scale], quantized)
     loss = loss + settings.commitment_cost * commitment
-    metrics[metric_name(level, "commitment_loss", settings.levels)] = commitment
+    metrics[metric_name(scale, "commitment_loss", settings.scales)] = commitment
     if not settings.ema_codebook:
-      loss = loss + vq.codebook_loss(latents[level], quantized)
+      loss = loss + vq.codebook_loss(latents[scale], quantized)
   channel_error = jnp.mean(squared_error, axis=(1, 2))  # [B, C]
   return loss, (metrics, {"latents": latents, "codes": codes, "channel_error": channel_error})
 
 
 def update_codebook(codebook, cluster_size, cluster_sum, z, codes, rng, step, *,
                     settings: VQSettings):
-  """The non-gradient part of one level's step: EMA, k-means at step 0, dead-code restarts.
+  """The non-gradient part of one scale's step: EMA, k-means at step 0, dead-code restarts.
 
   Returns (codebook, cluster_size, cluster_sum, number of codes restarted).
   """
@@ -163,15 +163,15 @@ def vq_post_update(state: TrainState, aux_update, rng, *, settings: VQSettings):
   """make_train_step's post_update: the codebook updates after the Adam update."""
   aux = state.aux
   codebooks, cluster_size, cluster_sum, metrics = {}, {}, {}, {}
-  for index, level in enumerate(settings.levels):
-    codes = aux_update["codes"][level]
+  for index, scale in enumerate(settings.scales):
+    codes = aux_update["codes"][scale]
     with draws_compile_fast():  # k-means seeds and restart picks
-      codebooks[level], cluster_size[level], cluster_sum[level], restarted = update_codebook(
-          state.params["codebooks"][level], aux["cluster_size"][level],
-          aux["cluster_sum"][level], aux_update["latents"][level], codes,
+      codebooks[scale], cluster_size[scale], cluster_sum[scale], restarted = update_codebook(
+          state.params["codebooks"][scale], aux["cluster_size"][scale],
+          aux["cluster_sum"][scale], aux_update["latents"][scale], codes,
           jax.random.fold_in(rng, index), state.step, settings=settings)
     counts = vq.code_counts(codes, settings.num_codes)
-    name = functools.partial(metric_name, level, levels=settings.levels)
+    name = functools.partial(metric_name, scale, scales=settings.scales)
     metrics[name("batch_perplexity")] = vq.codebook_perplexity(counts)
     metrics[name("restarted_codes")] = restarted
   variance = (settings.decay * aux["reconstruction_variance"]
@@ -195,13 +195,13 @@ def create_vq_state(rng, example_batch, *, create_params, tx, settings: VQSettin
   model_rng, codebook_rng = jax.random.split(rng)
   batch_size = example_batch["image"].shape[0]
   codebooks, cluster_size, cluster_sum = {}, {}, {}
-  for index, level in enumerate(settings.levels):
+  for index, scale in enumerate(settings.scales):
     codebook = jax.random.normal(jax.random.fold_in(codebook_rng, index),
                                  (settings.num_codes, embedding_dim))
-    uniform_share = batch_size * math.prod(latent_shapes[level]) / settings.num_codes
-    codebooks[level] = codebook
-    cluster_size[level] = jnp.full((settings.num_codes,), uniform_share, jnp.float32)
-    cluster_sum[level] = codebook * uniform_share
+    uniform_share = batch_size * math.prod(latent_shapes[scale]) / settings.num_codes
+    codebooks[scale] = codebook
+    cluster_size[scale] = jnp.full((settings.num_codes,), uniform_share, jnp.float32)
+    cluster_sum[scale] = codebook * uniform_share
   # Mean 0 (zeroed last decoder layer) and variance 1/3, that of uniform levels on [-1, 1]:
   # p(x | z) starts as the Gaussian closest to the uniform distribution.
   aux = {"cluster_size": cluster_size, "cluster_sum": cluster_sum,
@@ -220,80 +220,80 @@ def vq_eval_step(state: TrainState, batch, rng, *, apply_fn, settings: VQSetting
   decoder_bits = likelihoods.bits_per_dim(
       decoder_nll(images, mean, state.aux["reconstruction_variance"], settings.num_levels),
       num_dims)
-  code_bits = sum(math.prod(latent_shapes[level]) * math.log2(settings.num_codes)
-                  for level in settings.levels) / num_dims
+  code_bits = sum(math.prod(latent_shapes[scale]) * math.log2(settings.num_codes)
+                  for scale in settings.scales) / num_dims
   reconstructions = dgauss.unit_to_levels(mean, settings.num_levels)
   psnr = reconstruction.psnr(images, reconstructions, settings.num_levels - 1)  # [B] dB
   sums = {"psnr": jnp.sum(psnr * mask),
           "decoder_bits_per_dim": jnp.sum(decoder_bits * mask),
           "uniform_prior_bits_per_dim": jnp.sum((decoder_bits + code_bits) * mask),
           "num_examples": jnp.sum(mask)}
-  for level in settings.levels:
-    quantized = state.params["codebooks"][level][codes[level]]
-    error = jnp.mean((latents[level] - quantized) ** 2, axis=(1, 2, 3))  # [B]
-    sums[metric_name(level, "commitment_loss", settings.levels)] = jnp.sum(error * mask)
+  for scale in settings.scales:
+    quantized = state.params["codebooks"][scale][codes[scale]]
+    error = jnp.mean((latents[scale] - quantized) ** 2, axis=(1, 2, 3))  # [B]
+    sums[metric_name(scale, "commitment_loss", settings.scales)] = jnp.sum(error * mask)
   return sums
 
 
 def vq_uniform_prior_log_prob(state: TrainState, batch, rng, *, apply_fn, settings: VQSettings,
                               latent_shapes) -> jax.Array:
   """The 'vq-bound' under a uniform prior over the codes [B] in nats, a lower bound on
-  log p(x) >= log p(x | codes(x)) - sum_levels h w log K (eval's uniform_prior_bits_per_dim)."""
+  log p(x) >= log p(x | codes(x)) - sum_scales h w log K (eval's uniform_prior_bits_per_dim)."""
   del rng
   images = batch["image"]
   mean, _, _, _ = autoencode(state.params, images, apply_fn=apply_fn, settings=settings)
-  code_nats = sum(math.prod(latent_shapes[level]) * math.log(settings.num_codes)
-                  for level in settings.levels)
+  code_nats = sum(math.prod(latent_shapes[scale]) * math.log(settings.num_codes)
+                  for scale in settings.scales)
   variance = state.aux["reconstruction_variance"]
   return -decoder_nll(images, mean, variance, settings.num_levels) - code_nats
 
 
 def vq_encode(state: TrainState, images, labels=None, *, apply_fn, settings: VQSettings) -> dict:
-  """{level: code indices [B, h, w]} of images [B, H, W, C]."""
+  """{scale: code indices [B, h, w]} of images [B, H, W, C]."""
   del labels
   return autoencode(state.params, images, apply_fn=apply_fn, settings=settings)[2]
 
 
 def vq_decode(state: TrainState, codes: dict, labels=None, *, apply_fn,
               settings: VQSettings) -> jax.Array:
-  """{level: code indices [B, h, w]} -> uint8 8-bit images [B, H, W, C]: the decoder mean
+  """{scale: code indices [B, h, w]} -> uint8 8-bit images [B, H, W, C]: the decoder mean
   rounded to the data's levels, shown on 0..255 (binarized data: 0 or 255)."""
   del labels
-  embeddings = {level: state.params["codebooks"][level][indices] for level, indices in codes.items()}
+  embeddings = {scale: state.params["codebooks"][scale][indices] for scale, indices in codes.items()}
   mean = apply_fn(state.params["model"], embeddings, method="decode")  # [B, H, W, C] in [-1, 1]
-  return to_uint8(dgauss.unit_to_levels(mean, settings.num_levels) / (settings.num_levels - 1))
+  return to_uint8(dgauss.unit_to_levels(mean, settings.num_levels), 0, settings.num_levels - 1)
 
 
 def vq_encode_latents(state: TrainState, images, labels=None, *, apply_fn, settings: VQSettings):
-  """The encoder outputs z_e before quantization, flattened: [B, sum_levels h w D]."""
+  """The encoder outputs z_e before quantization, flattened: [B, sum_scales h w D]."""
   del labels
   latents = autoencode(state.params, images, apply_fn=apply_fn, settings=settings)[1]
-  return jnp.concatenate([latents[level].reshape(len(images), -1) for level in settings.levels], -1)
+  return jnp.concatenate([latents[scale].reshape(len(images), -1) for scale in settings.scales], -1)
 
 
 def vq_decode_latents(state: TrainState, z, labels=None, *, apply_fn, settings: VQSettings,
                       latent_shapes):
-  """z [B, sum_levels h w D] -> nearest codes per level -> uint8 8-bit images [B, H, W, C]."""
+  """z [B, sum_scales h w D] -> nearest codes per scale -> uint8 8-bit images [B, H, W, C]."""
   codes, start = {}, 0
-  for level in settings.levels:
-    codebook = state.params["codebooks"][level]  # [K, D]
-    size = math.prod(latent_shapes[level]) * codebook.shape[-1]
-    part = z[:, start:start + size].reshape(len(z), *latent_shapes[level], codebook.shape[-1])
-    codes[level], start = vq.quantize(part, codebook)[1], start + size
+  for scale in settings.scales:
+    codebook = state.params["codebooks"][scale]  # [K, D]
+    size = math.prod(latent_shapes[scale]) * codebook.shape[-1]
+    part = z[:, start:start + size].reshape(len(z), *latent_shapes[scale], codebook.shape[-1])
+    codes[scale], start = vq.quantize(part, codebook)[1], start + size
   return vq_decode(state, codes, apply_fn=apply_fn, settings=settings)
 
 
 def vq_code_counts(state: TrainState, batch, *, apply_fn, settings: VQSettings) -> dict:
-  """{level: [K]} how often each code is used by the real rows of an eval batch."""
+  """{scale: [K]} how often each code is used by the real rows of an eval batch."""
   _, _, codes, _ = autoencode(state.params, batch["image"], apply_fn=apply_fn, settings=settings)
   weights = batch["mask"][:, None, None]
-  return {level: vq.code_counts(codes[level], settings.num_codes, weights)
-          for level in settings.levels}
+  return {scale: vq.code_counts(codes[scale], settings.num_codes, weights)
+          for scale in settings.scales}
 
 
 def vq_split_metrics(state, rng, eval_split, mesh, *, count_fn, settings: VQSettings,
                      eval_batch_size: int, binarization: str, seed: int) -> dict:
-  """Per level over the whole eval split: codebook_perplexity, dead_codes, code_usage (1-D)."""
+  """Per scale over the whole eval split: codebook_perplexity, dead_codes, code_usage (1-D)."""
   del rng
   totals = None
   for batch in data.eval_batches(eval_split, global_batch_size=eval_batch_size,
@@ -303,8 +303,8 @@ def vq_split_metrics(state, rng, eval_split, mesh, *, count_fn, settings: VQSett
     counts = count_fn(state, parallel.to_global(batch, mesh))
     totals = counts if totals is None else jax.tree.map(jnp.add, totals, counts)
   metrics = {}
-  for level, counts in jax.device_get(totals).items():
-    name = functools.partial(metric_name, level, levels=settings.levels)
+  for scale, counts in jax.device_get(totals).items():
+    name = functools.partial(metric_name, scale, scales=settings.scales)
     metrics[name("codebook_perplexity")] = float(vq.codebook_perplexity(counts))
     metrics[name("dead_codes")] = float(vq.dead_codes(counts))
     metrics[name("code_usage")] = np.asarray(counts)  # the trainer logs 1-D arrays as histograms
@@ -315,17 +315,17 @@ def vq_sample(state: TrainState, rng, num: int, *, apply_fn, settings: VQSetting
               latent_shapes) -> jax.Array:
   """Decodes codes drawn independently from their training frequencies (no prior)."""
   embeddings = {}
-  for index, level in enumerate(settings.levels):
-    logits = jnp.log(jnp.maximum(state.aux["cluster_size"][level], 1e-12))
+  for index, scale in enumerate(settings.scales):
+    logits = jnp.log(jnp.maximum(state.aux["cluster_size"][scale], 1e-12))
     codes = jax.random.categorical(jax.random.fold_in(rng, index), logits,
-                                   shape=(num, *latent_shapes[level]))
-    embeddings[level] = state.params["codebooks"][level][codes]
+                                   shape=(num, *latent_shapes[scale]))
+    embeddings[scale] = state.params["codebooks"][scale][codes]
   mean = apply_fn(state.params["model"], embeddings, method="decode")
   return dgauss.unit_to_levels(mean, settings.num_levels).astype(jnp.uint8)
 
 
 def create_vq_model(model_config, spec: DatasetSpec):
-  """(create_params, apply_fn, levels, latent_shapes) of config.model's VQ-VAE."""
+  """(create_params, apply_fn, scales, latent_shapes) of config.model's VQ-VAE."""
   model_class = MODELS[model_config.name]
   latent_shapes = model_class.latent_shapes(spec.image_shape, model_config.num_downsamples)
   create_params, apply_fn = module_functions(lambda rngs: model_class(
@@ -333,10 +333,10 @@ def create_vq_model(model_config, spec: DatasetSpec):
       residual_hidden=model_config.residual_hidden, num_residual=model_config.num_residual,
       num_downsamples=model_config.num_downsamples, embedding_dim=model_config.embedding_dim,
       rngs=rngs), uniform_heads=("decoder.upsamples.-1",))  # mean 0 at init
-  return create_params, apply_fn, model_class.levels, latent_shapes
+  return create_params, apply_fn, model_class.scales, latent_shapes
 
 
-def create_vq_settings(model_config, spec: DatasetSpec, levels) -> VQSettings:
+def create_vq_settings(model_config, spec: DatasetSpec, scales) -> VQSettings:
   if model_config.codebook_update not in CODEBOOK_UPDATES:
     raise UserError(f"model.codebook_update={model_config.codebook_update!r}: use "
                     f"{' or '.join(CODEBOOK_UPDATES)}")
@@ -345,7 +345,7 @@ def create_vq_settings(model_config, spec: DatasetSpec, levels) -> VQSettings:
   if not 0.0 <= model_config.codebook_decay < 1.0:
     raise UserError(f"model.codebook_decay={model_config.codebook_decay} must be in [0, 1)")
   return VQSettings(
-      levels=tuple(levels), num_codes=model_config.codebook_size, num_levels=spec.num_levels,
+      scales=tuple(scales), num_codes=model_config.codebook_size, num_levels=spec.num_levels,
       commitment_cost=model_config.commitment_cost,
       ema_codebook=model_config.codebook_update == "ema", decay=model_config.codebook_decay,
       epsilon=model_config.codebook_epsilon, kmeans_init=model_config.kmeans_init,
@@ -370,8 +370,8 @@ def create_vq_task(config, spec: DatasetSpec) -> Task:
   if config.train.ema_decay > 0:
     raise UserError(f"train.ema_decay={config.train.ema_decay}: {model_config.name} keeps no "
                     "parameter EMA (its codebook has its own, model.codebook_decay)")
-  create_params, apply_fn, levels, latent_shapes = create_vq_model(model_config, spec)
-  settings = create_vq_settings(model_config, spec, levels)
+  create_params, apply_fn, scales, latent_shapes = create_vq_model(model_config, spec)
+  settings = create_vq_settings(model_config, spec, scales)
   tx, schedule = create_vq_optimizer(config.train, settings.ema_codebook)
   bound = dict(apply_fn=apply_fn, settings=settings)
   count_fn = jax.jit(functools.partial(vq_code_counts, **bound))

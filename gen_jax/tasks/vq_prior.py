@@ -8,18 +8,18 @@ train and eval images once; the codes, and each image's decoder NLL
 workdir, codes/<step>_<key>.npz, keyed by the checkpoint step, the stage-1
 config and the splits, and reused by every prior trained on that run.
 
-Model: one CodePrior per level, top first; a level after the first is
+Model: one CodePrior per scale, top first; a scale after the first is
 conditioned on the codes of the one before (VQ-VAE-2: bottom | top). The
 priors train together: disjoint parameters, the loss is their summed NLL. The
 state's params also hold a frozen copy of the stage-1 parameters (restored when
 the task is created), so eval and sampling need nothing outside the checkpoint:
 
-  params = {"priors": {level: ...}, "vqvae": stage-1 {"model", "codebooks"}}
+  params = {"priors": {scale: ...}, "vqvae": stage-1 {"model", "codebooks"}}
 
 Eval: `bits_per_dim` = (-log p(codes) - log p(x | codes)) / (D ln 2) with D the
 image's dimensions: an upper bound on the 8-bit data's -log2 p(x) / D, since
 p(x) = sum_z p(z) p(x | z) >= p(codes) p(x | codes). Its parts are reported as
-`prior_bits_per_dim` and `decoder_bits_per_dim`, and `<level>_bits_per_code`.
+`prior_bits_per_dim` and `decoder_bits_per_dim`, and `<scale>_bits_per_code`.
 """
 
 import dataclasses
@@ -36,7 +36,7 @@ import optax
 from absl import logging
 
 from gen_jax import checkpointing, config_defaults, data, runs, sampling
-from gen_jax.data.sources import DatasetSpec
+from gen_jax.data.sources import DatasetSpec, VQStage1
 from gen_jax.errors import UserError
 from gen_jax.models.code_prior import CodePrior
 from gen_jax.models.vqvae import MODELS
@@ -113,21 +113,21 @@ def restore_stage1(stage1, workdir: str):
 # ------------------------------------------------------------------ the codes dataset
 
 def encode(state, images, *, apply_fn, settings: vq.VQSettings):
-  """images -> ({level: codes [B, h, w]}, decoder NLL -log p(x | codes) [B] nats)."""
+  """images -> ({scale: codes [B, h, w]}, decoder NLL -log p(x | codes) [B] nats)."""
   mean, _, codes, _ = vq.autoencode(state.params, images, apply_fn=apply_fn, settings=settings)
   nll = vq.decoder_nll(images, mean, state.aux["reconstruction_variance"], settings.num_levels)
   return codes, nll
 
 
-def extract_codes(encode_fn, state, split: data.Split, levels, batch_size: int,
+def extract_codes(encode_fn, state, split: data.Split, scales, batch_size: int,
                   binarization: str) -> dict[str, np.ndarray]:
-  """{'codes_<level>': [N, h, w] int16, 'decoder_nll': [N] float32} of a whole split."""
-  parts = {f"codes_{level}": [] for level in levels} | {"decoder_nll": []}
+  """{'codes_<scale>': [N, h, w] int16, 'decoder_nll': [N] float32} of a whole split."""
+  parts = {f"codes_{scale}": [] for scale in scales} | {"decoder_nll": []}
   for batch in data.eval_batches(split, global_batch_size=batch_size, binarization=binarization):
     codes, nll = jax.device_get(encode_fn(state, batch["image"]))
     keep = batch["mask"] > 0
-    for level in levels:
-      parts[f"codes_{level}"].append(codes[level][keep].astype(np.int16))
+    for scale in scales:
+      parts[f"codes_{scale}"].append(codes[scale][keep].astype(np.int16))
     parts["decoder_nll"].append(nll[keep].astype(np.float32))
   return {name: np.concatenate(values) for name, values in parts.items()}
 
@@ -149,12 +149,12 @@ def load_codes(data_config) -> tuple[dict, dict]:
   if not os.path.exists(path):
     state, step = restore_stage1(stage1, workdir)
     spec = image_spec(stage1)
-    create_params, apply_fn, levels, _ = vq.create_vq_model(stage1.model, spec)
+    create_params, apply_fn, scales, _ = vq.create_vq_model(stage1.model, spec)
     del create_params
-    settings = vq.create_vq_settings(stage1.model, spec, levels)
+    settings = vq.create_vq_settings(stage1.model, spec, scales)
     encode_fn = jax.jit(functools.partial(encode, apply_fn=apply_fn, settings=settings))
     splits = data.load_splits(image_config)
-    extracted = [extract_codes(encode_fn, state, split, levels, stage1.train.eval_batch_size,
+    extracted = [extract_codes(encode_fn, state, split, scales, stage1.train.eval_batch_size,
                                stage1.data.binarization) for split in splits]
     os.makedirs(os.path.dirname(path), exist_ok=True)
     temporary = path + ".tmp.npz"
@@ -176,81 +176,81 @@ def codes_spec(data_config) -> DatasetSpec:
   spec = image_spec(stage1)
   model_class = MODELS[stage1.model.name]
   latent_shapes = model_class.latent_shapes(spec.image_shape, stage1.model.num_downsamples)
-  features = {f"codes_{level}": (latent_shapes[level], "int32") for level in model_class.levels}
+  features = {f"codes_{scale}": (latent_shapes[scale], "int32") for scale in model_class.scales}
   features["decoder_nll"] = ((), "float32")
   return DatasetSpec(
       image_shape=None, num_levels=stage1.model.codebook_size, num_classes=0, features=features,
       load=load_codes,
-      extras={"vqvae_config": stage1, "image_spec": spec, "levels": model_class.levels,
-              "latent_shapes": latent_shapes})
+      stage1=VQStage1(config=stage1, image_spec=spec, scales=model_class.scales,
+                      latent_shapes=latent_shapes))
 
 
 # ------------------------------------------------------------------ the priors
 
-def prior_logits(apply_fns, params, batch, levels):
-  """{level: logits [B, h, w, K]}, each level after the first given the codes before it."""
+def prior_logits(apply_fns, params, batch, scales):
+  """{scale: logits [B, h, w, K]}, each scale after the first given the codes before it."""
   logits = {}
-  for index, level in enumerate(levels):
-    condition = batch[f"codes_{levels[index - 1]}"] if index else None
-    logits[level] = apply_fns[level](params["priors"][level], batch[f"codes_{level}"], condition)
+  for index, scale in enumerate(scales):
+    condition = batch[f"codes_{scales[index - 1]}"] if index else None
+    logits[scale] = apply_fns[scale](params["priors"][scale], batch[f"codes_{scale}"], condition)
   return logits
 
 
-def prior_nll(apply_fns, params, batch, levels) -> dict:
-  """{level: -log p(codes of the level | coarser codes) [B] nats}."""
-  logits = prior_logits(apply_fns, params, batch, levels)
-  return {level: likelihoods.categorical_nll(logits[level], batch[f"codes_{level}"])
-          for level in levels}
+def prior_nll(apply_fns, params, batch, scales) -> dict:
+  """{scale: -log p(codes of the scale | coarser codes) [B] nats}."""
+  logits = prior_logits(apply_fns, params, batch, scales)
+  return {scale: likelihoods.categorical_nll(logits[scale], batch[f"codes_{scale}"])
+          for scale in scales}
 
 
-def prior_loss(params, batch, rng, *, apply_fns, levels, latent_shapes, num_dims):
+def prior_loss(params, batch, rng, *, apply_fns, scales, latent_shapes, num_dims):
   """The priors' NLL of the codes in bits per image dimension (batch mean)."""
   del rng
-  nll = prior_nll(apply_fns, params, batch, levels)
-  metrics = {f"{level}_bits_per_code":
-             jnp.mean(nll[level]) / (math.prod(latent_shapes[level]) * math.log(2.0))
-             for level in levels}
+  nll = prior_nll(apply_fns, params, batch, scales)
+  metrics = {f"{scale}_bits_per_code":
+             jnp.mean(nll[scale]) / (math.prod(latent_shapes[scale]) * math.log(2.0))
+             for scale in scales}
   bits = jnp.mean(likelihoods.bits_per_dim(sum(nll.values()), num_dims))
   return bits, {**metrics, "prior_bits_per_dim": bits}
 
 
-def prior_eval_step(state, batch, rng, *, apply_fns, levels, latent_shapes, num_dims):
-  """Sums over the real rows: the bound bits_per_dim, its two parts, bits per code by level."""
+def prior_eval_step(state, batch, rng, *, apply_fns, scales, latent_shapes, num_dims):
+  """Sums over the real rows: the bound bits_per_dim, its two parts, bits per code by scale."""
   del rng
   mask = batch["mask"]
-  nll = prior_nll(apply_fns, eval_params(state), batch, levels)
+  nll = prior_nll(apply_fns, eval_params(state), batch, scales)
   prior_bits = likelihoods.bits_per_dim(sum(nll.values()), num_dims)  # [B]
   decoder_bits = likelihoods.bits_per_dim(batch["decoder_nll"], num_dims)
   sums = {"bits_per_dim": jnp.sum((prior_bits + decoder_bits) * mask),
           "prior_bits_per_dim": jnp.sum(prior_bits * mask),
           "decoder_bits_per_dim": jnp.sum(decoder_bits * mask),
           "num_examples": jnp.sum(mask)}
-  for level in levels:
-    per_code = nll[level] / (math.prod(latent_shapes[level]) * math.log(2.0))
-    sums[f"{level}_bits_per_code"] = jnp.sum(per_code * mask)
+  for scale in scales:
+    per_code = nll[scale] / (math.prod(latent_shapes[scale]) * math.log(2.0))
+    sums[f"{scale}_bits_per_code"] = jnp.sum(per_code * mask)
   return sums
 
 
-def prior_log_prob(state, batch, rng, *, apply_fns, levels, latent_shapes, num_dims):
+def prior_log_prob(state, batch, rng, *, apply_fns, scales, latent_shapes, num_dims):
   """The 'vq-bound' [B] in nats: log p(codes) + log p(x | codes) <= log p(x), from the
   priors (EMA params) and the batch's stage-1 decoder NLL (eval's bits_per_dim)."""
   del rng, latent_shapes, num_dims
-  nll = prior_nll(apply_fns, eval_params(state), batch, levels)
+  nll = prior_nll(apply_fns, eval_params(state), batch, scales)
   return -(sum(nll.values()) + batch["decoder_nll"])
 
 
-def image_codes(state, images, *, apply_fn, settings, variance, levels) -> dict:
+def image_codes(state, images, *, apply_fn, settings, variance, scales) -> dict:
   """The batch prior_log_prob reads, from images [B, H, W, C]: the frozen stage-1 model's
   codes and decoder NLL (`variance`: stage 1's reconstruction variance)."""
   mean, _, codes, _ = vq.autoencode(state.params["vqvae"], images, apply_fn=apply_fn,
                                     settings=settings)
-  batch = {f"codes_{level}": codes[level] for level in levels}
+  batch = {f"codes_{scale}": codes[scale] for scale in scales}
   batch["decoder_nll"] = vq.decoder_nll(images, mean, variance, settings.num_levels)
   return batch
 
 
-def sample_level(apply_prior, params, rng, num, shape, condition, *, cached: bool):
-  """Codes [num, h, w] of one level by ancestral sampling (cached: one position per layer)."""
+def sample_scale(apply_prior, params, rng, num, shape, condition, *, cached: bool):
+  """Codes [num, h, w] of one scale by ancestral sampling (cached: one position per layer)."""
   grid = jnp.zeros((num, *shape, 1), jnp.int32)
   if cached:
     return sampling.sample_autoregressive_cached(
@@ -262,16 +262,16 @@ def sample_level(apply_prior, params, rng, num, shape, condition, *, cached: boo
   return sampling.sample_autoregressive(logits_fn, rng, grid)[..., 0]
 
 
-def prior_sample(state, rng, num: int, *, apply_prior, decode_fn, levels, latent_shapes,
+def prior_sample(state, rng, num: int, *, apply_prior, decode_fn, scales, latent_shapes,
                  num_levels: int, cached: bool = True, decode: bool = True):
   """Codes from the priors (top first), decoded by the frozen stage-1 decoder (its mean);
-  decode=False: the codes, {level: [num, h, w]} (what `gen_jax.bench` times)."""
+  decode=False: the codes, {scale: [num, h, w]} (what `gen_jax.bench` times)."""
   priors = eval_params(state)["priors"]
   codes = {}
-  for index, level in enumerate(levels):
-    condition = codes[levels[index - 1]] if index else None
-    codes[level] = sample_level(apply_prior[level], priors[level],
-                                jax.random.fold_in(rng, index), num, latent_shapes[level],
+  for index, scale in enumerate(scales):
+    condition = codes[scales[index - 1]] if index else None
+    codes[scale] = sample_scale(apply_prior[scale], priors[scale],
+                                jax.random.fold_in(rng, index), num, latent_shapes[scale],
                                 condition, cached=cached)
   if not decode:
     return codes
@@ -280,9 +280,9 @@ def prior_sample(state, rng, num: int, *, apply_prior, decode_fn, levels, latent
 
 
 def decode_codes(vqvae_params, codes, *, decode_fn, num_levels: int) -> jax.Array:
-  """{level: codes [N, h, w]} -> uint8 images [N, H, W, C] (the rounded decoder mean)."""
-  embeddings = {level: vqvae_params["codebooks"][level][level_codes]
-                for level, level_codes in codes.items()}
+  """{scale: codes [N, h, w]} -> uint8 images [N, H, W, C] (the rounded decoder mean)."""
+  embeddings = {scale: vqvae_params["codebooks"][scale][scale_codes]
+                for scale, scale_codes in codes.items()}
   mean = decode_fn(vqvae_params["model"], embeddings, method="decode")
   return dgauss.unit_to_levels(mean, num_levels).astype(jnp.uint8)
 
@@ -299,23 +299,23 @@ def create_code_prior(prior_config, num_codes: int, conditioned: bool):
 
 
 def check_prior_config(config, spec: DatasetSpec):
-  """The stage-1 run must be the kind this prior models, its levels those configured."""
-  if not spec.extras or "vqvae_config" not in spec.extras:
+  """The stage-1 run must be the kind this prior models, its scales those configured."""
+  if spec.stage1 is None:
     raise UserError(f"{config.model.name} trains on data.name={DATASET!r}, not "
                     f"{config.data.name!r}")
-  stage1, levels = spec.extras["vqvae_config"], spec.extras["levels"]
+  stage1, scales = spec.stage1.config, spec.stage1.scales
   expected = STAGE1_FOR_PRIOR[config.model.name]
   if stage1.model.name != expected:
     raise UserError(f"config.vqvae_workdir={config.vqvae_workdir} holds a {stage1.model.name!r} "
                     f"run; {config.model.name} needs a {expected!r} run (configs/"
                     f"{config.vqvae_config})")
-  if set(config.model.priors.keys()) != set(levels):
-    raise UserError(f"model.priors has levels {sorted(config.model.priors.keys())}; the "
-                    f"stage-1 run has {list(levels)}")
-  for index, level in enumerate(levels):
-    if index and config.model.priors[level].condition_features <= 0:
-      raise UserError(f"model.priors.{level}.condition_features must be > 0 (the {level} "
-                      f"prior is conditioned on the {levels[index - 1]} codes)")
+  if set(config.model.priors.keys()) != set(scales):
+    raise UserError(f"model.priors has scales {sorted(config.model.priors.keys())}; the "
+                    f"stage-1 run has {list(scales)}")
+  for index, scale in enumerate(scales):
+    if index and config.model.priors[scale].condition_features <= 0:
+      raise UserError(f"model.priors.{scale}.condition_features must be > 0 (the {scale} "
+                      f"prior is conditioned on the {scales[index - 1]} codes)")
   if config.data.binarization != "none":
     raise UserError(f"data.binarization={config.data.binarization!r}: codes are not "
                     "binarized (stage 1's own data.binarization applies to its images)")
@@ -323,12 +323,13 @@ def check_prior_config(config, spec: DatasetSpec):
 
 def create_vq_prior_task(config, spec: DatasetSpec) -> Task:
   check_prior_config(config, spec)
-  stage1, levels = spec.extras["vqvae_config"], spec.extras["levels"]
-  latent_shapes, images = spec.extras["latent_shapes"], spec.extras["image_spec"]
+  stage1, scales = spec.stage1.config, spec.stage1.scales
+  latent_shapes, images = spec.stage1.latent_shapes, spec.stage1.image_spec
+  codebook_size = spec.num_levels  # the codes' distinct values
   create_fns, apply_fns = {}, {}
-  for index, level in enumerate(levels):
-    create_fns[level], apply_fns[level] = module_functions(
-        create_code_prior(config.model.priors[level], spec.num_levels, conditioned=index > 0))
+  for index, scale in enumerate(scales):
+    create_fns[scale], apply_fns[scale] = module_functions(
+        create_code_prior(config.model.priors[scale], codebook_size, conditioned=index > 0))
   _, decode_fn, _, _ = vq.create_vq_model(stage1.model, images)
   # Restored now, outside any trace (init runs under jit / eval_shape).
   stage1_state = jax.device_get(restore_stage1(stage1, config.vqvae_workdir)[0])
@@ -336,17 +337,17 @@ def create_vq_prior_task(config, spec: DatasetSpec) -> Task:
 
   def create_params(rng):
     with vq.draws_compile_fast():
-      priors = {level: create_fns[level](jax.random.fold_in(rng, index))
-                for index, level in enumerate(levels)}
+      priors = {scale: create_fns[scale](jax.random.fold_in(rng, index))
+                for index, scale in enumerate(scales)}
     return {"priors": priors, "vqvae": vqvae_params}
 
   tx, schedule = make_optimizer(config.train)
   tx = optax.multi_transform({"gradient": tx, "frozen": optax.set_to_zero()},
                              {"priors": "gradient", "vqvae": "frozen"})
-  bound = dict(apply_fns=apply_fns, levels=levels, latent_shapes=latent_shapes,
+  bound = dict(apply_fns=apply_fns, scales=scales, latent_shapes=latent_shapes,
                num_dims=math.prod(images.image_shape))
   sample = functools.partial(prior_sample, apply_prior=apply_fns, decode_fn=decode_fn,
-                             levels=levels, latent_shapes=latent_shapes,
+                             scales=scales, latent_shapes=latent_shapes,
                              num_levels=images.num_levels)
   return Task(
       init=make_init(create_params, tx, config.train.ema_decay > 0),
@@ -357,7 +358,7 @@ def create_vq_prior_task(config, spec: DatasetSpec) -> Task:
       log_prob=functools.partial(prior_log_prob, **bound), log_prob_kind="vq-bound",
       image_batch=functools.partial(
           image_codes, apply_fn=decode_fn, settings=vq.create_vq_settings(stage1.model, images,
-                                                                          levels),
-          variance=np.asarray(stage1_state.aux["reconstruction_variance"]), levels=levels),
+                                                                          scales),
+          variance=np.asarray(stage1_state.aux["reconstruction_variance"]), scales=scales),
       sample=sample,
       sample_naive=functools.partial(sample, cached=False))

@@ -15,6 +15,7 @@ from gen_jax import applications, data, runs, train
 from gen_jax.applications import latent_space
 from gen_jax.data import corruptions
 from gen_jax.errors import UserError
+from gen_jax.objectives.decoders import to_uint8
 from gen_jax.writers import MetricWriter
 
 # (config, mode) -> the UserError a family without the mode's hooks or data gets
@@ -84,7 +85,7 @@ def test_interpolation_rows_start_and_end_at_the_reconstructions(filename, smoke
   pairs = latent_space.setting(run, "num_images")
   images = run.eval_split().images[:2 * pairs]
   grid = writer.images["interpolate"].reshape(pairs, steps + 2, *images.shape[1:])
-  inputs = data.as_8bit(run.model_inputs(images), run.image_levels)
+  inputs = to_uint8(run.model_inputs(images), 0, run.image_levels - 1)
   np.testing.assert_array_equal(grid[:, 0], inputs[:pairs])
   np.testing.assert_array_equal(grid[:, -1], inputs[pairs:])
   reconstructions = run.reconstruct(images).astype(int)

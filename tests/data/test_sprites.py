@@ -76,7 +76,7 @@ def test_registered_dataset_loads_through_the_data_layer():
   spec = data.get_spec(config)
   assert spec.image_shape == (16, 16, 1) and spec.num_levels == 2
   assert spec.example_features() == {"image": ((16, 16, 1), "uint8"), "factors": ((5,), "int32")}
-  assert spec.extras["factor_sizes"] == (3, 6, 10, 16, 16)
+  assert spec.factors.sizes == (3, 6, 10, 16, 16)
   train, evaluation = data.load_splits(config)
   assert len(train) == 600 and len(evaluation) == 50
   assert train.images.dtype == np.uint8 and train.features["factors"].dtype == np.int32

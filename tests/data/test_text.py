@@ -36,7 +36,7 @@ def test_text_file_splits_hold_out_the_end_and_score_each_character_once(tmp_pat
   path.write_text(corpus, encoding="utf-8")
   config = text_config(path)
   spec = text.text_spec(config)
-  vocabulary = spec.extras["vocabulary"]
+  vocabulary = spec.vocabulary
   assert vocabulary == "".join(sorted(set(corpus))) and spec.num_levels == len(vocabulary)
   train, held_out = load_splits(config)
   boundary = 150  # the last 25% is held out
@@ -88,7 +88,7 @@ def test_tiny_shakespeare_reads_the_tfds_splits(tmp_path):
     test_text = text.read_tfds_text("tiny_shakespeare", "test", str(tmp_path))
     spec = text.text_spec(config)
     train, held_out = load_splits(config)
-  assert spec.extras["vocabulary"] == text.corpus_vocabulary(train_text, test_text)
+  assert spec.vocabulary == text.corpus_vocabulary(train_text, test_text)
   assert train.features["tokens"].shape == (len(train_text) - 3, 4)
   # The test split is its own sequence: all its characters but the first are scored.
   assert held_out.features["weights"].sum() == len(test_text) - 1

@@ -39,8 +39,8 @@ def test_non_stationary_coefficients_are_a_user_error(coefficients):
 def test_splits_hold_out_the_end_and_score_each_value_once():
   config = series_config()
   spec = timeseries.series_spec(config)
-  series, boundary = spec.extras["series"], spec.extras["boundary"]
-  assert boundary == 300 and spec.extras["truth"]["coefficients"].tolist() == [0.6]
+  series, boundary = spec.series.values, spec.series.boundary
+  assert boundary == 300 and spec.series.true_parameters["coefficients"].tolist() == [0.6]
   train, held_out = load_splits(config)
   assert train.features["series"].shape == (296, 5)  # every window of series[:300]
   np.testing.assert_array_equal(train.features["series"][-1], series[295:300])
@@ -76,8 +76,8 @@ def test_csv_series_spec_and_short_series(tmp_path):
   path = tmp_path / "series.csv"
   path.write_text("value\n" + "\n".join(str(v) for v in np.sin(np.arange(40))))
   spec = timeseries.series_spec(series_config(name="csv_series", csv_file=str(path)))
-  assert spec.extras["truth"] is None and spec.extras["boundary"] == 30
-  np.testing.assert_allclose(spec.extras["series"], np.sin(np.arange(40)), atol=1e-6)
+  assert spec.series.true_parameters is None and spec.series.boundary == 30
+  np.testing.assert_allclose(spec.series.values, np.sin(np.arange(40)), atol=1e-6)
   with pytest.raises(UserError, match="has no training window"):
     timeseries.series_spec(series_config(name="csv_series", csv_file=str(path),
                                          window_length=31))

@@ -12,7 +12,7 @@ from flax import nnx
 from conftest import load_config
 from gen_jax import train
 from gen_jax.models.char_rnn import CharRNN
-from gen_jax.tasks import sequence
+from gen_jax.tasks import char_rnn as char_rnn_task
 from gen_jax.tasks.common import TrainState, module_functions
 
 
@@ -68,14 +68,14 @@ def test_causal(model):
 
 @functools.partial(jax.jit, static_argnums=(2, 3))
 def draws(rng, logits, temperature, num):
-  return jax.vmap(lambda key: sequence.draw_token(key, logits, temperature))(
+  return jax.vmap(lambda key: char_rnn_task.draw_token(key, logits, temperature))(
       jax.random.split(rng, num))
 
 
 def test_draw_token_temperature():
   logits = jnp.array([[0.3, 1.5, -0.2, 1.4], [2.0, -1.0, 0.0, 1.9]])
   argmax = np.asarray(jnp.argmax(logits, -1))
-  np.testing.assert_array_equal(sequence.draw_token(jax.random.key(0), logits, 0.0), argmax)
+  np.testing.assert_array_equal(char_rnn_task.draw_token(jax.random.key(0), logits, 0.0), argmax)
   near_zero = draws(jax.random.key(1), logits, 1e-3, 200)
   np.testing.assert_array_equal(near_zero, np.broadcast_to(argmax, near_zero.shape))  # T -> 0
   # At temperature T, frequencies follow softmax(logits / T).
@@ -92,7 +92,7 @@ def test_greedy_sampling_equals_rerunning_the_whole_prefix():
   params = create_params(jax.random.key(4))
   state = train_state(params)
   prime = np.array([3, 1, 4], np.int32)
-  sampled = jax.jit(lambda s, r: sequence.sample_text(
+  sampled = jax.jit(lambda s, r: char_rnn_task.sample_text(
       s, r, 2, apply_fn=apply_fn, prime=prime, length=8, temperature=0.0))(
           state, jax.random.key(0))
   assert sampled.shape == (2, 11)

@@ -19,25 +19,25 @@ def create(model_class, num_downsamples):
 
 
 def quantize_with(codebooks):
-  def quantize(level, z):
-    embedding, codes = vq.quantize(z, codebooks[level])
+  def quantize(scale, z):
+    embedding, codes = vq.quantize(z, codebooks[scale])
     return vq.straight_through(z, embedding), codes
   return quantize
 
 
 def test_latent_grids_and_reconstruction_shapes():
   x = jax.random.uniform(jax.random.key(0), (2, 28, 28, 1), minval=-1, maxval=1)
-  codebooks = {level: jax.random.normal(jax.random.key(1), (5, 3))
-               for level in ("latent", "top", "bottom")}
+  codebooks = {scale: jax.random.normal(jax.random.key(1), (5, 3))
+               for scale in ("latent", "top", "bottom")}
   for model_class, num_downsamples, shapes in ((VQVAE, 2, {"latent": (7, 7)}),
                                                (VQVAE2, 1, {"top": (7, 7), "bottom": (14, 14)})):
     assert model_class.latent_shapes((28, 28, 1), num_downsamples) == shapes
     model = create(model_class, num_downsamples)
     mean, latents, codes = jax.jit(lambda x: model(x, quantize_with(codebooks)))(x)
     chex.assert_shape(mean, (2, 28, 28, 1))
-    for level, shape in shapes.items():
-      chex.assert_shape(latents[level], (2, *shape, 3))
-      chex.assert_shape(codes[level], (2, *shape))
+    for scale, shape in shapes.items():
+      chex.assert_shape(latents[scale], (2, *shape, 3))
+      chex.assert_shape(codes[scale], (2, *shape))
 
 
 def test_vqvae2_bottom_codes_see_the_top_codes():
@@ -58,9 +58,9 @@ def test_decoder_reads_every_level():
   embeddings = {"top": jnp.zeros((1, 7, 7, 3)), "bottom": jnp.zeros((1, 14, 14, 3))}
   decode = jax.jit(model.decode)
   base = decode(embeddings)
-  for level in embeddings:
-    changed = decode({**embeddings, level: embeddings[level] + 1.0})
-    assert np.abs(np.asarray(changed - base)).max() > 0, level
+  for scale in embeddings:
+    changed = decode({**embeddings, scale: embeddings[scale] + 1.0})
+    assert np.abs(np.asarray(changed - base)).max() > 0, scale
 
 
 @pytest.mark.parametrize("model_class,num_downsamples", [(VQVAE, 3), (VQVAE2, 2), (VQVAE, 0)])

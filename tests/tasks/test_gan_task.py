@@ -13,6 +13,7 @@ from conftest import load_config
 from gen_jax import parallel
 from gen_jax.data.sources import DatasetSpec
 from gen_jax.errors import UserError
+from gen_jax.objectives.decoders import to_uint8
 from gen_jax.tasks import gan as gan_task
 from gen_jax.tasks.common import make_optimizer
 
@@ -53,7 +54,7 @@ def test_uint8_signed_round_trip():
   levels = jnp.arange(256, dtype=jnp.uint8)
   signed = gan_task.to_signed(levels)
   assert float(signed.min()) == -1.0 and float(signed.max()) == 1.0
-  np.testing.assert_array_equal(gan_task.to_uint8(signed), levels)
+  np.testing.assert_array_equal(to_uint8(signed, -1.0, 1.0), levels)
 
 
 @pytest.fixture(scope="module")
@@ -183,8 +184,8 @@ def test_conditional_samples_cycle_the_classes_and_are_uint8(conditional_gan):
   assert samples.dtype == jnp.uint8 and samples.shape == (6, 8, 8, 1)
   # The EMA generator at the same latents with labels 0, 1, 2, 0, 1, 2.
   latents = gan_task.sample_latents(jax.random.PRNGKey(6), 6, gan.latent_dim)
-  expected = gan_task.to_uint8(jax.jit(gan.generate)(state.ema_params["generator"], latents,
-                                                     jnp.arange(6) % 3))
+  expected = to_uint8(jax.jit(gan.generate)(state.ema_params["generator"], latents,
+                                            jnp.arange(6) % 3), -1.0, 1.0)
   np.testing.assert_array_equal(samples, expected)
 
 

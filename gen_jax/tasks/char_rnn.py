@@ -110,7 +110,7 @@ def check_sample_config(sample_config, vocabulary: str) -> np.ndarray:
 
 
 def create_char_rnn_task(config, spec: DatasetSpec) -> Task:
-  model_config, vocabulary = config.model, spec.extras["vocabulary"]
+  model_config, vocabulary = config.model, spec.vocabulary
   if model_config.num_layers < 1 or model_config.hidden_features < 1:
     raise UserError("model.num_layers and model.hidden_features must be >= 1")
   if not 0 <= model_config.dropout_rate < 1:

@@ -123,7 +123,7 @@ def create_semi_supervised_vae_task(config, spec: DatasetSpec) -> Task:
   tx, schedule = make_optimizer(config.train)
   bounds_fn = functools.partial(every_class_bounds, apply_fn=apply_fn, num_classes=num_classes)
   loss = functools.partial(semi_supervised_vae_loss, bounds_fn=bounds_fn,
-                           alpha=model_config.alpha, num_labelled=spec.extras["num_labelled"])
+                           alpha=model_config.alpha, num_labelled=spec.num_labelled)
   return Task(
       init=make_init(create_params, tx, config.train.ema_decay > 0),
       train_step=make_train_step(stateless_loss(loss), tx, schedule, config.train.ema_decay,

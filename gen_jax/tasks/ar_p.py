@@ -99,24 +99,24 @@ def parameter_metrics(state, rng, eval_split, mesh, *, location, scale, referenc
   return metrics
 
 
-def forecast(state, rng, num: int, *, location, scale, history, horizon, level) -> dict:
+def forecast(state, rng, num: int, *, location, scale, history, horizon, interval_level) -> dict:
   """Forecast of the `horizon` values after `history`: num sampled paths, mean and interval."""
   ar = data_units(eval_params(state), location, scale)
   mean = time_series.forecast_mean(history, ar["intercept"], ar["coefficients"], horizon)
   variance = time_series.forecast_variance(ar["coefficients"], ar["noise_std"], horizon)
-  lower, upper = time_series.forecast_interval(mean, variance, level)
+  lower, upper = time_series.forecast_interval(mean, variance, interval_level)
   paths = time_series.sample_paths(rng, history, ar["intercept"], ar["coefficients"],
                                    ar["noise_std"], horizon, num)
   return {"paths": paths, "mean": mean, "lower": lower, "upper": upper}
 
 
-def write_forecast(writer, step: int, samples: dict, *, history, future, level,
+def write_forecast(writer, step: int, samples: dict, *, history, future, interval_level,
                    name: str = "step") -> str | None:
   """samples/<name>_<step>.png (the plot) and samples/<name>_<step>.csv (k, mean, lower, upper, observed)."""
   if not writer.enabled:
     return None
   mean, lower, upper = (np.asarray(samples[key]) for key in ("mean", "lower", "upper"))
-  title = (f"step {step}: {level:.0%} forecast interval (band), mean (blue), "
+  title = (f"step {step}: {interval_level:.0%} forecast interval (band), mean (blue), "
            "observed (black), held out (red)")
   plot = plots.forecast_plot(history, mean, lower, upper, future=future,
                              paths=np.asarray(samples["paths"]), title=title)
@@ -131,7 +131,7 @@ def write_forecast(writer, step: int, samples: dict, *, history, future, level,
 
 
 def forecast_errors(ar: dict, series: jax.Array, boundary: int, horizon: int,
-                    level: float) -> dict[str, jax.Array]:
+                    interval_level: float) -> dict[str, jax.Array]:
   """RMSE and interval coverage of the k-step forecasts from every held-out origin.
 
   Origin t (boundary <= t <= L - horizon) forecasts series[t : t + horizon]
@@ -143,17 +143,17 @@ def forecast_errors(ar: dict, series: jax.Array, boundary: int, horizon: int,
   actual = jax.vmap(lambda t: jax.lax.dynamic_slice(series, (t,), (horizon,)))(origins)
   mean = time_series.forecast_mean(history, ar["intercept"], ar["coefficients"], horizon)
   variance = time_series.forecast_variance(ar["coefficients"], ar["noise_std"], horizon)
-  lower, upper = time_series.forecast_interval(mean, variance, level)
+  lower, upper = time_series.forecast_interval(mean, variance, interval_level)
   return {"rmse": jnp.sqrt(jnp.mean(jnp.square(actual - mean), axis=0)),
           "coverage": jnp.mean((actual >= lower) & (actual <= upper), axis=0)}
 
 
 def reference_fits(spec: DatasetSpec, order: int) -> dict[str, dict]:
-  """{'ols_nll': the least-squares AR(p) of the training part, 'true_nll': the truth if known}."""
-  series, boundary = spec.extras["series"], spec.extras["boundary"]
+  """{'ols_nll': the training part's least-squares AR(p), 'true_nll': the true one if known}."""
+  series, boundary = spec.series.values, spec.series.boundary
   references = {"ols_nll": time_series.ols_fit(series[:boundary], order)}
-  if spec.extras.get("truth") is not None:
-    references["true_nll"] = spec.extras["truth"]
+  if spec.series.true_parameters is not None:
+    references["true_nll"] = spec.series.true_parameters
   return {name: {"intercept": float(ar["intercept"]),
                  "coefficients": np.asarray(ar["coefficients"], np.float32),
                  "noise_std": float(ar["noise_std"])} for name, ar in references.items()}
@@ -171,11 +171,11 @@ def ar_settings(config, spec: DatasetSpec) -> dict:
   if window <= longest:
     raise UserError(f"data.window_length={window} must exceed model.order={order} and the "
                     f"true order ({longest} lags in all)")
-  horizon, level = config.sample.horizon, config.sample.interval_level
-  if horizon < 1 or not 0 < level < 1:
-    raise UserError(f"sample.horizon={horizon} must be >= 1 and sample.interval_level={level} "
-                    "in (0, 1)")
-  series, boundary = spec.extras["series"], spec.extras["boundary"]
+  horizon, interval_level = config.sample.horizon, config.sample.interval_level
+  if horizon < 1 or not 0 < interval_level < 1:
+    raise UserError(f"sample.horizon={horizon} must be >= 1 and "
+                    f"sample.interval_level={interval_level} in (0, 1)")
+  series, boundary = spec.series.values, spec.series.boundary
   location, scale = float(np.mean(series[:boundary])), float(np.std(series[:boundary]))
   if scale == 0:
     raise UserError("the training part of the series is constant: nothing to fit")
@@ -183,15 +183,15 @@ def ar_settings(config, spec: DatasetSpec) -> dict:
   if len(history) < order:
     raise UserError(f"sample.history={config.sample.history} must be >= model.order={order}")
   return dict(units=dict(location=location, scale=scale), series=series, boundary=boundary,
-              references=references, horizon=horizon, level=level,
+              references=references, horizon=horizon, interval_level=interval_level,
               plot_settings=dict(history=history, future=series[boundary:boundary + horizon]))
 
 
-def create_ar_task(config, spec: DatasetSpec) -> Task:
+def create_ar_p_task(config, spec: DatasetSpec) -> Task:
   settings = ar_settings(config, spec)
   order, window, boundary = config.model.order, config.data.window_length, settings["boundary"]
   units, references = settings["units"], settings["references"]
-  plot_settings, level = settings["plot_settings"], settings["level"]
+  plot_settings, interval_level = settings["plot_settings"], settings["interval_level"]
   steps_per_window = (boundary - order) / (boundary - window + 1)  # scored training steps
   tx, schedule = make_optimizer(config.train)
   return Task(
@@ -205,5 +205,6 @@ def create_ar_task(config, spec: DatasetSpec) -> Task:
       eval_step=functools.partial(ar_eval_step, **units, references=references),
       split_metrics=functools.partial(parameter_metrics, **units, references=references),
       sample=functools.partial(forecast, **units, history=jnp.asarray(plot_settings["history"]),
-                               horizon=settings["horizon"], level=level),
-      write_samples=functools.partial(write_forecast, level=level, **plot_settings))
+                               horizon=settings["horizon"], interval_level=interval_level),
+      write_samples=functools.partial(write_forecast, interval_level=interval_level,
+                                      **plot_settings))
