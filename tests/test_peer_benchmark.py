@@ -63,11 +63,13 @@ def test_peer_output_ignores_the_present_and_later_pixels(name):
 def test_bench_against_peer_reports_both_sides_of_one_model():
   """`bench --reference torch` on a tiny PixelCNN: both stepped, same live parameters, and
   the peer executes more FLOPs (its masks multiply zeros that gen_jax's kernels drop)."""
+  from benchmarks import against_torch
   from gen_jax import bench
   config = load_config("pixelcnn.py", "smoke")
   with config.unlocked():
     config.train.batch_size = 4
-  result = bench.measure_against_peer(config, rounds=1, steps_per_round=1, threads=1)
+  result = against_torch.measure_against_peer(config, bench.compile_train_step(config), rounds=1,
+                                              steps_per_round=1, threads=1)
   assert result["num_params"] == result["reference_num_live_params"]
   assert result["reference_num_params"] > result["num_params"]
   assert 0 < result["gflop_per_step"] < result["reference_gflop_per_step"]
