@@ -101,21 +101,30 @@ def flatten_note(curve: list[tuple[int, float]], fraction: float = 0.25,
   `fraction` of its points, from the point before that window to the last one.
 
   {"flat": bool | None (fewer than 4 points), "change": relative change, "from_step",
-  "to_step"}; flat when |change| <= tolerance.
+  "to_step", "moved": whether the whole curve, first eval to last, changed by more than
+  the tolerance}; flat when |change| <= tolerance. A flat curve that never moved (a model
+  stuck at its initial 8 bits/dim, say) is not learning, not converged.
   """
   if len(curve) < 4:
-    return {"flat": None, "change": None, "from_step": None, "to_step": None}
+    return {"flat": None, "change": None, "from_step": None, "to_step": None, "moved": None}
   window = max(1, round(fraction * (len(curve) - 1)))
   (first_step, first), (last_step, last) = curve[-1 - window], curve[-1]
-  change = (last - first) / abs(first) if first else last - first
+  change, total = relative_change(first, last), relative_change(curve[0][1], last)
   return {"flat": abs(change) <= tolerance, "change": change, "from_step": first_step,
-          "to_step": last_step}
+          "to_step": last_step, "moved": abs(total) > tolerance}
+
+
+def relative_change(before: float, after: float) -> float:
+  return (after - before) / abs(before) if before else after - before
 
 
 def describe_flatten(note: dict) -> str:
   if note["flat"] is None:
     return "too few evals"
-  verdict = "flat" if note["flat"] else "still moving"
+  if note["flat"] and not note["moved"]:
+    verdict = "never moved (not learning?)"
+  else:
+    verdict = "flat" if note["flat"] else "still moving"
   return f"{verdict} ({note['change']:+.1%}, steps {note['from_step']}-{note['to_step']})"
 
 
@@ -127,10 +136,12 @@ def describe_seed_flattening(notes: list[dict]) -> str:
     return "too few evals" if notes else "-"
   if len(notes) == 1:
     return describe_flatten(notes[0])
-  flat = sum(n["flat"] for n in measured)
+  flat = sum(n["flat"] and n["moved"] for n in measured)
+  stuck = sum(n["flat"] and not n["moved"] for n in measured)
   change = sum(n["change"] for n in measured) / len(measured)
-  return (f"flat in {flat}/{len(notes)} seeds ({change:+.1%} mean, steps "
-          f"{measured[0]['from_step']}-{measured[0]['to_step']})")
+  return (f"flat in {flat}/{len(notes)} seeds"
+          + (f", never moved in {stuck}" if stuck else "")
+          + f" ({change:+.1%} mean, steps {measured[0]['from_step']}-{measured[0]['to_step']})")
 
 
 def is_better(metric: str, a: float, b: float) -> bool:

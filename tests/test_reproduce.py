@@ -69,6 +69,13 @@ def test_flatten_detection():
   assert note["flat"] is False and note["change"] == pytest.approx((2.0 - 4.0) / 4.0)
   assert results.describe_flatten(note) == "still moving (-50.0%, steps 6-8)"
   assert results.flatten_note([(1, 3.0), (2, 2.0), (3, 2.0)])["flat"] is None
+  # A model stuck at its initial 8 bits/dim is flat but not converged.
+  stuck = [(100 * i, 8.0 - 0.001 * i) for i in range(9)]
+  assert results.flatten_note(stuck)["flat"] is True
+  assert results.describe_flatten(results.flatten_note(stuck)).startswith("never moved")
+  assert results.describe_flatten(results.flatten_note(flat)).startswith("flat (")
+  cell = results.describe_seed_flattening([results.flatten_note(c) for c in (flat, stuck)])
+  assert cell.startswith("flat in 1/2 seeds, never moved in 1")
 
 
 def fake_record(model, seed, value, steps=100, wall=60.0):
