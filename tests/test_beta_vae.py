@@ -49,6 +49,22 @@ def test_mig_reads_the_factors_of_the_images_it_encodes():
   assert math.isclose(metrics["mig"], np.mean([metrics[f"mig_{n}"] for n in sprites.FACTOR_NAMES]))
 
 
+def test_mig_at_every_eval_traces_the_posterior_once():
+  """The task's posterior is compiled once, not once per eval (a new jit each call would
+  retrace it every time)."""
+  split, traces = sprite_split(), []
+
+  def counting_posterior(state, images, labels=None):
+    traces.append(images.shape)
+    return centre_of_mass_encoder(state, images, labels)
+
+  for _ in range(2):
+    beta_vae.mig_metrics(None, None, split, None, posterior=counting_posterior, batch_size=64,
+                         num_bins=20, num_examples=0, factor_names=sprites.FACTOR_NAMES,
+                         binarization="none", seed=0)
+  assert len(traces) == 1, traces
+
+
 def test_capacity_run_trains_evaluates_mig_and_traverses(tmp_path):
   config = load_config("beta_vae.py", "capacity_smoke")
   with config.unlocked():

@@ -24,7 +24,6 @@ the whole image); at Cout = Cin XLA's is faster (benchmarks/peer.md).
 """
 
 import functools
-
 import math
 
 import jax

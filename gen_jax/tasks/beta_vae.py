@@ -44,10 +44,17 @@ def beta_vae_train_loss(params, batch, rng, step, *, terms_fn, beta, capacity_ma
   return likelihoods.bits_per_dim(losses, num_dims).mean(), (metrics, None)
 
 
+@functools.cache
+def jitted_moments(posterior):
+  """jit of state, x -> [B, 2Z] concatenated (means, log-variances), one per posterior
+  function: the task's is compiled once, not at every eval."""
+  return jax.jit(lambda state, x: jnp.concatenate(posterior(state, x), axis=-1))
+
+
 def posterior_moments(state, split, *, posterior, batch_size, binarization: str, seed: int):
   """(means [N, Z], log-variances [N, Z]) of q(z|x) over the split's images as eval feeds
   them to the model (data.eval_batches: eval's binarization, the last batch padded)."""
-  posterior_batch = jax.jit(lambda state, x: jnp.concatenate(posterior(state, x), axis=-1))
+  posterior_batch = jitted_moments(posterior)
   moments = np.concatenate([np.asarray(posterior_batch(state, batch["image"]))
                             for batch in data.eval_batches(split, global_batch_size=batch_size,
                                                            binarization=binarization, seed=seed)])
