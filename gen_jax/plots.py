@@ -94,6 +94,16 @@ def histogram_plot(values_by_name: dict[str, np.ndarray], *, title: str = "",
   return np.asarray(image)
 
 
+def seed_mean(curves: list[list[tuple[float, float]]]) -> tuple[np.ndarray, np.ndarray] | None:
+  """The mean over seeds of (x, y) curves at their shared leading points (None: no points)."""
+  curves = [curve for curve in curves if curve]
+  if not curves:
+    return None
+  length = min(map(len, curves))
+  points = np.array([curve[:length] for curve in curves], np.float64)  # [seeds, n, 2]
+  return points[..., 0].mean(0), points[..., 1].mean(0)
+
+
 def curves_plot(lines: dict[str, tuple[np.ndarray, np.ndarray]], *, title: str = "",
                 size: tuple[int, int] = (640, 320)) -> np.ndarray:
   """An RGB uint8 [height, width, 3] plot of one curve (x [n], y [n]) per name on shared

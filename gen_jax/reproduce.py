@@ -1,25 +1,21 @@
 """`python -m gen_jax.reproduce`: the README's results, from runs it makes itself.
 
   python -m gen_jax.reproduce --budget steps:2000 [--groups a,b] [--models pixelcnn,vae_mlp]
-      [--seeds 3] [--root runs/reproduce] [--variant smoke] [--nofinal_eval]
-      [--readme README.md] [--dry_run]
+      [--seeds 3] [--root runs/reproduce] [--variant smoke] [--eval_examples 1000]
+      [--nofinal_eval] [--iwae_samples 5000] [--parallel 1] [--readme README.md] [--dry_run]
 
-Trains every model of the chosen groups (gen_jax.results.GROUPS: a autoregressive, b
-latent-variable, c VQ, d GANs, e sequences) at one budget per invocation, each seed a
-`python -m gen_jax.main` process in ROOT/<budget>/<model>/seed_<s>. --budget steps:N gives
-every run N steps; minutes:M first times a short calibration run of each model on this
-machine and gives it the steps that fit M minutes of training (compilation, evaluation
-and sampling not counted), kept in ROOT/minutes_M/calibration.json. A run that finished
-(its reproduce.json names the final step) is not repeated; an interrupted one resumes
-from its checkpoints. Each finished run writes reproduce.json: command, overrides,
-device, wall time, steps, final metrics (and the IWAE k=5000 evaluation on the whole
-test split for the VAEs unless --nofinal_eval). Then the tables (gen_jax.results) go to
-ROOT/results.md (and, with --readme, between that file's marker lines), curves of the
-test metric vs steps and vs wall-clock to ROOT/<budget>/plots/, and the seed-0 sample
-grids, upscaled with a border, to ROOT/<budget>/samples/.
+Trains each model of the chosen groups (results.GROUPS) at one budget, each seed a
+`gen_jax.main` process in ROOT/<budget>/<model>/seed_<s>, --parallel of them at once.
+steps:N gives every run N steps; minutes:M gives each model the steps that fit M minutes
+of training at the step time of a short calibration run (ROOT/minutes_M/calibration.json).
+Evals during training (the curves) see --eval_examples test examples; a final `--mode
+eval` on the whole test split (IWAE over --iwae_samples for the VAEs) gives the tables'
+numbers. A finished run (its reproduce.json names the final step) is not repeated; an
+interrupted one resumes. Writes ROOT/results.md (and the --readme block), the curves vs
+steps and wall-clock (ROOT/<budget>/plots/) and upscaled seed-0 grids (.../samples/).
 """
 
-import dataclasses
+import concurrent.futures
 import glob
 import json
 import os
@@ -27,6 +23,7 @@ import re
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -41,7 +38,13 @@ _MODELS = flags.DEFINE_list("models", [], "Only these models of the groups (defa
 _SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds 0..N-1; one run per model and seed.")
 _ROOT = flags.DEFINE_string("root", "runs/reproduce", "Where the runs and tables go.")
 _VARIANT = flags.DEFINE_string("variant", "", "Config variant for every run (e.g. smoke).")
-_FINAL_EVAL = flags.DEFINE_bool("final_eval", True, "IWAE k=5000 on the whole test split.")
+_EVAL_EXAMPLES = flags.DEFINE_integer("eval_examples", 1000, "Test examples per eval during "
+                                      "training (0: all).")
+_FINAL_EVAL = flags.DEFINE_bool("final_eval", True, "After training, evaluate on the whole "
+                                "test split (the table's numbers).")
+_IWAE_SAMPLES = flags.DEFINE_integer("iwae_samples", 5000, "Importance samples of the VAEs' "
+                                     "final IWAE bound.")
+_PARALLEL = flags.DEFINE_integer("parallel", 1, "Trainings at once.")
 _NUM_EVALS = flags.DEFINE_integer("num_evals", 10, "Eval points per run (the curves).")
 _CALIBRATION_STEPS = flags.DEFINE_integer("calibration_steps", 30,
                                           "Steps of a minutes:M calibration run.")
@@ -50,47 +53,6 @@ _README = flags.DEFINE_string("readme", None, "Also put the tables into this fil
                               "its lines <!-- reproduce:begin --> and <!-- reproduce:end -->.")
 
 README_BEGIN, README_END = "<!-- reproduce:begin -->", "<!-- reproduce:end -->"
-IWAE_FINAL = ("--config.eval.iwae_samples=5000", "--config.data.max_eval_examples=0")
-
-
-@dataclasses.dataclass(frozen=True)
-class Run:
-  name: str  # the row: ROOT/<budget>/<name>/seed_<s>
-  config: str  # configs/<config>.py
-  overrides: tuple[str, ...] = ()
-  # (config key, run name, same seed?): that run's workdir is passed as --config.<key>
-  needs: tuple[tuple[str, str, bool], ...] = ()
-  final_eval: tuple[str, ...] = ()  # overrides of the final --mode eval ((): none)
-  headline: str = ""  # the metric whose curve says if it flattened ("": the group's first)
-
-
-CLASSIFIER = (("eval.classifier_workdir", "fmnist_classifier", False),)
-RUNS = {run.name: run for run in [
-    Run("pixelcnn", "pixelcnn"), Run("gated_pixelcnn", "gated_pixelcnn"),
-    Run("pixelcnn_pp", "pixelcnn_pp"), Run("row_lstm", "row_lstm"),
-    Run("diagonal_bilstm", "diagonal_bilstm"),
-    Run("vae_mlp", "vae_mlp", final_eval=IWAE_FINAL + ("--config.eval.iwae_chunk_size=100",)),
-    Run("vae_conv", "vae_conv", final_eval=IWAE_FINAL + (
-        "--config.eval.iwae_chunk_size=5", "--config.train.eval_batch_size=100")),
-    Run("ae", "ae"), Run("cvae", "cvae"),
-    Run("m2_labels100", "semi_supervised_vae", ("--config.data.num_labelled=100",),
-        headline="accuracy"),
-    Run("m2_labels1000", "semi_supervised_vae", ("--config.data.num_labelled=1000",),
-        headline="accuracy"),
-    *[Run(f"beta_vae_beta{beta}", "beta_vae", (f"--config.model.beta={beta}.0",),
-          headline="mig") for beta in (1, 4, 16)],
-    Run("vqvae", "vqvae"), Run("vqvae2", "vqvae2"),
-    Run("vqvae_prior", "vqvae_prior", needs=(("vqvae_workdir", "vqvae", True),),
-        headline="bits_per_dim"),
-    Run("vqvae2_prior", "vqvae2_prior", needs=(("vqvae_workdir", "vqvae2", True),),
-        headline="bits_per_dim"),
-    Run("fmnist_classifier", "fmnist_classifier"),
-    *[Run(f"dcgan_{loss}{'_r1' if r1 else ''}", "dcgan", (f"--config.model.loss={loss}",) + (
-        ("--config.model.r1_gamma=1.0", "--config.model.discriminator_batch_norm=False")
-        if r1 else ()), needs=CLASSIFIER)
-      for r1 in (False, True) for loss in ("non_saturating", "hinge", "minimax")],
-    Run("vaegan", "vaegan", needs=CLASSIFIER),
-    Run("char_rnn", "char_rnn"), Run("ar_p", "ar_p")]}
 
 
 def parse_budget(text: str) -> tuple[str, int]:
@@ -131,7 +93,7 @@ def selected_runs(groups: list[str], models: list[str]) -> list[str]:
     raise app.UsageError(f"--models: {', '.join(missing)} not in groups {','.join(groups)}")
   ordered = []
   for name in [m for m in names if not models or m in models]:
-    for _, other, _ in RUNS[name].needs:
+    for _, other, _ in results.RUNS[name].needs:
       if other not in ordered:
         ordered.append(other)
     if name not in ordered:
@@ -139,15 +101,23 @@ def selected_runs(groups: list[str], models: list[str]) -> list[str]:
   return ordered
 
 
-def run_command(run: Run, seed: int, workdir: str, budget_dir: str, steps: int,
-                variant: str, eval_every: int, extra: tuple[str, ...] = ()) -> list[str]:
+def run_command(run: results.Run, seed: int, workdir: str, budget_dir: str, steps: int,
+                variant: str, eval_every: int, extra: tuple[str, ...] = (),
+                eval_examples: int = 1000) -> list[str]:
   config = f"configs/{run.config}.py" + (f":{variant}" if variant else "")
   needed = [f"--config.{key}={os.path.join(budget_dir, other, f'seed_{seed if same else 0}')}"
             for key, other, same in run.needs]
   return [sys.executable, "-m", "gen_jax.main", "--config", config, "--workdir", workdir,
           f"--config.seed={seed}", f"--config.train.num_steps={steps}",
           f"--config.train.eval_every={eval_every}", "--config.train.progress_bar=False",
-          *extra, *run.overrides, *needed]
+          f"--config.data.max_eval_examples={eval_examples}", *extra, *run.overrides, *needed]
+
+
+def final_eval_overrides(run: results.Run, iwae_samples: int) -> tuple[str, ...]:
+  """The final --mode eval's overrides: the whole test split (and the VAEs' IWAE bound)."""
+  return ("--config.data.max_eval_examples=0",
+          *((f"--config.eval.iwae_samples={iwae_samples}",) if run.iwae else ()),
+          *run.final_eval)
 
 
 def execute(command: list[str], log_path: str) -> tuple[int, str, float]:
@@ -157,15 +127,11 @@ def execute(command: list[str], log_path: str) -> tuple[int, str, float]:
   with open(log_path, "a") as log:
     log.write("$ " + " ".join(command[1:]) + "\n")
     log.flush()
-    done = subprocess.run(command, cwd=repository_root(), stdout=log, stderr=subprocess.STDOUT,
-                          check=False)
+    done = subprocess.run(command, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), stdout=log,
+                          stderr=subprocess.STDOUT, check=False)
   with open(log_path) as log:
     lines = [line.strip() for line in log if line.strip()]
   return done.returncode, (lines[-1] if lines else "no output")[:160], time.perf_counter() - start
-
-
-def repository_root() -> str:
-  return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def describe_device() -> str:
@@ -187,16 +153,12 @@ def describe_device() -> str:
 def finished_record(workdir: str, steps: int, final_eval: bool) -> dict | None:
   """The run's reproduce.json if it reached `steps` (and has its final eval when asked)."""
   path = os.path.join(workdir, "reproduce.json")
-  if not os.path.isfile(path):
-    return None
-  with open(path) as f:
-    record = json.load(f)
-  if record.get("steps") != steps or (final_eval and record.get("final_eval") is None):
-    return None
-  return record
+  record = json.load(open(path)) if os.path.isfile(path) else {}
+  finished = record.get("steps") == steps and (record.get("final_eval") or not final_eval)
+  return record if finished else None
 
 
-def calibrate(run: Run, budget_dir: str, minutes: int, variant: str, device: str,
+def calibrate(run: results.Run, budget_dir: str, minutes: int, variant: str, device: str,
               calibration_steps: int) -> dict:
   """Steps of `run` that fit `minutes` of training here (cached in calibration.json)."""
   path = os.path.join(budget_dir, "calibration.json")
@@ -206,7 +168,7 @@ def calibrate(run: Run, budget_dir: str, minutes: int, variant: str, device: str
     os.makedirs(workdir, exist_ok=True)
     steps = calibration_steps
     command = run_command(run, 0, workdir, budget_dir, steps, variant, 0, (
-        f"--config.train.log_every={max(1, steps // 3)}", "--config.data.max_eval_examples=500"))
+        f"--config.train.log_every={max(1, steps // 3)}",), eval_examples=500)
     status, last_line, _ = execute(command, os.path.join(workdir, "reproduce.log"))
     if status:
       raise app.UsageError(f"calibration of {run.name} failed: {last_line}")
@@ -219,19 +181,19 @@ def calibrate(run: Run, budget_dir: str, minutes: int, variant: str, device: str
   return table[run.name]
 
 
-def train_one(run: Run, seed: int, budget_dir: str, steps: int, device: str, *,
-              variant: str = "", num_evals: int = 10, final_eval: bool = True) -> dict | str:
-  """Trains (or resumes) one run and writes its reproduce.json; the record, or the last
-  output line of a failure."""
+def train_one(run: results.Run, seed: int, budget_dir: str, steps: int, device: str, *,
+              variant: str = "", num_evals: int = 10, final_eval: bool = True,
+              eval_examples: int = 1000, iwae_samples: int = 5000) -> dict | str:
+  """Trains (or resumes) one run, evaluates it on the whole test split (`final_eval`) and
+  writes its reproduce.json; the record, or the last output line of a failure."""
   workdir = os.path.join(budget_dir, run.name, f"seed_{seed}")
-  final = final_eval and bool(run.final_eval)
-  done = finished_record(workdir, steps, final)
+  done = finished_record(workdir, steps, final_eval)
   if done is not None:
     return done
   os.makedirs(workdir, exist_ok=True)
   log = os.path.join(workdir, "reproduce.log")
   command = run_command(run, seed, workdir, budget_dir, steps, variant,
-                        eval_every(steps, num_evals))
+                        eval_every(steps, num_evals), eval_examples=eval_examples)
   evals = [r for r in runs.read_metrics(workdir, "eval") if r["step"] == steps]
   if not evals:
     print(f"training {run.name} seed {seed} -> {workdir}", flush=True)
@@ -245,9 +207,10 @@ def train_one(run: Run, seed: int, budget_dir: str, steps: int, device: str, *,
             "wall_s": max([r.get("wall_s", 0.0) for r in train_records + evals] or [0.0]),
             "metrics": {k: v for k, v in evals[-1].items() if k not in ("step", "split")},
             "final_eval": None}
-  if final:
+  if final_eval:
     output = os.path.join(workdir, "final_eval")
-    eval_command = command + ["--mode", "eval", f"--output_dir={output}", *run.final_eval]
+    eval_command = command + ["--mode", "eval", f"--output_dir={output}",
+                              *final_eval_overrides(run, iwae_samples)]
     print(f"final eval of {run.name} seed {seed}", flush=True)
     status, last_line, wall = execute(eval_command, log)
     final_evals = runs.read_metrics(output, "eval")
@@ -262,6 +225,30 @@ def train_one(run: Run, seed: int, budget_dir: str, steps: int, device: str, *,
   return record
 
 
+def run_jobs(jobs: list[tuple[str, int]], work, parallel: int) -> dict:
+  """work(job) for every (model, seed) job, `parallel` at once, each after the jobs of the
+  runs it needs (results.RUNS[model].needs, when those are among `jobs`); {job: outcome}."""
+  listed = set(jobs)
+
+  def needed(job):
+    name, seed = job
+    return [(other, seed if same else 0) for _, other, same in results.RUNS[name].needs
+            if (other, seed if same else 0) in listed]
+
+  pending, outcomes, running = list(jobs), {}, {}
+  with concurrent.futures.ThreadPoolExecutor(max(1, parallel)) as pool:
+    while pending or running:
+      for job in [j for j in pending if all(d in outcomes for d in needed(j))]:
+        if len(running) >= max(1, parallel):
+          break
+        pending.remove(job)
+        running[pool.submit(work, job)] = job
+      finished, _ = concurrent.futures.wait(running, return_when="FIRST_COMPLETED")
+      for future in finished:
+        outcomes[running.pop(future)] = future.result()
+  return outcomes
+
+
 def eval_curve(workdir: str, metric: str, x: str = "step") -> list[tuple[float, float]]:
   return [(r.get(x, 0.0), float(r[metric])) for r in runs.read_metrics(workdir, "eval")
           if metric in r and not isinstance(r[metric], str)]
@@ -273,15 +260,10 @@ def write_figures(group: results.Group, records: dict, budget_dir: str) -> None:
   os.makedirs(os.path.join(budget_dir, "plots"), exist_ok=True)
   for metric in group.metrics:
     for x in ("step", "wall_s"):
-      lines = {}
-      for model in group.models:
-        curves = [eval_curve(os.path.join(budget_dir, model, f"seed_{r['seed']}"), metric, x)
-                  for r in records.get(model, [])]
-        curves = [c for c in curves if c]
-        if curves:
-          length = min(map(len, curves))
-          points = np.array([c[:length] for c in curves], np.float64)  # [seeds, n, 2]
-          lines[model] = (points[..., 0].mean(0), points[..., 1].mean(0))
+      lines = {model: plots.seed_mean([eval_curve(os.path.join(
+          budget_dir, model, f"seed_{r['seed']}"), metric, x) for r in records.get(model, [])])
+               for model in group.models}
+      lines = {model: line for model, line in lines.items() if line is not None}
       if lines:
         label = "steps" if x == "step" else "wall-clock s"
         image = plots.curves_plot(lines, title=f"({group.name}) test {metric} vs {label}")
@@ -323,8 +305,9 @@ def print_commands(names: list[str], kind: str, amount: int, budget_dir: str) ->
     steps = amount if kind == "steps" else known[name]["steps"]
     for seed in range(_SEEDS.value):
       workdir = os.path.join(budget_dir, name, f"seed_{seed}")
-      print(" ".join(run_command(RUNS[name], seed, workdir, budget_dir, steps,
-                                 _VARIANT.value, eval_every(steps, _NUM_EVALS.value))[1:]))
+      print(" ".join(run_command(results.RUNS[name], seed, workdir, budget_dir, steps,
+                                 _VARIANT.value, eval_every(steps, _NUM_EVALS.value),
+                                 eval_examples=_EVAL_EXAMPLES.value)[1:]))
 
 
 def tables_markdown(records: dict, failures: dict, budgets: dict, kind: str, amount: int,
@@ -335,7 +318,7 @@ def tables_markdown(records: dict, failures: dict, budgets: dict, kind: str, amo
   for group in [g for g in results.GROUPS if g.name in _GROUPS.value]:
     curves = {}
     for model, model_records in records.items():
-      metric = RUNS[model].headline or next(
+      metric = results.RUNS[model].headline or next(
           (m for m in group.metrics if m in model_records[0]["metrics"]), None)
       if metric is not None and model in group.models:
         curves[model] = [eval_curve(os.path.join(budget_dir, model, f"seed_{r['seed']}"),
@@ -349,9 +332,16 @@ def tables_markdown(records: dict, failures: dict, budgets: dict, kind: str, amo
                       f"--groups {','.join(_GROUPS.value)}", f"--seeds {_SEEDS.value}"]
                      + ([f"--models {','.join(_MODELS.value)}"] if _MODELS.value else [])
                      + ([f"--variant {_VARIANT.value}"] if _VARIANT.value else [])
+                     + [f"--{flag.name}={flag.value}" for flag in (
+                         _EVAL_EXAMPLES, _IWAE_SAMPLES, _PARALLEL, _NUM_EVALS)
+                        if flag.value != flag.default]
                      + ([] if _FINAL_EVAL.value else ["--nofinal_eval"]))
-  header = (f"Budget: {how}; seeds 0-{_SEEDS.value - 1}; every number below from `{command}` "
-            f"(each run's exact command in its reproduce.json under "
+  evals = (f"the curves' evals on the first {_EVAL_EXAMPLES.value} test examples"
+           if _EVAL_EXAMPLES.value else "evals on the whole test split")
+  final = ("the numbers from a final evaluation on the whole test split" if _FINAL_EVAL.value
+           else "the numbers from the last training eval")
+  header = (f"Budget: {how}; seeds 0-{_SEEDS.value - 1}; {evals}, {final}; every number "
+            f"below from `{command}` (each run's exact command in its reproduce.json under "
             f"{_ROOT.value}/{kind}_{amount}/).")
   return results.results_markdown(header, tables)
 
@@ -359,8 +349,8 @@ def tables_markdown(records: dict, failures: dict, budgets: dict, kind: str, amo
 def main(argv):
   del argv
   kind, amount = parse_budget(_BUDGET.value)
-  if _SEEDS.value < 1:
-    raise app.UsageError(f"--seeds={_SEEDS.value}: at least 1")
+  if min(_SEEDS.value, _PARALLEL.value) < 1:
+    raise app.UsageError(f"--seeds={_SEEDS.value}, --parallel={_PARALLEL.value}: at least 1")
   names = selected_runs(_GROUPS.value, _MODELS.value)
   if _README.value:
     replace_readme_block(_README.value, None)  # a bad --readme fails now, not after the runs
@@ -368,19 +358,34 @@ def main(argv):
   if _DRY_RUN.value:
     print_commands(names, kind, amount, budget_dir)
     return
-  device = describe_device()
-  records, failures, budgets = {}, {}, {}
-  for name in names:
-    budgets[name] = amount if kind == "steps" else calibrate(
-        RUNS[name], budget_dir, amount, _VARIANT.value, device, _CALIBRATION_STEPS.value)["steps"]
-    for seed in range(_SEEDS.value):
-      outcome = train_one(RUNS[name], seed, budget_dir, budgets[name], device,
-                          variant=_VARIANT.value, num_evals=_NUM_EVALS.value,
-                          final_eval=_FINAL_EVAL.value)
-      if isinstance(outcome, str):
-        failures.setdefault(name, []).append(outcome)
-      else:
-        records.setdefault(name, []).append(outcome)
+  if _PARALLEL.value > 1:  # on a GPU each run takes its share of the memory, not 75%
+    os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", f"{0.9 / _PARALLEL.value:.3f}")
+  device = describe_device() + (f"; {_PARALLEL.value} runs at once" if _PARALLEL.value > 1
+                                else "")
+  budgets, calibrating = {}, threading.Lock()
+
+  def budget(name):  # minutes:M -> the calibrated steps (timed once, one model at a time)
+    with calibrating:
+      if name not in budgets:
+        budgets[name] = amount if kind == "steps" else calibrate(
+            results.RUNS[name], budget_dir, amount, _VARIANT.value, device,
+            _CALIBRATION_STEPS.value)["steps"]
+    return budgets[name]
+
+  for name in names:  # before any training, where nothing a run needs is missing
+    if not results.RUNS[name].needs:
+      budget(name)
+  outcomes = run_jobs(
+      [(name, seed) for name in names for seed in range(_SEEDS.value)],
+      lambda job: train_one(results.RUNS[job[0]], job[1], budget_dir, budget(job[0]), device,
+                            variant=_VARIANT.value, num_evals=_NUM_EVALS.value,
+                            final_eval=_FINAL_EVAL.value, eval_examples=_EVAL_EXAMPLES.value,
+                            iwae_samples=_IWAE_SAMPLES.value),
+      _PARALLEL.value)
+  records, failures = {}, {}
+  for name, seed in sorted(outcomes, key=lambda job: (names.index(job[0]), job[1])):
+    outcome = outcomes[name, seed]
+    (failures if isinstance(outcome, str) else records).setdefault(name, []).append(outcome)
   markdown = tables_markdown(records, failures, budgets, kind, amount, budget_dir)
   with open(os.path.join(os.path.abspath(_ROOT.value), "results.md"), "w") as f:
     f.write(markdown)

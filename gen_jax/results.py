@@ -1,6 +1,7 @@
 """The tables of `python -m gen_jax.reproduce`: mean ± spread over seeds, anchors, verdicts.
 
-Everything here is a pure function of the runs' records (each run's reproduce.json and
+RUNS says how each row is trained (its config, overrides and the runs it needs).
+Everything else here is a pure function of the runs' records (each run's reproduce.json and
 its metrics.jsonl eval curve), so the tables can be rebuilt and tested without training.
 """
 
@@ -81,6 +82,48 @@ GROUPS = (
                     "Goodfellow et al. 2014 (the minimax generator saturates)"),)),
     Group("e", "Sequences", ("char_rnn", "ar_p"), ("bits_per_char", "nll")),
 )
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  name: str  # the row: ROOT/<budget>/<name>/seed_<s>
+  config: str  # configs/<config>.py
+  overrides: tuple[str, ...] = ()
+  # (config key, run name, same seed?): that run's workdir is passed as --config.<key>
+  needs: tuple[tuple[str, str, bool], ...] = ()
+  final_eval: tuple[str, ...] = ()  # more overrides of the final --mode eval
+  iwae: bool = False  # the final eval also gives the IWAE bound (--iwae_samples)
+  headline: str = ""  # the metric whose curve says if it flattened ("": the group's first)
+
+
+# The GANs' FID/KID features: the classifier's seed-0 run.
+CLASSIFIER = (("eval.classifier_workdir", "fmnist_classifier", False),)
+RUNS = {run.name: run for run in [
+    Run("pixelcnn", "pixelcnn"), Run("gated_pixelcnn", "gated_pixelcnn"),
+    Run("pixelcnn_pp", "pixelcnn_pp"), Run("row_lstm", "row_lstm"),
+    Run("diagonal_bilstm", "diagonal_bilstm"),
+    Run("vae_mlp", "vae_mlp", final_eval=("--config.eval.iwae_chunk_size=100",), iwae=True),
+    Run("vae_conv", "vae_conv", final_eval=(
+        "--config.eval.iwae_chunk_size=5", "--config.train.eval_batch_size=100"), iwae=True),
+    Run("ae", "ae"), Run("cvae", "cvae"),
+    Run("m2_labels100", "semi_supervised_vae", ("--config.data.num_labelled=100",),
+        headline="accuracy"),
+    Run("m2_labels1000", "semi_supervised_vae", ("--config.data.num_labelled=1000",),
+        headline="accuracy"),
+    *[Run(f"beta_vae_beta{beta}", "beta_vae", (f"--config.model.beta={beta}.0",),
+          headline="mig") for beta in (1, 4, 16)],
+    Run("vqvae", "vqvae"), Run("vqvae2", "vqvae2"),
+    Run("vqvae_prior", "vqvae_prior", needs=(("vqvae_workdir", "vqvae", True),),
+        headline="bits_per_dim"),
+    Run("vqvae2_prior", "vqvae2_prior", needs=(("vqvae_workdir", "vqvae2", True),),
+        headline="bits_per_dim"),
+    Run("fmnist_classifier", "fmnist_classifier"),
+    *[Run(f"dcgan_{loss}{'_r1' if r1 else ''}", "dcgan", (f"--config.model.loss={loss}",) + (
+        ("--config.model.r1_gamma=1.0", "--config.model.discriminator_batch_norm=False")
+        if r1 else ()), needs=CLASSIFIER)
+      for r1 in (False, True) for loss in ("non_saturating", "hinge", "minimax")],
+    Run("vaegan", "vaegan", needs=CLASSIFIER),
+    Run("char_rnn", "char_rnn"), Run("ar_p", "ar_p")]}
 
 
 def mean_spread(values: list[float]) -> tuple[float, float]:

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import types
 
 import numpy as np
@@ -115,7 +116,7 @@ def test_selected_runs_put_what_a_run_needs_first():
   with pytest.raises(app.UsageError, match="--models: vaegan not in groups a"):
     reproduce.selected_runs(["a"], ["vaegan"])
   every_group = {m for g in results.GROUPS for m in g.models}
-  assert every_group == set(reproduce.RUNS)  # every row has a run and every run a row
+  assert every_group == set(results.RUNS)  # every row has a run and every run a row
 
 
 def test_a_finished_run_is_not_repeated_and_an_unfinished_one_is(tmp_path, monkeypatch):
@@ -124,25 +125,52 @@ def test_a_finished_run_is_not_repeated_and_an_unfinished_one_is(tmp_path, monke
                                                                   or (1, "error: x", 0.0)))
   workdir = tmp_path / "steps_100" / "pixelcnn" / "seed_0"
   workdir.mkdir(parents=True)
-  record = fake_record("pixelcnn", 0, 3.0)
+  record = {**fake_record("pixelcnn", 0, 3.0), "final_eval": {"metrics": {}}}
   (workdir / "reproduce.json").write_text(json.dumps(record))
-  run = reproduce.RUNS["pixelcnn"]
+  run = results.RUNS["pixelcnn"]
   assert reproduce.train_one(run, 0, str(tmp_path / "steps_100"), 100, "cpu") == record
   assert not calls
-  # another budget, or a VAE whose final evaluation is missing, runs again
+  # another budget runs again
   assert reproduce.train_one(run, 0, str(tmp_path / "steps_100"), 200, "cpu") == "error: x"
+  assert "--config.data.max_eval_examples=1000" in calls[-1] and "--mode" not in calls[-1]
+  # a trained run without its final evaluation gets only that, on the whole test split
   vae_dir = tmp_path / "steps_100" / "vae_mlp" / "seed_0"
   vae_dir.mkdir(parents=True)
   (vae_dir / "reproduce.json").write_text(json.dumps(fake_record("vae_mlp", 0, 3.0)))
   (vae_dir / "metrics.jsonl").write_text(json.dumps({"step": 100, "split": "eval",
                                                      "nll_nats": 250.0}) + "\n")
-  vae = reproduce.RUNS["vae_mlp"]
+  vae = results.RUNS["vae_mlp"]
   assert reproduce.train_one(vae, 0, str(tmp_path / "steps_100"), 100, "cpu",
                              final_eval=False)["metrics"] == {"bits_per_dim": 3.0}
   assert len(calls) == 1
-  assert reproduce.train_one(vae, 0, str(tmp_path / "steps_100"), 100, "cpu") == "error: x"
+  assert reproduce.train_one(vae, 0, str(tmp_path / "steps_100"), 100, "cpu",
+                             iwae_samples=700) == "error: x"
   assert len(calls) == 2 and "--mode" in calls[-1]  # only the final eval, no training
-  assert "--config.eval.iwae_samples=5000" in calls[-1]
+  final = calls[-1][calls[-1].index("--mode"):]
+  assert {"--config.eval.iwae_samples=700", "--config.data.max_eval_examples=0"} <= set(final)
+  assert not any("iwae" in flag for flag in reproduce.final_eval_overrides(run, 700))
+
+
+def test_runs_go_in_parallel_each_after_the_runs_it_needs():
+  jobs = [("vqvae", 0), ("vqvae", 1), ("vqvae_prior", 0), ("vqvae_prior", 1)]
+  both_stage_1 = threading.Barrier(2, timeout=10)  # breaks unless two runs overlap
+  log, lock = [], threading.Lock()
+
+  def work(job):
+    with lock:
+      log.append(("start", job))
+    if job[0] == "vqvae":
+      both_stage_1.wait()
+    with lock:
+      log.append(("end", job))
+    return job[1]
+
+  outcomes = reproduce.run_jobs(jobs, work, parallel=2)
+  assert outcomes == {job: job[1] for job in jobs}
+  for seed in (0, 1):  # a prior starts after its own seed's stage 1 ended
+    assert log.index(("end", ("vqvae", seed))) < log.index(("start", ("vqvae_prior", seed)))
+  with pytest.raises(threading.BrokenBarrierError):  # one at a time: the barrier never fills
+    reproduce.run_jobs(jobs[:2], lambda job: threading.Barrier(2, timeout=0.5).wait(), 1)
 
 
 def test_wall_seconds_continue_across_a_resume(tmp_path, monkeypatch):
@@ -183,7 +211,8 @@ def test_reproduce_end_to_end_two_models_one_seed(tiny_idx, tmp_path):
   readme.write_text("# R\n<!-- reproduce:begin -->\nold\n<!-- reproduce:end -->\nend\n")
   args = [sys.executable, "-m", "gen_jax.reproduce", "--groups=a", "--models=pixelcnn,row_lstm",
           "--seeds=1", "--budget=steps:4", "--num_evals=2", "--variant=smoke",
-          f"--root={tmp_path / 'runs'}", f"--readme={readme}"]
+          "--eval_examples=16", "--parallel=2", f"--root={tmp_path / 'runs'}",
+          f"--readme={readme}"]
   env = {**os.environ, "TFDS_DATA_DIR": data_dir}
   result = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
@@ -193,7 +222,12 @@ def test_reproduce_end_to_end_two_models_one_seed(tiny_idx, tmp_path):
     evals = [json.loads(l) for l in (budget_dir / model / "seed_0" / "metrics.jsonl")
              .read_text().splitlines() if '"eval"' in l]
     assert [r["step"] for r in evals] == [2, 4] and record["steps"] == 4
-    assert record["metrics"]["bits_per_dim"] == evals[-1]["bits_per_dim"]
+    # the curve saw 16 test examples; the table's number is the whole split's (all 40)
+    assert "--config.data.max_eval_examples=16" in record["command"]
+    assert "--config.data.max_eval_examples=0" in record["final_eval"]["command"]
+    (final,) = [json.loads(l) for l in (budget_dir / model / "seed_0" / "final_eval" /
+                                        "metrics.jsonl").read_text().splitlines()]
+    assert record["metrics"]["bits_per_dim"] == final["bits_per_dim"] != evals[-1]["bits_per_dim"]
     assert 0 < evals[0]["wall_s"] <= evals[1]["wall_s"] <= record["wall_s"] + 1e-9
     assert f"--config configs/{model}.py:smoke" in record["command"]
     assert (budget_dir / "samples" / f"{model}.png").is_file()
@@ -212,9 +246,9 @@ def test_reproduce_end_to_end_two_models_one_seed(tiny_idx, tmp_path):
 
 def test_a_run_gets_the_workdirs_it_needs(tmp_path):
   budget_dir = str(tmp_path / "steps_10")
-  prior = reproduce.run_command(reproduce.RUNS["vqvae_prior"], 2, "W", budget_dir, 10, "", 5)
+  prior = reproduce.run_command(results.RUNS["vqvae_prior"], 2, "W", budget_dir, 10, "", 5)
   assert f"--config.vqvae_workdir={budget_dir}/vqvae/seed_2" in prior  # its own seed's codes
-  gan = reproduce.run_command(reproduce.RUNS["dcgan_hinge_r1"], 2, "W", budget_dir, 10, "", 5)
+  gan = reproduce.run_command(results.RUNS["dcgan_hinge_r1"], 2, "W", budget_dir, 10, "", 5)
   assert f"--config.eval.classifier_workdir={budget_dir}/fmnist_classifier/seed_0" in gan
   assert {"--config.model.loss=hinge", "--config.model.r1_gamma=1.0", "--config.seed=2",
           "--config.train.num_steps=10", "--config.train.eval_every=5"} <= set(gan)
@@ -238,10 +272,10 @@ def test_calibration_runs_once_per_model_and_records_its_arithmetic(tmp_path, mo
 
   monkeypatch.setattr(reproduce, "execute", fake_execute)
   budget_dir = str(tmp_path / "minutes_5")
-  entry = reproduce.calibrate(reproduce.RUNS["pixelcnn"], budget_dir, 5, "", "cpu", 30)
+  entry = reproduce.calibrate(results.RUNS["pixelcnn"], budget_dir, 5, "", "cpu", 30)
   assert entry["seconds_per_step"] == pytest.approx(0.5) and entry["steps"] == 600
   assert "--config.train.num_steps=30" in calls[0] and "--config.train.log_every=10" in calls[0]
-  again = reproduce.calibrate(reproduce.RUNS["pixelcnn"], budget_dir, 5, "", "cpu", 30)
+  again = reproduce.calibrate(results.RUNS["pixelcnn"], budget_dir, 5, "", "cpu", 30)
   assert again == entry and len(calls) == 1  # kept in calibration.json, not re-timed
   stored = json.loads((tmp_path / "minutes_5" / "calibration.json").read_text())
   assert stored["pixelcnn"]["steps"] == 600 and stored["pixelcnn"]["device"] == "cpu"
@@ -249,9 +283,9 @@ def test_calibration_runs_once_per_model_and_records_its_arithmetic(tmp_path, mo
 
 def test_every_override_names_a_key_of_its_config():
   from conftest import load_config
-  for run in reproduce.RUNS.values():
+  for run in results.RUNS.values():
     config = load_config(f"{run.config}.py")
-    flags_ = run.overrides + run.final_eval + tuple(f"--config.{key}=x" for key, _, _ in run.needs)
+    flags_ = run.overrides + reproduce.final_eval_overrides(run, 10) + tuple(f"--config.{key}=x" for key, _, _ in run.needs)
     for flag in flags_:
       node = config
       for part in flag.removeprefix("--config.").split("=")[0].split("."):
