@@ -316,14 +316,15 @@ def tables_markdown(records: dict, failures: dict, budgets: dict, kind: str, amo
   each group's curves and sample grids on the way."""
   tables = []
   for group in [g for g in results.GROUPS if g.name in _GROUPS.value]:
-    curves = {}
+    curves, curve_metrics = {}, {}
     for model, model_records in records.items():
       metric = results.RUNS[model].headline or next(
           (m for m in group.metrics if m in model_records[0]["metrics"]), None)
       if metric is not None and model in group.models:
         curves[model] = [eval_curve(os.path.join(budget_dir, model, f"seed_{r['seed']}"),
                                     metric) for r in model_records]
-    tables.append(results.group_table(group, records, curves, failures))
+        curve_metrics[model] = metric
+    tables.append(results.group_table(group, records, curves, failures, curve_metrics))
     write_figures(group, records, budget_dir)
   how = (f"{amount} steps per run" if kind == "steps" else
          f"{amount} minutes of training steps per run at each model's calibrated step time "

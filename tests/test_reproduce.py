@@ -77,6 +77,11 @@ def test_flatten_detection():
   assert results.describe_flatten(results.flatten_note(flat)).startswith("flat (")
   cell = results.describe_seed_flattening([results.flatten_note(c) for c in (flat, stuck)])
   assert cell.startswith("flat in 1/2 seeds, never moved in 1")
+  # A likelihood still falling 0.5% per quarter of the run is not flat; an accuracy is.
+  slow = [(100 * i, 3.2 * (1 - 0.005 * i / 2)) for i in range(9)]
+  assert results.flatten_note(slow, tolerance=results.flat_tolerance("bits_per_dim"))[
+      "flat"] is False
+  assert results.flatten_note(slow, tolerance=results.flat_tolerance("accuracy"))["flat"] is True
 
 
 def fake_record(model, seed, value, steps=100, wall=60.0):
@@ -90,7 +95,8 @@ def test_group_table_has_mean_spread_wall_anchor_and_verdicts():
   runs = {"pixelcnn": [fake_record("pixelcnn", s, v) for s, v in enumerate((3.0, 3.2, 3.4))],
           "row_lstm": [fake_record("row_lstm", 0, 3.1, wall=120.0)]}
   curves = {"pixelcnn": [[(i, 5.0 - i) for i in range(5)]] * 3}
-  table = results.group_table(group, runs, curves, {"row_lstm": ["error: boom"]})
+  metrics = {"pixelcnn": "bits_per_dim"}
+  table = results.group_table(group, runs, curves, {"row_lstm": ["error: boom"]}, metrics)
   (row,) = [line for line in table.splitlines() if line.startswith("| pixelcnn |")]
   assert row.startswith("| pixelcnn | 3.2 ± 0.2 | 3 | 100 | 1 ± 0 | flat in 0/3 seeds "
                         "(-50.0% mean, steps 3-4) |")
@@ -101,7 +107,7 @@ def test_group_table_has_mean_spread_wall_anchor_and_verdicts():
   assert "Device: cpu TFRT_CPU_0 x1." in table
   assert "ours: row_lstm > pixelcnn: **matches**." in table  # 3.1 < 3.2 bits/dim
   runs["row_lstm"] = [fake_record("row_lstm", 0, 3.5)]
-  table = results.group_table(group, runs, curves, {})
+  table = results.group_table(group, runs, curves, {}, metrics)
   assert ("ours: pixelcnn > row_lstm: **does not match** (pixelcnn 3.2 beats row_lstm 3.5). "
           "These runs stopped at 100 steps, far below the papers' budgets (hundreds of epochs), "
           "on other data; pixelcnn had not flattened, so the order may still change.") in table
