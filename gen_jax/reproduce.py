@@ -44,7 +44,8 @@ _FINAL_EVAL = flags.DEFINE_bool("final_eval", True, "After training, evaluate on
                                 "test split (the table's numbers).")
 _IWAE_SAMPLES = flags.DEFINE_integer("iwae_samples", 5000, "Importance samples of the VAEs' "
                                      "final IWAE bound.")
-_PARALLEL = flags.DEFINE_integer("parallel", 1, "Trainings at once.")
+_PARALLEL = flags.DEFINE_integer("parallel", 1, "Trainings at once (on a GPU each gets 0.9/N "
+                                 "of its memory unless XLA_PYTHON_CLIENT_MEM_FRACTION is set).")
 _NUM_EVALS = flags.DEFINE_integer("num_evals", 10, "Eval points per run (the curves).")
 _CALIBRATION_STEPS = flags.DEFINE_integer("calibration_steps", 30,
                                           "Steps of a minutes:M calibration run.")
