@@ -1,27 +1,28 @@
 """VQ-VAE (van den Oord et al. 2017) on Fashion-MNIST: one 7x7 grid of codes.
 
 Stage 1 of 2: the autoencoder and its codebook. Stage 2 (configs/vqvae_prior.py)
-trains a Gated PixelCNN prior over its codes. configs/vqvae2.py is this config
+trains a Gated PixelCNN prior over its codes. configs/vqvae2.py is the same model
 with two levels of codes.
 
   python -m gen_jax.main --config configs/vqvae.py --workdir workdirs/vqvae
   python -m gen_jax.main --config configs/vqvae.py --workdir workdirs/vqvae --mode reconstruct
 """
 
-import ml_collections
-
 from gen_jax import config_defaults
 
+SMOKE = {"model.features": 16, "model.residual_hidden": 8, "model.num_residual": 1,
+         "model.embedding_dim": 8, "model.codebook_size": 16, "model.kmeans_iterations": 2}
 
-def unlocked_config() -> ml_collections.ConfigDict:
+
+def get_config(arg=None):
   config = config_defaults.base_config()
-  config.model.name = "vqvae"  # vqvae | vqvae2
+  config.model.name = "vqvae"
   config.model.features = 64  # encoder / decoder width
   config.model.residual_hidden = 32
   config.model.num_residual = 2  # residual blocks per stack
-  config.model.num_downsamples = 2  # 28 -> 7 (VQ-VAE-2: the bottom grid; the top is 2x coarser)
+  config.model.num_downsamples = 2  # 28 -> 7
   config.model.embedding_dim = 32  # D
-  config.model.codebook_size = 128  # K (every level)
+  config.model.codebook_size = 128  # K
   config.model.commitment_cost = 0.25  # beta
   config.model.codebook_update = "ema"  # ema | loss (||sg(z_e) - e||^2 by gradient)
   config.model.codebook_decay = 0.99  # EMA decay of the codebook's running counts and sums
@@ -42,18 +43,4 @@ def unlocked_config() -> ml_collections.ConfigDict:
   config.train.sample_every = 0
   config.train.checkpoint_every = 500
   config.train.num_samples = 16
-  return config
-
-
-def get_config(arg=None):
-  return config_defaults.finalize(unlocked_config(), arg, {"smoke": smoke})
-
-
-def smoke(config):
-  config_defaults.shrink_for_smoke(config)
-  config.model.features = 16
-  config.model.residual_hidden = 8
-  config.model.num_residual = 1
-  config.model.embedding_dim = 8
-  config.model.codebook_size = 16
-  config.model.kmeans_iterations = 2
+  return config_defaults.finalize(config, arg, {"smoke": config_defaults.smoke_variant(SMOKE)})
