@@ -27,7 +27,7 @@ from gen_jax import runs
 from gen_jax.errors import UserError
 from gen_jax.evaluation import disentanglement
 from gen_jax.objectives import elbo, reconstruction
-from gen_jax.objectives.decoders import to_uint8
+from gen_jax.objectives.likelihoods import to_uint8
 
 APPLICATION_DEFAULTS = {
     "num_images": 10, "num_examples": 1000, "interpolation_steps": 8,

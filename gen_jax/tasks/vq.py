@@ -48,7 +48,7 @@ from gen_jax.models.vqvae import MODELS
 from gen_jax.objectives import discretized_gaussian as dgauss
 from gen_jax.objectives import likelihoods, reconstruction
 from gen_jax.objectives import vector_quantization as vq
-from gen_jax.objectives.decoders import to_uint8
+from gen_jax.objectives.likelihoods import to_uint8
 from gen_jax.tasks.common import (Task, TrainState, make_optimizer,
                                   make_train_step, module_functions, train_settings)
 

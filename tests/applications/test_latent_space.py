@@ -15,7 +15,7 @@ from gen_jax import applications, data, runs, train
 from gen_jax.applications import latent_space
 from gen_jax.data import corruptions
 from gen_jax.errors import UserError
-from gen_jax.objectives.decoders import to_uint8
+from gen_jax.objectives.likelihoods import to_uint8
 from gen_jax.writers import MetricWriter
 
 # (config, mode) -> the UserError a family without the mode's hooks or data gets
