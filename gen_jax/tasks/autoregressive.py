@@ -21,6 +21,7 @@ from gen_jax.models.gated_pixelcnn import GatedPixelCNN
 from gen_jax.models.pixelcnn import PixelCNN
 from gen_jax.models.pixelrnn import PixelRNN
 from gen_jax.objectives import likelihoods
+from gen_jax.objectives.likelihoods import to_uint8
 from gen_jax.tasks.common import (Task, check_divisible, eval_params, make_init,
                                   make_optimizer, make_train_step, module_functions,
                                   stateless_loss, train_settings)
@@ -75,14 +76,18 @@ def autoregressive_fill(state, rng, images, labels, start, *, apply_fn, conditio
   return sampling.sample_autoregressive(logits_fn, rng, images, start=start)
 
 
-def autoregressive_sample(state, rng, num, labels=None, *, fill, image_shape, num_classes):
-  """`num` samples; a class-conditional model draws sample i from class labels[i] ([num]
-  int), or cycles through the classes (0, 1, ...) when labels is None."""
+def autoregressive_sample(state, rng, num, labels=None, *, fill, image_shape, num_classes,
+                          num_levels):
+  """`num` samples, uint8 8-bit images [num, H, W, C] (a binarized model's levels 0 / 1
+  shown as 0 / 255, as every sampler returns images; `complete` keeps the model's
+  levels); a class-conditional model draws sample i from class labels[i] ([num] int),
+  or cycles through the classes (0, 1, ...) when labels is None."""
   if not num_classes:
     labels = None
   elif labels is None:
     labels = jnp.arange(num) % num_classes
-  return fill(state, rng, jnp.zeros((num, *image_shape), jnp.uint8), labels, 0)
+  levels = fill(state, rng, jnp.zeros((num, *image_shape), jnp.uint8), labels, 0)
+  return to_uint8(levels, 0, num_levels - 1)
 
 
 def create_autoregressive_task(config, spec: DatasetSpec, create_module,
@@ -96,7 +101,8 @@ def create_autoregressive_task(config, spec: DatasetSpec, create_module,
   fill = functools.partial(autoregressive_fill, apply_fn=apply_model,
                            conditional=bool(num_classes), cached=cached_sampling)
   naive_fill = functools.partial(fill, cached=False)
-  sample_settings = dict(image_shape=spec.image_shape, num_classes=num_classes)
+  sample_settings = dict(image_shape=spec.image_shape, num_classes=num_classes,
+                         num_levels=spec.num_levels)
   return Task(
       init=make_init(create_params, tx, config.train.ema_decay > 0),
       train_step=make_train_step(

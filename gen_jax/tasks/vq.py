@@ -254,14 +254,20 @@ def vq_encode(state: TrainState, images, labels=None, *, apply_fn, settings: VQS
   return autoencode(state.params, images, apply_fn=apply_fn, settings=settings)[2]
 
 
+def decode_codes(params, codes: dict, *, apply_fn, num_levels: int) -> jax.Array:
+  """{scale: code indices [B, h, w]} -> uint8 8-bit images [B, H, W, C]: the decoder mean
+  rounded to the data's levels, shown on 0..255 (binarized data: 0 or 255), as every
+  sampler and decode hook returns images. `params`: a VQ-VAE's {'model', 'codebooks'}."""
+  embeddings = {scale: params["codebooks"][scale][indices] for scale, indices in codes.items()}
+  mean = apply_fn(params["model"], embeddings, method="decode")  # [B, H, W, C] in [-1, 1]
+  return to_uint8(dgauss.unit_to_levels(mean, num_levels), 0, num_levels - 1)
+
+
 def vq_decode(state: TrainState, codes: dict, labels=None, *, apply_fn,
               settings: VQSettings) -> jax.Array:
-  """{scale: code indices [B, h, w]} -> uint8 8-bit images [B, H, W, C]: the decoder mean
-  rounded to the data's levels, shown on 0..255 (binarized data: 0 or 255)."""
+  """{scale: code indices [B, h, w]} -> uint8 8-bit images [B, H, W, C] (decode_codes)."""
   del labels
-  embeddings = {scale: state.params["codebooks"][scale][indices] for scale, indices in codes.items()}
-  mean = apply_fn(state.params["model"], embeddings, method="decode")  # [B, H, W, C] in [-1, 1]
-  return to_uint8(dgauss.unit_to_levels(mean, settings.num_levels), 0, settings.num_levels - 1)
+  return decode_codes(state.params, codes, apply_fn=apply_fn, num_levels=settings.num_levels)
 
 
 def vq_encode_latents(state: TrainState, images, labels=None, *, apply_fn, settings: VQSettings):
@@ -311,17 +317,22 @@ def vq_split_metrics(state, rng, eval_split, mesh, *, count_fn, settings: VQSett
   return metrics
 
 
+def sample_codes(state: TrainState, rng, num: int, *, scales, latent_shapes) -> dict:
+  """{scale: [num, h, w]} codes drawn independently from their training frequencies."""
+  codes = {}
+  for index, scale in enumerate(scales):
+    logits = jnp.log(jnp.maximum(state.aux["cluster_size"][scale], 1e-12))
+    codes[scale] = jax.random.categorical(jax.random.fold_in(rng, index), logits,
+                                          shape=(num, *latent_shapes[scale]))
+  return codes
+
+
 def vq_sample(state: TrainState, rng, num: int, *, apply_fn, settings: VQSettings,
               latent_shapes) -> jax.Array:
-  """Decodes codes drawn independently from their training frequencies (no prior)."""
-  embeddings = {}
-  for index, scale in enumerate(settings.scales):
-    logits = jnp.log(jnp.maximum(state.aux["cluster_size"][scale], 1e-12))
-    codes = jax.random.categorical(jax.random.fold_in(rng, index), logits,
-                                   shape=(num, *latent_shapes[scale]))
-    embeddings[scale] = state.params["codebooks"][scale][codes]
-  mean = apply_fn(state.params["model"], embeddings, method="decode")
-  return dgauss.unit_to_levels(mean, settings.num_levels).astype(jnp.uint8)
+  """uint8 8-bit images [num, H, W, C]: codes drawn from their training frequencies (no
+  prior), decoded."""
+  codes = sample_codes(state, rng, num, scales=settings.scales, latent_shapes=latent_shapes)
+  return vq_decode(state, codes, apply_fn=apply_fn, settings=settings)
 
 
 def create_vq_model(model_config, spec: DatasetSpec):
