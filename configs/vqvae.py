@@ -8,6 +8,8 @@ with two levels of codes.
   python -m gen_jax.main --config configs/vqvae.py --workdir workdirs/vqvae --mode reconstruct
 """
 
+import ml_collections
+
 from gen_jax import config_defaults
 
 SMOKE = {"model.features": 16, "model.residual_hidden": 8, "model.num_residual": 1,
@@ -43,4 +45,16 @@ def get_config(arg=None):
   config.train.sample_every = 0
   config.train.checkpoint_every = 500
   config.train.num_samples = 16
+
+  # --mode reconstruct | interpolate | attributes | restore (applications/latent_space.py,
+  # restoration.py); no traverse: VQ-VAE has no Gaussian posterior.
+  config.eval = ml_collections.ConfigDict()
+  config.eval.num_images = 10  # columns / rows of the application grids
+  config.eval.num_examples = 1000  # test images behind the application metrics (0 = all)
+  config.eval.interpolation_steps = 8  # interpolate: the encoder outputs z_e, decoded
+  config.eval.attribute_from = 0  # Fashion-MNIST: T-shirt/top
+  config.eval.attribute_to = 2  # Pullover (adds long sleeves)
+  config.eval.noise_std = 0.2  # restore: Gaussian noise std on [0, 1] intensities
+  config.eval.salt_and_pepper_fraction = 0.1
+  config.eval.block_size = 10  # restore: side of the zeroed square
   return config_defaults.finalize(config, arg, {"smoke": config_defaults.smoke_variant(SMOKE)})

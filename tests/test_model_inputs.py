@@ -90,7 +90,7 @@ def test_vq_reconstruct_mode_encodes_the_binarized_images(tiny_idx):
   writer = ImageRecorder()
   latent_space.reconstruct_mode(run, None, writer)
   grid = writer.images["reconstruct"]
-  columns = latent_space.APPLICATION_DEFAULTS["num_images"]  # vqvae.py sets no eval.num_images
+  columns = config.eval.num_images
   binarized = (eval_split.images[:columns] >= 128).astype(np.uint8)
   np.testing.assert_array_equal(grid[:columns], 255 * binarized)
   reconstruct = jax.jit(lambda state, x: task.decode(state, task.encode(state, x)))
