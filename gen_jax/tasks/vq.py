@@ -83,9 +83,8 @@ def metric_name(scale: str, name: str, scales) -> str:
 
 
 def draws_compile_fast():
-  """A context for random draws of replicated arrays (initial parameters, restarts): XLA
-  on CPU compiles JAX's default (partitionable) threefry several times slower, once per
-  shape (11 s instead of 3 s for a VQ-VAE's init); a replicated draw's values are the same."""
+  """For random draws of replicated arrays (initial parameters, restarts): XLA:CPU compiles
+  partitionable threefry several times slower (11 s, not 3 s, for an init); same values."""
   return jax.threefry_partitionable(False)
 
 
@@ -131,10 +130,8 @@ def vq_loss(params, batch, rng, step, *, apply_fn, settings: VQSettings):
 
 def update_codebook(codebook, cluster_size, cluster_sum, z, codes, rng, step, *,
                     settings: VQSettings):
-  """The non-gradient part of one scale's step: EMA, k-means at step 0, dead-code restarts.
-
-  Returns (codebook, cluster_size, cluster_sum, number of codes restarted).
-  """
+  """One scale's non-gradient step (EMA, k-means at step 0, dead-code restarts) ->
+  (codebook, cluster_size, cluster_sum, the number of codes restarted)."""
   num_codes = settings.num_codes
   uniform_share = codes.size / num_codes  # assignments a code gets when all are used equally
   if settings.ema_codebook:
@@ -255,16 +252,14 @@ def vq_encode(state: TrainState, images, labels=None, *, apply_fn, settings: VQS
 
 
 def decode_codes(params, codes: dict, *, apply_fn, num_levels: int) -> jax.Array:
-  """{scale: code indices [B, h, w]} -> uint8 8-bit images [B, H, W, C]: the decoder mean
-  rounded to the data's levels, shown on 0..255 (binarized data: 0 or 255), as every
-  sampler and decode hook returns images. `params`: a VQ-VAE's {'model', 'codebooks'}."""
+  """{scale: code indices [B, h, w]} -> uint8 8-bit images [B, H, W, C]: the decoder mean at
+  the data's levels, shown on 0..255 (binarized: 0 or 255). params: {'model', 'codebooks'}."""
   embeddings = {scale: params["codebooks"][scale][indices] for scale, indices in codes.items()}
   mean = apply_fn(params["model"], embeddings, method="decode")  # [B, H, W, C] in [-1, 1]
   return to_uint8(dgauss.unit_to_levels(mean, num_levels), 0, num_levels - 1)
 
 
-def vq_decode(state: TrainState, codes: dict, labels=None, *, apply_fn,
-              settings: VQSettings) -> jax.Array:
+def vq_decode(state: TrainState, codes: dict, labels=None, *, apply_fn, settings: VQSettings):
   """{scale: code indices [B, h, w]} -> uint8 8-bit images [B, H, W, C] (decode_codes)."""
   del labels
   return decode_codes(state.params, codes, apply_fn=apply_fn, num_levels=settings.num_levels)
@@ -327,10 +322,8 @@ def sample_codes(state: TrainState, rng, num: int, *, scales, latent_shapes) -> 
   return codes
 
 
-def vq_sample(state: TrainState, rng, num: int, *, apply_fn, settings: VQSettings,
-              latent_shapes) -> jax.Array:
-  """uint8 8-bit images [num, H, W, C]: codes drawn from their training frequencies (no
-  prior), decoded."""
+def vq_sample(state: TrainState, rng, num: int, *, apply_fn, settings: VQSettings, latent_shapes):
+  """uint8 8-bit images [num, H, W, C]: sample_codes (no prior), decoded."""
   codes = sample_codes(state, rng, num, scales=settings.scales, latent_shapes=latent_shapes)
   return vq_decode(state, codes, apply_fn=apply_fn, settings=settings)
 
