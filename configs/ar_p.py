@@ -15,6 +15,8 @@ import ml_collections
 
 from gen_jax import config_defaults
 
+SMOKE = {"data.length": 1000, "train.num_samples": 5}
+
 
 def get_config(arg=None):
   config = config_defaults.base_config()
@@ -46,10 +48,4 @@ def get_config(arg=None):
   config.train.sample_every = 0
   config.train.log_every = 100
   config.train.num_samples = 20  # forecast paths drawn
-  return config_defaults.finalize(config, arg, {"smoke": smoke})
-
-
-def smoke(config):
-  config_defaults.shrink_for_smoke(config)
-  config.data.length = 1000
-  config.train.num_samples = 5
+  return config_defaults.finalize(config, arg, {"smoke": config_defaults.smoke_variant(SMOKE)})

@@ -17,6 +17,10 @@ import ml_collections
 
 from gen_jax import config_defaults
 
+SMOKE = {"data.sequence_length": 32, "data.eval_context": 16, "model.hidden_features": 32,
+         "model.num_layers": 1, "train.eval_batch_size": 64, "sample.length": 40,
+         "train.num_samples": 2}
+
 
 def get_config(arg=None):
   config = config_defaults.base_config()
@@ -48,15 +52,4 @@ def get_config(arg=None):
   config.train.sample_every = 500
   config.train.checkpoint_every = 500
   config.train.num_samples = 4
-  return config_defaults.finalize(config, arg, {"smoke": smoke})
-
-
-def smoke(config):
-  config_defaults.shrink_for_smoke(config)
-  config.data.sequence_length = 32
-  config.data.eval_context = 16
-  config.model.hidden_features = 32
-  config.model.num_layers = 1
-  config.train.eval_batch_size = 64
-  config.sample.length = 40
-  config.train.num_samples = 2
+  return config_defaults.finalize(config, arg, {"smoke": config_defaults.smoke_variant(SMOKE)})

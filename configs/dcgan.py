@@ -7,15 +7,17 @@ gen_jax's own Fashion-MNIST classifier (train that first).
 
 Variants: minimax, hinge (losses; the default is non-saturating), r1 (R1
 gradient penalty), conditional (class-conditional G, projection D), each also
-as <variant>_smoke. configs/vaegan.py keeps this training and eval.
+as <variant>_smoke.
 """
-
-import ml_collections
 
 from gen_jax import config_defaults
 
+# A tiny G and D, and no FID (no classifier there).
+SMOKE = {"model.latent_dim": 16, "model.features": 8, "train.warmup_steps": 0,
+         "eval.classifier_workdir": ""}
 
-def unlocked_config() -> ml_collections.ConfigDict:
+
+def get_config(arg=None):
   config = config_defaults.base_config()
   config.model.name = "dcgan"
   config.model.latent_dim = 100
@@ -39,26 +41,13 @@ def unlocked_config() -> ml_collections.ConfigDict:
   config.train.sample_every = 1000
   config.train.num_samples = 64
 
-  config.eval = ml_collections.ConfigDict()  # FID/KID (gen_jax.evaluation.fid)
-  # A trained configs/fmnist_classifier.py run whose features define FID/KID;
-  # "" = no FID/KID (said in the log, never reported as 0).
-  config.eval.classifier_workdir = "workdirs/fmnist_classifier"
-  config.eval.min_classifier_accuracy = 0.8  # a weaker classifier is refused
-  config.eval.num_fid_samples = 10_000  # generated images per evaluation
-  config.eval.kid_subsets = 100  # KID: mean unbiased MMD^2 over 100 subsets of 1000
-  config.eval.kid_subset_size = 1000
-  # Standard (Inception-v3) FID/KID as well, from a weights file the user supplies
-  # (format: gen_jax/evaluation/inception.py); "" = none.
-  config.eval.inception_weights = ""
-  return config
-
-
-def get_config(arg=None):
+  config.eval = config_defaults.fid_config(classifier_workdir="workdirs/fmnist_classifier")
   variants = {"minimax": loss("minimax"), "hinge": loss("hinge"), "r1": r1,
               "conditional": conditional}
-  variants.update({f"{name}_smoke": (lambda c, v=variant: (v(c), smoke(c)))
+  variants.update({f"{name}_smoke": config_defaults.smoke_variant(SMOKE, variant)
                    for name, variant in variants.items()})
-  return config_defaults.finalize(unlocked_config(), arg, {"smoke": smoke, **variants})
+  return config_defaults.finalize(config, arg,
+                                  {"smoke": config_defaults.smoke_variant(SMOKE), **variants})
 
 
 def loss(kind):
@@ -75,12 +64,3 @@ def r1(config):
 
 def conditional(config):
   config.model.class_conditional = True
-
-
-def smoke(config):
-  """`config_defaults.shrink_for_smoke`, a tiny G and D, and no FID (no classifier there)."""
-  config_defaults.shrink_for_smoke(config)
-  config.model.latent_dim = 16
-  config.model.features = 8
-  config.train.warmup_steps = 0
-  config.eval.classifier_workdir = ""

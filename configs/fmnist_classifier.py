@@ -10,6 +10,9 @@ import ml_collections
 
 from gen_jax import config_defaults
 
+SMOKE = {"model.features": 4, "model.feature_dim": 8, "eval.num_fid_samples": 64,
+         "eval.kid_subsets": 2, "eval.kid_subset_size": 32}
+
 
 def get_config(arg=None):
   config = config_defaults.base_config()
@@ -23,13 +26,4 @@ def get_config(arg=None):
   config.eval.num_fid_samples = 10_000
   config.eval.kid_subsets = 100
   config.eval.kid_subset_size = 1000
-  return config_defaults.finalize(config, arg, {"smoke": smoke})
-
-
-def smoke(config):
-  config_defaults.shrink_for_smoke(config)
-  config.model.features = 4
-  config.model.feature_dim = 8
-  config.eval.num_fid_samples = 64
-  config.eval.kid_subsets = 2
-  config.eval.kid_subset_size = 32
+  return config_defaults.finalize(config, arg, {"smoke": config_defaults.smoke_variant(SMOKE)})

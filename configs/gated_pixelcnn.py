@@ -7,6 +7,9 @@
 
 from gen_jax import config_defaults
 
+SMOKE = {"model.features": 16, "model.num_layers": 3, "model.skip_features": 16,
+         "model.head_features": 16}
+
 
 def get_config(arg=None):
   config = config_defaults.base_config()
@@ -28,20 +31,12 @@ def get_config(arg=None):
   # (gen_jax.bench, configs/pixelcnn.py); no effect on GPU/TPU.
   config.cpu_devices = 2
   return config_defaults.finalize(config, arg, {
-      "smoke": smoke, "conditional": conditional, "peer": peer,
-      "conditional_smoke": lambda c: (conditional(c), smoke(c))})
+      "smoke": config_defaults.smoke_variant(SMOKE), "conditional": conditional, "peer": peer,
+      "conditional_smoke": config_defaults.smoke_variant(SMOKE, conditional)})
 
 
 def conditional(config):
   config.model.class_conditional = True
-
-
-def smoke(config):
-  config_defaults.shrink_for_smoke(config)
-  config.model.features = 16
-  config.model.num_layers = 3
-  config.model.skip_features = 16
-  config.model.head_features = 16
 
 
 def peer(config):

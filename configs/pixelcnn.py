@@ -8,6 +8,8 @@
 
 from gen_jax import config_defaults
 
+SMOKE = {"model.features": 16, "model.num_blocks": 2, "model.head_features": 16}
+
 
 def get_config(arg=None):
   config = config_defaults.base_config()
@@ -27,14 +29,7 @@ def get_config(arg=None):
   # On a CPU, data parallel over 2 host devices: 1.25x faster steps on 2 cores
   # (gen_jax.bench, configs/pixelcnn.py); no effect on GPU/TPU.
   config.cpu_devices = 2
-  return config_defaults.finalize(config, arg, {"smoke": smoke, "demo": demo, "peer": peer})
-
-
-def smoke(config):
-  config_defaults.shrink_for_smoke(config)
-  config.model.features = 16
-  config.model.num_blocks = 2
-  config.model.head_features = 16
+  return config_defaults.finalize(config, arg, {"smoke": config_defaults.smoke_variant(SMOKE), "demo": demo, "peer": peer})
 
 
 def demo(config):

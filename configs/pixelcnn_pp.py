@@ -12,6 +12,10 @@ TFDS and an accelerator.
 
 from gen_jax import config_defaults
 
+# One scale keeps the smoke run near 10 s of CPU (the train step's compile doubles with
+# two); tests/models/test_pixelcnn_pp.py runs the down- and upsampling.
+SMOKE = {"model.features": 8, "model.num_scales": 1, "model.num_mixtures": 2}
+
 
 def get_config(arg=None):
   config = config_defaults.base_config()
@@ -35,16 +39,7 @@ def get_config(arg=None):
   config.train.ema_decay = 0.999
   config.train.num_samples = 16  # sequential sampling: one network pass per pixel
   config.cpu_devices = 2
-  return config_defaults.finalize(config, arg, {"smoke": smoke, "cifar10": cifar10})
-
-
-def smoke(config):
-  config_defaults.shrink_for_smoke(config)
-  config.model.features = 8
-  # One scale keeps the smoke run near 10 s of CPU (the train step's compile doubles with
-  # two); tests/models/test_pixelcnn_pp.py runs the down- and upsampling.
-  config.model.num_scales = 1
-  config.model.num_mixtures = 2
+  return config_defaults.finalize(config, arg, {"smoke": config_defaults.smoke_variant(SMOKE), "cifar10": cifar10})
 
 
 def cifar10(config):

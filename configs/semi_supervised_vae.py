@@ -21,6 +21,9 @@ from gen_jax import config_defaults
 
 NUM_TRAINING_IMAGES = 60_000  # Fashion-MNIST
 
+SMOKE = {"data.num_labelled": 10,  # one per class: the tiny test data has few of each
+         "model.latent_dim": 4, "model.hidden": 16, "model.num_layers": 1}
+
 
 def get_config(arg=None):
   config = config_defaults.base_config()
@@ -44,18 +47,10 @@ def get_config(arg=None):
   config.train.num_samples = 100  # 10 rows of one z each, one column per class
   config.train.sample_every = 0
   return config_defaults.finalize(
-      config, arg, {"smoke": smoke, "labels100": labels(100), "labels1000": labels(1000)})
+      config, arg, {"smoke": config_defaults.smoke_variant(SMOKE), "labels100": labels(100), "labels1000": labels(1000)})
 
 
 def labels(num):
   def set_labels(config):
     config.data.num_labelled = num
   return set_labels
-
-
-def smoke(config):
-  config_defaults.shrink_for_smoke(config)
-  config.data.num_labelled = 10  # one per class: the tiny test data has few of each
-  config.model.latent_dim = 4
-  config.model.hidden = 16
-  config.model.num_layers = 1

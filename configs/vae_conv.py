@@ -3,32 +3,52 @@
   python -m gen_jax.main --config configs/vae_conv.py --workdir workdirs/vae_conv
   # a Gaussian decoder with learned variance on dequantized data instead:
   python -m gen_jax.main --config configs/vae_conv.py:gaussian --workdir workdirs/vae_conv_gauss
-
-The keys not set here are configs/vae_mlp.py's.
 """
 
 from gen_jax import config_defaults
 
-vae_mlp = config_defaults.load_config_module(__file__, "vae_mlp.py")
+SMOKE = {  # a tiny model and a small IWAE k
+    "model.latent_dim": 4, "model.hidden_sizes": (32,), "model.features": 4,
+    "eval.iwae_samples": 5, "eval.iwae_chunk_size": 2, "eval.num_images": 4,
+    "eval.num_examples": 16, "eval.interpolation_steps": 3}
 
 
 def get_config(arg=None):
-  config = vae_mlp.unlocked_config()
+  config = config_defaults.base_config()
   config.data.binarization = "none"  # 8-bit intensities
 
+  config.model.name = "vae"
   config.model.architecture = "conv"
   config.model.latent_dim = 32
   config.model.hidden_sizes = (256,)  # the dense layer after the convs
-  config.model.features = 32
-  config.model.likelihood = "categorical"
+  config.model.features = 32  # channels after the first conv (2x after the second)
+  config.model.likelihood = "categorical"  # bernoulli | categorical | gaussian
+  config.model.beta = 1.0
+  config.model.class_conditional = False
+  config.model.code_ema_decay = 0.99  # (autoencoder only)
 
+  # FID/KID of the samples (decoder means) at each eval; no classifier by default.
+  config.eval = config_defaults.fid_config(classifier_workdir="")
+  config.eval.iwae_samples = 20  # k of the IWAE bound at each eval (0 = off; up to 5000)
+  config.eval.iwae_chunk_size = 5  # 256 logits per sub-pixel: 5 x 100 images at a time
+  config.eval.num_images = 10  # columns / rows of the application grids
+  config.eval.num_examples = 1000  # test images behind the application metrics (0 = all)
+  config.eval.interpolation_steps = 8
+  config.eval.attribute_from = 0  # Fashion-MNIST: T-shirt/top
+  config.eval.attribute_to = 2  # Pullover (adds long sleeves)
+  config.eval.noise_std = 0.2  # restore: Gaussian noise std on [0, 1] intensities
+  config.eval.salt_and_pepper_fraction = 0.1
+  config.eval.block_size = 10  # restore: side of the zeroed square
+
+  config.train.num_steps = 10_000
   config.train.batch_size = 64
   config.train.eval_batch_size = 100
-  config.eval.iwae_samples = 20
-  config.eval.iwae_chunk_size = 5  # 256 logits per sub-pixel: 5 x 100 images at a time
+  config.train.learning_rate = 1e-3
+  config.train.eval_every = 2000
+  config.train.sample_every = 2000
   return config_defaults.finalize(config, arg, {
-      "smoke": vae_mlp.smoke, "gaussian": gaussian,
-      "gaussian_smoke": lambda c: (gaussian(c), vae_mlp.smoke(c))})
+      "smoke": config_defaults.smoke_variant(SMOKE), "gaussian": gaussian,
+      "gaussian_smoke": config_defaults.smoke_variant(SMOKE, gaussian)})
 
 
 def gaussian(config):

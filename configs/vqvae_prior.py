@@ -9,24 +9,29 @@ stage-1 workdir (codes/). Eval reports `bits_per_dim`, an upper bound on the
 8-bit data's -log2 p(x) per dimension: (-log p(codes) - log p(x | codes)) / (D ln 2),
 with its two parts `prior_bits_per_dim` and `decoder_bits_per_dim`. Samples are
 codes drawn from the prior (cached sampler) and decoded by the stage-1 decoder.
-configs/vqvae2_prior.py is this config with a prior per VQ-VAE-2 level.
+configs/vqvae2_prior.py is the same with a prior per VQ-VAE-2 level.
 """
 
 import ml_collections
 
 from gen_jax import config_defaults
 
+SMOKE = {
+    "data.max_train_examples": 2000,  # extract the codes of a slice only
+    "model.priors.latent.features": 16, "model.priors.latent.skip_features": 16,
+    "model.priors.latent.head_features": 16, "model.priors.latent.embed_features": 8,
+    "model.priors.latent.num_layers": 2, "model.priors.latent.first_kernel_size": 3}
 
-def unlocked_config() -> ml_collections.ConfigDict:
+
+def get_config(arg=None):
   config = config_defaults.base_config()
   config.vqvae_workdir = ""  # the trained stage-1 run (required)
   config.vqvae_config = "vqvae.py"  # the config it should have been trained with (messages, tests)
   config.data.name = "vq_codes"  # the codes of the stage-1 run's data, extracted once
   config.data.vqvae_workdir = config.get_ref("vqvae_workdir")
 
-  config.model.name = "vqvae_prior"  # vqvae_prior | vqvae2_prior
-  # One Gated PixelCNN per level of codes; a level after the first is conditioned on
-  # the codes of the level before it (VQ-VAE-2: the bottom on the top).
+  config.model.name = "vqvae_prior"
+  # One Gated PixelCNN per level of codes (VQ-VAE has one).
   config.model.priors = ml_collections.ConfigDict()
   config.model.priors.latent = prior = ml_collections.ConfigDict()
   prior.features = 64
@@ -48,20 +53,4 @@ def unlocked_config() -> ml_collections.ConfigDict:
   config.train.sample_every = 0
   config.train.checkpoint_every = 500
   config.train.num_samples = 36
-  return config
-
-
-def get_config(arg=None):
-  return config_defaults.finalize(unlocked_config(), arg, {"smoke": smoke})
-
-
-def smoke(config):
-  config_defaults.shrink_for_smoke(config)
-  config.data.max_train_examples = 2000  # extract the codes of a slice only
-  for prior in config.model.priors.values():
-    prior.features = prior.skip_features = prior.head_features = 16
-    prior.embed_features = 8
-    prior.num_layers = 2
-    prior.first_kernel_size = 3
-    if prior.condition_features:
-      prior.condition_features = 8
+  return config_defaults.finalize(config, arg, {"smoke": config_defaults.smoke_variant(SMOKE)})

@@ -42,6 +42,10 @@ class CheckpointWriteError(UserError):
   """A checkpoint could not be written (e.g. no space left on the device)."""
 
 
+class CheckpointLayoutError(UserError):
+  """The checkpoints hold another pytree than the task builds (an older state layout)."""
+
+
 def leaf_digests(tree) -> dict[str, str] | None:
   """{key path: sha256 of the leaf's bytes}, or None when a leaf is not on this host."""
   leaves = jax.tree_util.tree_leaves_with_path(tree)
@@ -159,6 +163,7 @@ class Checkpointer:
       try:
         tree, metadata = self._restore_step(step, abstract_tree)
       except Exception as error:  # pylint: disable=broad-except  # any unreadable checkpoint
+        self._check_layout(step, abstract_tree)  # a tree of another shape is not corrupt
         errors.append((step, f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"))
         continue
       for bad_step, reason in errors:
@@ -171,6 +176,27 @@ class Checkpointer:
                       f"{[s for s, _ in errors]}; newest failed with {errors[0][1]}); "
                       "move them away to start from scratch")
     return None
+
+  def _check_layout(self, step: int, abstract_tree) -> None:
+    """A CheckpointLayoutError when the tree saved at `step` (its digests' key paths) has
+    other leaves than `abstract_tree`: a checkpoint written before the state's layout
+    changed (TrainState(step, params, opt_state, ema_params, aux) for every family), which
+    no restore can read; moving it aside as corrupt would hide it."""
+    try:
+      saved = self._manager.restore(step, args=ocp.args.Composite(
+          metadata=ocp.args.JsonRestore()))["metadata"].get("digests")
+    except Exception:  # pylint: disable=broad-except  # no readable metadata: not decidable
+      return
+    expected = {jax.tree_util.keystr(path)
+                for path, _ in jax.tree_util.tree_leaves_with_path(abstract_tree)}
+    if not saved or set(saved) == expected:
+      return
+    differ = sorted(set(saved) ^ expected)
+    raise CheckpointLayoutError(
+        f"the checkpoint at step {step} in {os.path.dirname(self.directory)} holds another "
+        f"state layout than this code builds ({len(differ)} leaves differ, first: "
+        f"{differ[0]}): it predates the one-state change (TrainState(step, params, opt_state, "
+        "ema_params, aux) for every family) and cannot be restored; start a new --workdir")
 
   def _move_aside(self, step: int, reason: str) -> None:
     source = os.path.join(self.directory, str(step))

@@ -1,15 +1,14 @@
 """Config keys every experiment shares, the `smoke` shrink and the variant helper.
 
 Experiment files in configs/ call `base_config()`, set every key of their model,
-and finish with `finalize(config, arg)`, which applies the variant named by `arg`
-and locks the config so that `--config.train.batchsize=...` (a typo) is an error.
-A config that varies another (configs/ae.py on configs/vae_mlp.py) reads it with
-`load_config_module`.
+and finish with `finalize(config, arg, variants)`, which applies the variant named
+by `arg` and locks the config so that `--config.train.batchsize=...` (a typo) is an
+error. Each file is self-contained: it imports this module and no other config, and
+its `smoke` variant is `smoke_variant(SIZES)`, the shared shrink plus the model's
+own small sizes, written in the file.
 """
 
-import importlib.util
 import json
-import os
 
 import ml_collections
 
@@ -112,6 +111,41 @@ def shrink_for_smoke(config: ml_collections.ConfigDict) -> None:
   config.data.max_eval_examples = 500
 
 
+def smoke_variant(sizes: dict, variant=None):
+  """The variant that applies `variant` (another variant, if any), `shrink_for_smoke`,
+  then `sizes`, a config's small model as dotted keys: {"model.latent_dim": 4}. Each
+  key must be one the config has (a misspelt key is an error, not a new key)."""
+  def shrink(config: ml_collections.ConfigDict) -> None:
+    if variant is not None:
+      variant(config)
+    shrink_for_smoke(config)
+    for key, value in sizes.items():
+      *parents, name = key.split(".")
+      block = config
+      for parent in parents:
+        block = block[parent]
+      if name not in block:
+        raise KeyError(f"the smoke variant sets {key}, which the config does not have")
+      block[name] = value
+  return shrink
+
+
+def fid_config(classifier_workdir: str) -> ml_collections.ConfigDict:
+  """The FID/KID settings of config.eval (gen_jax.evaluation.fid) for a config whose eval
+  scores samples. `classifier_workdir`: a trained configs/fmnist_classifier.py run whose
+  features define FID/KID; "" = no FID/KID (said in the log, never reported as 0)."""
+  fid = ml_collections.ConfigDict()
+  fid.classifier_workdir = classifier_workdir
+  fid.min_classifier_accuracy = 0.8  # a weaker classifier is refused
+  fid.num_fid_samples = 10_000  # generated images per evaluation
+  fid.kid_subsets = 100  # KID: mean unbiased MMD^2 over 100 subsets of 1000
+  fid.kid_subset_size = 1000
+  # Standard (Inception-v3) FID/KID as well, from a weights file the user supplies
+  # (format: gen_jax/evaluation/inception.py); "" = none.
+  fid.inception_weights = ""
+  return fid
+
+
 def finalize(config: ml_collections.ConfigDict, arg: str | None,
              variants: dict | None = None) -> ml_collections.ConfigDict:
   """Applies the variant named by `arg` ('smoke' or one of `variants`) and locks."""
@@ -135,14 +169,3 @@ def read_run_config(path: str) -> ml_collections.ConfigDict:
   with open(path) as f:
     stored = json.load(f)
   return ml_collections.ConfigDict(merge(base_config().to_dict(), stored))
-
-
-def load_config_module(config_file: str, base_filename: str):
-  """The config file `base_filename` next to `config_file` (a variant's `__file__`),
-  loaded by path as config_flags loads a config, so configs/ needs no __init__.py."""
-  path = os.path.join(os.path.dirname(os.path.abspath(config_file)), base_filename)
-  spec = importlib.util.spec_from_file_location("config_" + base_filename.removesuffix(".py"),
-                                                path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module

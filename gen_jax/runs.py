@@ -252,7 +252,8 @@ class Run:
 
   def model_inputs(self, images, labels=None) -> np.ndarray:
     """8-bit images as eval feeds them to the model (eval's binarization): uint8 levels
-    0..image_levels-1 (decoders.to_uint8(x, 0, run.image_levels - 1) shows them on 0..255)."""
+    0..image_levels-1 (likelihoods.to_uint8(x, 0, run.image_levels - 1) shows them
+    on 0..255)."""
     return self.map_batches("model_inputs", lambda state, batch, rng: batch["image"], images,
                             labels)
 

@@ -2,13 +2,16 @@
 
 import glob
 import os
+import re
 
 import chex
 import jax
 import jax.numpy as jnp
 import pytest
 
-from gen_jax.checkpointing import Checkpointer
+from conftest import smoke_config
+from gen_jax import train
+from gen_jax.checkpointing import CheckpointLayoutError, Checkpointer
 from gen_jax.errors import UserError
 
 
@@ -88,3 +91,44 @@ def test_a_full_disk_is_found_before_orbax_writes(tmp_path, monkeypatch):
     checkpointer.save(2, tree(2.0), {"step": 2})
   checkpointer.close()
   assert sorted(os.listdir(tmp_path / "ckpt")) == ["1"]  # nothing half-written
+
+
+def test_a_tree_of_another_layout_is_a_layout_error_not_corrupt(tmp_path):
+  # The tree saved differs from the one asked for (an older state layout): a one-line
+  # UserError saying so, and nothing moved aside as if it were corrupt.
+  checkpointer = Checkpointer(str(tmp_path / "ckpt"))
+  checkpointer.save(1, tree(1.0), {"step": 1})
+  checkpointer.close()
+  other = jax.eval_shape(lambda: {"params": {"w": jnp.zeros((3, 2))}, "step": jnp.zeros((), int)})
+  with pytest.raises(CheckpointLayoutError, match=r"step 1 in .* predates the one-state change") \
+      as error:
+    Checkpointer(str(tmp_path / "ckpt")).restore_latest(other)
+  assert "\n" not in str(error.value) and str(tmp_path) in str(error.value)
+  assert os.listdir(tmp_path / "ckpt") == ["1"] and not os.path.exists(tmp_path / "ckpt_corrupt")
+
+
+# The trees GANState and VQState saved before every family's state became one TrainState.
+OLD_LAYOUTS = {
+    "dcgan.py": {"step": jnp.zeros((), jnp.int32), "generator": {"w": jnp.zeros((2,))},
+                 "discriminator": {"w": jnp.zeros((2,))}, "generator_opt_state": {},
+                 "discriminator_opt_state": {}, "generator_ema": {"w": jnp.zeros((2,))}},
+    "vqvae.py": {"step": jnp.zeros((), jnp.int32), "params": {"w": jnp.zeros((2,))},
+                 "opt_state": {}, "cluster_size": {"latent": jnp.zeros((4,))},
+                 "cluster_sum": {"latent": jnp.zeros((4, 2))},
+                 "reconstruction_variance": jnp.zeros((1,))},
+}
+
+
+@pytest.mark.parametrize("filename", sorted(OLD_LAYOUTS))
+def test_a_run_with_checkpoints_of_the_old_state_layout_says_so(tmp_path, tiny_idx, filename):
+  config = smoke_config(filename, "smoke", tiny_idx)
+  workdir = str(tmp_path / "run")
+  os.makedirs(workdir)
+  train.write_config(config, workdir)
+  checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"))
+  checkpointer.save(4, {"state": OLD_LAYOUTS[filename], "rng": jax.random.PRNGKey(0)},
+                    {"step": 4})
+  checkpointer.close()
+  with pytest.raises(UserError, match=re.escape(workdir) + " holds another state layout.*"
+                                      "start a new --workdir"):
+    train.run(config, workdir, mode="eval")

@@ -90,30 +90,40 @@ def test_precision_and_accumulation_settings_reach_the_train_step(filename, smok
       traced_step(grad_accum_steps=4)
 
 
-def config_file_imports(filename: str) -> tuple[set[str], list[str]]:
-  """(modules and names it imports, files it passes to load_config_module)."""
+def config_file_imports(filename: str) -> tuple[set[str], set[str]]:
+  """(modules and names it imports, the config_defaults functions it calls)."""
   with open(os.path.join(REPO, "configs", filename)) as f:
     tree = ast.parse(f.read())
-  imported, bases = set(), []
+  imported, called = set(), set()
   for node in ast.walk(tree):
     if isinstance(node, ast.Import):
       imported.update(alias.name for alias in node.names)
     elif isinstance(node, ast.ImportFrom):
       imported.update(f"{node.module}.{alias.name}" for alias in node.names)
-    elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-          and node.func.attr == "load_config_module"):
-      bases.append(node.args[1].value)
-  return imported, bases
+    elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+          and node.value.id == "config_defaults"):
+      called.add(node.attr)
+  return imported, called
 
 
 @pytest.mark.parametrize("filename", CONFIG_FILES)
-def test_a_config_shares_only_config_defaults_and_its_base_config_file(filename):
-  # Every value a config resolves to is in its file, or in the one base file it varies.
-  imported, bases = config_file_imports(filename)
+def test_a_config_is_self_contained(filename):
+  # Every value a config resolves to is in its file or in config_defaults' shared blocks
+  # (base config, smoke shrink, variant helper, FID and classifier settings): it imports
+  # no other config file, and config_defaults has no helper that would load one.
+  imported, called = config_file_imports(filename)
   assert imported <= {"ml_collections", "gen_jax.config_defaults"}, imported
-  assert len(bases) <= 1 and set(bases) <= set(CONFIG_FILES), bases
-  for base in bases:  # a base is a whole config, not a variant of a third file
-    assert not config_file_imports(base)[1]
+  assert called <= {"base_config", "finalize", "smoke_variant", "fid_config",
+                    "classifier_recipe"}, called
+
+
+def test_smoke_variant_refuses_a_key_the_config_lacks():
+  config = config_defaults.base_config()
+  config.model.latent_dim = 32
+  config_defaults.smoke_variant({"model.latent_dim": 4})(config)
+  assert config.model.latent_dim == 4 and config.train.num_steps == 20  # shrunk too
+  with pytest.raises(KeyError, match="model.latent_dims"):
+    config_defaults.smoke_variant({"model.latent_dims": 4})(config)
 
 
 @pytest.mark.parametrize("filename", CONFIG_FILES)

@@ -12,6 +12,7 @@ from gen_jax.applications import completion, latent_space
 from gen_jax.data import pipeline
 from gen_jax.errors import UserError
 from gen_jax.tasks import beta_vae as beta_vae_task
+from gen_jax.tasks import vq as vq_task
 
 
 def init_task(config):
@@ -52,6 +53,34 @@ def test_a_binarized_pixelcnn_completes_the_binarized_image(tiny_idx):
   np.testing.assert_array_equal(grid[6:], 255 * completions)
 
 
+def perturbed(params, scale=0.5):
+  """params + scale * N(0, 1) noise on every float leaf (a zero-initialized head moves)."""
+  leaves, tree = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.PRNGKey(9), len(leaves))
+  return jax.tree.unflatten(tree, [
+      leaf + scale * jax.random.normal(key, leaf.shape, leaf.dtype)
+      if jnp.issubdtype(leaf.dtype, jnp.floating) else leaf for leaf, key in zip(leaves, keys)])
+
+
+@pytest.mark.parametrize("filename", ["pixelcnn.py", "vqvae.py"])
+def test_a_binarized_models_samples_are_8_bit_images_like_its_decodes(tiny_idx, filename):
+  # Every sampler returns 8-bit images (the writers save them as they are): a binarized
+  # model's levels 0 / 1 come out as 0 / 255, as the decode hooks return them.
+  config = (tiny_pixelcnn_config(tiny_idx) if filename == "pixelcnn.py"
+            else smoke_config(filename, "smoke", tiny_idx))
+  with config.unlocked():
+    config.data.binarization = "fixed"
+  spec, task, state, _ = init_task(config)
+  state = state.replace(params=perturbed(state.params))
+  rng = jax.random.PRNGKey(2)
+  samples = np.asarray(jax.jit(task.sample, static_argnums=2)(state, rng, 4))
+  assert samples.dtype == np.uint8 and set(np.unique(samples)) == {0, 255}
+  if filename == "vqvae.py":  # the sampler is decode of codes drawn from their frequencies
+    _, _, scales, latent_shapes = vq_task.create_vq_model(config.model, spec)
+    codes = vq_task.sample_codes(state, rng, 4, scales=scales, latent_shapes=latent_shapes)
+    np.testing.assert_array_equal(samples, np.asarray(task.decode(state, codes)))
+
+
 def test_vq_reconstruct_mode_encodes_the_binarized_images(tiny_idx):
   config = smoke_config("vqvae.py", "smoke", tiny_idx)
   with config.unlocked():
@@ -61,7 +90,7 @@ def test_vq_reconstruct_mode_encodes_the_binarized_images(tiny_idx):
   writer = ImageRecorder()
   latent_space.reconstruct_mode(run, None, writer)
   grid = writer.images["reconstruct"]
-  columns = latent_space.APPLICATION_DEFAULTS["num_images"]  # vqvae.py sets no eval.num_images
+  columns = config.eval.num_images
   binarized = (eval_split.images[:columns] >= 128).astype(np.uint8)
   np.testing.assert_array_equal(grid[:columns], 255 * binarized)
   reconstruct = jax.jit(lambda state, x: task.decode(state, task.encode(state, x)))

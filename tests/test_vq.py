@@ -234,9 +234,14 @@ def test_stage2_reads_stage1_and_decodes_sampled_codes(smoke_run, tiny_idx, monk
     nearest = np.linalg.norm(z[..., None, :] - codebook, axis=-1).argmin(-1)
     np.testing.assert_array_equal(eval_codes[f"codes_{scale}"], nearest)
   # Decoding codes through stage 2 gives stage 1's reconstructions.
-  decoded = jax.jit(functools.partial(vq_prior.decode_codes, decode_fn=apply_fn, num_levels=256))(
-      state.params["vqvae"], {scale: eval_codes[f"codes_{scale}"] for scale in scales})
+  codes = {scale: eval_codes[f"codes_{scale}"] for scale in scales}
+  decoded = jax.jit(functools.partial(vq_task.decode_codes, apply_fn=apply_fn, num_levels=256))(
+      state.params["vqvae"], codes)
   np.testing.assert_array_equal(decoded, np.clip(np.round((np.asarray(mean) + 1) * 127.5), 0, 255))
+  # Shown as 8-bit images whatever the levels: a binarized stage 1's 0 / 1 are 0 / 255.
+  binary = jax.jit(functools.partial(vq_task.decode_codes, apply_fn=apply_fn, num_levels=2))(
+      state.params["vqvae"], codes)
+  np.testing.assert_array_equal(binary, 255 * (np.asarray(mean) > 0))
   # The smoke run's samples: 4 sampled code pairs decoded to 28x28 grey images, a 2x2 grid.
   grid = Image.open(os.path.join(prior_dir, "samples", "step_4.png"))
   assert grid.mode == "L" and grid.size == (2 * 29 + 1, 2 * 29 + 1)

@@ -12,7 +12,7 @@ import numpy as np
 from absl import logging
 
 from gen_jax import runs
-from gen_jax.objectives.decoders import to_uint8
+from gen_jax.objectives.likelihoods import to_uint8
 
 
 def completion_grid(originals: np.ndarray, start: int, completions: np.ndarray) -> np.ndarray:

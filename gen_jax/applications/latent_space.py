@@ -18,7 +18,9 @@ eval's preprocessing (a binarized model encodes the binarized images, never
 
 Grids go to samples/<name>_<step>.png. Settings are config.eval's (num_images,
 num_examples, interpolation_steps, attribute_from / attribute_to, traversal_limit /
-traversal_steps); a config that sets none of them (VQ-VAE) gets APPLICATION_DEFAULTS.
+traversal_steps). A key the config lacks reads its APPLICATION_DEFAULTS value: the VAE
+configs' traversal_limit / traversal_steps, and every key of a run whose config.json
+was written before its config had an eval block (VQ-VAE runs before issue 13).
 """
 
 import numpy as np
@@ -27,7 +29,7 @@ from gen_jax import runs
 from gen_jax.errors import UserError
 from gen_jax.evaluation import disentanglement
 from gen_jax.objectives import elbo, reconstruction
-from gen_jax.objectives.decoders import to_uint8
+from gen_jax.objectives.likelihoods import to_uint8
 
 APPLICATION_DEFAULTS = {
     "num_images": 10, "num_examples": 1000, "interpolation_steps": 8,

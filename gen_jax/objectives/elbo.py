@@ -1,14 +1,29 @@
-"""Latent-variable objectives: diagonal Gaussians, the ELBO and the IWAE bound.
+"""Latent-variable objectives: diagonal Gaussians, the decoder likelihoods, the ELBO
+and the IWAE bound.
 
 Conventions. A diagonal Gaussian is (mean, log_variance), both [..., D];
 densities and KLs sum over the last axis (the latent dimensions) and return
-[...]. Likelihood terms log p(x|z) are per example, [B] in nats, from
-objectives/likelihoods.py. The prior p(z) is N(0, I).
+[...]. Likelihood terms log p(x|z) are per example, [B] in nats. The prior p(z)
+is N(0, I).
 
   ELBO_beta(x) = E_q(z|x)[log p(x|z)] - beta KL(q(z|x) || p(z))        (beta = 1: <= log p(x))
   IWAE_k(x)    = E[log 1/k sum_i w_i],  w_i = p(x, z_i) / q(z_i|x),  z_i ~ q(z|x)
 
 with IWAE_1 = ELBO_1 <= IWAE_k <= IWAE_{k+1} <= log p(x) (Burda et al. 2016).
+
+The decoder p(x|z), named by config.model.likelihood, gives O numbers per
+sub-pixel, outputs [B, H, W, C, O] (`decoder_nll`, from objectives/likelihoods.py):
+
+  bernoulli      O = 1: a logit, on binarized data (2 levels)
+  categorical    O = L: logits of an L-way softmax (256 on 8-bit data)
+  gaussian       O = 2: (mean, log-scale) of y = (x + u) / L, u ~ U[0, 1) (uniform
+                 dequantization): -log P(x) <= E_u[-log p(y)] + D log L, so bits/dim
+                 counts the L-level data (likelihoods.dequantized_gaussian_nll)
+  squared_error  O = 1: a logit whose sigmoid is the reconstruction (the plain
+                 autoencoder's, no likelihood)
+
+and E[x|z] / (L - 1), the mean intensity in [0, 1] (`decoder_mean`), is what the
+applications decode (reconstructions, interpolations, traversals).
 """
 
 import math
@@ -16,6 +31,8 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+
+from gen_jax.objectives import likelihoods
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -70,6 +87,52 @@ def reparameterized_sample(rng: jax.Array, mean: jax.Array, log_variance: jax.Ar
   noise = jax.random.normal(rng, mean.shape, mean.dtype)
   return mean + jnp.exp(0.5 * log_variance) * noise
 
+
+# ----------------------------------------------------------------------------- decoders p(x|z)
+
+LIKELIHOODS = ("bernoulli", "categorical", "gaussian")
+
+
+def outputs_per_subpixel(likelihood: str, num_levels: int) -> int:
+  """O, the decoder numbers per sub-pixel: a logit, L logits, or (mean, log_scale)."""
+  return {"bernoulli": 1, "categorical": num_levels, "gaussian": 2, "squared_error": 1}[likelihood]
+
+
+def decoder_nll(likelihood: str, outputs: jax.Array, images: jax.Array, rng: jax.Array,
+                num_levels: int) -> jax.Array:
+  """-log p(x|z) per example [B] in nats, from decoder outputs [B, H, W, C, O].
+
+  For `gaussian` this is a one-draw estimate of an upper bound on the L-level NLL
+  (the dequantization noise u is drawn from `rng`); the others are exact.
+  """
+  if likelihood == "bernoulli":
+    return likelihoods.bernoulli_nll(outputs[..., 0], images)
+  if likelihood == "categorical":
+    return likelihoods.categorical_nll(outputs, images)
+  if likelihood == "gaussian":
+    return likelihoods.dequantized_gaussian_nll(rng, images, outputs[..., 0], outputs[..., 1],
+                                                num_levels)
+  raise ValueError(f"unknown likelihood {likelihood!r}")
+
+
+def decoder_mean(likelihood: str, outputs: jax.Array, num_levels: int) -> jax.Array:
+  """E[x|z] / (L - 1): mean intensities [B, H, W, C] in [0, 1] from outputs [B, H, W, C, O].
+
+    bernoulli, squared_error   sigmoid(logit)
+    categorical                sum_l l softmax(logits)_l / (L - 1)
+    gaussian                   y = (x + u) / L  =>  E[x] = L E[y] - 1/2, clipped to [0, L - 1]
+  """
+  if likelihood in ("bernoulli", "squared_error"):
+    return jax.nn.sigmoid(outputs[..., 0])
+  if likelihood == "categorical":
+    levels = jnp.arange(num_levels, dtype=jnp.float32)
+    return jax.nn.softmax(outputs, axis=-1) @ levels / (num_levels - 1)
+  if likelihood == "gaussian":
+    return jnp.clip((outputs[..., 0] * num_levels - 0.5) / (num_levels - 1), 0.0, 1.0)
+  raise ValueError(f"unknown likelihood {likelihood!r}")
+
+
+# ----------------------------------------------------------------------------- bounds
 
 def elbo(log_likelihood: jax.Array, kl: jax.Array, beta: float = 1.0) -> jax.Array:
   """ELBO_beta = log p(x|z) - beta KL(q(z|x) || p(z)) per example (z ~ q(z|x)).

@@ -1,6 +1,7 @@
-"""Likelihoods of discrete data (and of dequantized data under a density), and bits/dim.
+"""Likelihoods of discrete data (and of dequantized data under a density), bits/dim,
+and `to_uint8`, the one conversion of model values to 8-bit pixels.
 
-All functions are pure and per example: they take a batch and return one
+All likelihoods are pure and per example: they take a batch and return one
 value per example, so a trainer can reduce them exactly over a whole split.
 """
 
@@ -8,6 +9,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 
@@ -99,3 +101,19 @@ def dequantized_gaussian_nll(rng: jax.Array, images: jax.Array, mean: jax.Array,
   targets = uniform_dequantize(rng, images, num_levels)
   num_dims = math.prod(images.shape[1:])
   return gaussian_nll(targets, mean, log_scale) + num_dims * math.log(num_levels)
+
+
+def to_uint8(values, low: float, high: float):
+  """Values on [low, high] -> uint8 0..255, the one conversion to 8-bit pixels.
+
+    uint8 = round(clip((values - low) * 255 / (high - low), 0, 255))
+
+  so low -> 0, high -> 255, halfway values round to even (NumPy's and JAX's
+  `round`) and values outside [low, high] clip. Callers: [0, 1] intensities
+  (VAE decoder means: low=0, high=1), [-1, 1] generator outputs (low=-1),
+  L-level pixels 0..L-1 (binarized data: high=1). A NumPy array (or list) in
+  gives a NumPy array out; a jax.Array (traced under jit too) a jax.Array.
+  """
+  xp = jnp if isinstance(values, jax.Array) else np
+  scaled = (xp.asarray(values, xp.float32) - low) * (255.0 / (high - low))
+  return xp.round(xp.clip(scaled, 0.0, 255.0)).astype(xp.uint8)

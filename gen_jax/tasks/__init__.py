@@ -9,12 +9,11 @@ Where a model.name's task lives: gen_jax/tasks/<model.name>.py, except for
 names that share a family module (ARCHITECTURE.md has the whole table, and
 tests/tasks/test_registry.py holds both to TASKS):
 
-  pixelcnn, gated_pixelcnn   -> autoregressive.py
-  row_lstm, diagonal_bilstm  -> pixelrnn.py
-  vae, autoencoder           -> vae.py
-  dcgan, vaegan              -> gan.py
-  vqvae, vqvae2              -> vq.py
-  vqvae_prior, vqvae2_prior  -> vq_prior.py
+  pixelcnn, gated_pixelcnn, row_lstm, diagonal_bilstm  -> autoregressive.py
+  vae, autoencoder                                     -> vae.py
+  dcgan, vaegan                                        -> gan.py
+  vqvae, vqvae2                                        -> vq.py
+  vqvae_prior, vqvae2_prior                            -> vq_prior.py
 """
 
 from typing import Any, Callable
@@ -22,14 +21,14 @@ from typing import Any, Callable
 from gen_jax.data.sources import DatasetSpec, register
 from gen_jax.errors import UserError
 from gen_jax.tasks import (ar_p, autoregressive, beta_vae, char_rnn, classifier, gan, pixelcnn_pp,
-                           pixelrnn, semi_supervised_vae, vae, vq, vq_prior)
+                           semi_supervised_vae, vae, vq, vq_prior)
 from gen_jax.tasks.common import Task, check_supported
 
 TASKS: dict[str, Callable[[Any, DatasetSpec], Task]] = {
     "pixelcnn": autoregressive.create_pixelcnn_task,
     "gated_pixelcnn": autoregressive.create_gated_pixelcnn_task,
-    "row_lstm": pixelrnn.create_row_lstm_task,
-    "diagonal_bilstm": pixelrnn.create_diagonal_bilstm_task,
+    "row_lstm": autoregressive.create_row_lstm_task,
+    "diagonal_bilstm": autoregressive.create_diagonal_bilstm_task,
     "char_rnn": char_rnn.create_char_rnn_task,
     "ar_p": ar_p.create_ar_p_task,
     "vae": vae.create_vae_task,

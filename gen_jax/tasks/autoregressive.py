@@ -1,8 +1,12 @@
-"""Autoregressive image models bound to the per-sub-pixel categorical likelihood.
+"""Autoregressive image models bound to the per-sub-pixel categorical likelihood:
+PixelCNN, Gated PixelCNN and PixelRNN (Row LSTM, Diagonal BiLSTM).
 
 A model's apply_fn(params, images, labels) returns logits [B, H, W, C, L];
 labels is None for unconditional models. Models with `init_cache`/`logits_at`
-sample through the cached path (the same draws as the naive one).
+sample through the cached path (the same draws as the naive one): PixelRNN's
+runs every layer at the drawn pixel only, carrying the LSTM states of the rows
+above (`PixelRNN.logits_at`); `sample_naive` reruns the whole network once per
+sub-pixel. Same key, same images.
 """
 
 import functools
@@ -15,7 +19,9 @@ from gen_jax.data.sources import DatasetSpec
 from gen_jax.errors import UserError
 from gen_jax.models.gated_pixelcnn import GatedPixelCNN
 from gen_jax.models.pixelcnn import PixelCNN
+from gen_jax.models.pixelrnn import PixelRNN
 from gen_jax.objectives import likelihoods
+from gen_jax.objectives.likelihoods import to_uint8
 from gen_jax.tasks.common import (Task, check_divisible, eval_params, make_init,
                                   make_optimizer, make_train_step, module_functions,
                                   stateless_loss, train_settings)
@@ -70,14 +76,18 @@ def autoregressive_fill(state, rng, images, labels, start, *, apply_fn, conditio
   return sampling.sample_autoregressive(logits_fn, rng, images, start=start)
 
 
-def autoregressive_sample(state, rng, num, labels=None, *, fill, image_shape, num_classes):
-  """`num` samples; a class-conditional model draws sample i from class labels[i] ([num]
-  int), or cycles through the classes (0, 1, ...) when labels is None."""
+def autoregressive_sample(state, rng, num, labels=None, *, fill, image_shape, num_classes,
+                          num_levels):
+  """`num` samples, uint8 8-bit images [num, H, W, C] (a binarized model's levels 0 / 1
+  shown as 0 / 255, as every sampler returns images; `complete` keeps the model's
+  levels); a class-conditional model draws sample i from class labels[i] ([num] int),
+  or cycles through the classes (0, 1, ...) when labels is None."""
   if not num_classes:
     labels = None
   elif labels is None:
     labels = jnp.arange(num) % num_classes
-  return fill(state, rng, jnp.zeros((num, *image_shape), jnp.uint8), labels, 0)
+  levels = fill(state, rng, jnp.zeros((num, *image_shape), jnp.uint8), labels, 0)
+  return to_uint8(levels, 0, num_levels - 1)
 
 
 def create_autoregressive_task(config, spec: DatasetSpec, create_module,
@@ -91,7 +101,8 @@ def create_autoregressive_task(config, spec: DatasetSpec, create_module,
   fill = functools.partial(autoregressive_fill, apply_fn=apply_model,
                            conditional=bool(num_classes), cached=cached_sampling)
   naive_fill = functools.partial(fill, cached=False)
-  sample_settings = dict(image_shape=spec.image_shape, num_classes=num_classes)
+  sample_settings = dict(image_shape=spec.image_shape, num_classes=num_classes,
+                         num_levels=spec.num_levels)
   return Task(
       init=make_init(create_params, tx, config.train.ema_decay > 0),
       train_step=make_train_step(
@@ -135,3 +146,33 @@ def create_gated_pixelcnn_task(config, spec: DatasetSpec) -> Task:
       cached_sampling=model_config.cached_sampling)
 
 
+def check_pixelrnn_config(model_config, num_channels: int) -> None:
+  for key in ("features", "hidden_features", "head_features"):
+    check_divisible(f"model.{key}", model_config[key], num_channels, "one group per colour channel")
+  for key in ("kernel_size", "first_kernel_size"):  # the Diagonal BiLSTM has no kernel_size
+    if key in model_config and (model_config[key] < 1 or model_config[key] % 2 != 1):
+      raise UserError(f"model.{key}={model_config[key]} must be odd and positive")
+  if model_config.num_layers < 1:
+    raise UserError(f"model.num_layers={model_config.num_layers} must be at least 1")
+
+
+def create_pixelrnn_task(config, spec: DatasetSpec, layer_type: str) -> Task:
+  model_config = config.model
+  num_channels = spec.image_shape[-1]
+  check_pixelrnn_config(model_config, num_channels)
+  return create_autoregressive_task(config, spec, lambda rngs: PixelRNN(
+      layer_type=layer_type, num_channels=num_channels, num_levels=spec.num_levels,
+      features=model_config.features, hidden_features=model_config.hidden_features,
+      num_layers=model_config.num_layers,
+      kernel_size=model_config.kernel_size if layer_type == "row_lstm" else None,
+      first_kernel_size=model_config.first_kernel_size,
+      head_features=model_config.head_features, rngs=rngs),
+      cached_sampling=model_config.get("cached_sampling", True))  # runs from before the key
+
+
+def create_row_lstm_task(config, spec: DatasetSpec) -> Task:
+  return create_pixelrnn_task(config, spec, "row_lstm")
+
+
+def create_diagonal_bilstm_task(config, spec: DatasetSpec) -> Task:
+  return create_pixelrnn_task(config, spec, "diagonal_bilstm")

@@ -40,7 +40,7 @@ from gen_jax.data.sources import DatasetSpec
 from gen_jax.errors import UserError
 from gen_jax.models.dcgan import Discriminator, Encoder, Generator
 from gen_jax.objectives import adversarial, elbo
-from gen_jax.objectives.decoders import to_uint8
+from gen_jax.objectives.likelihoods import to_uint8
 from gen_jax.tasks.common import (Task, TrainState, check_divisible, ema_update,
                                   make_optimizer, module_functions)
 from gen_jax.tasks.sample_metrics import with_sample_metrics

@@ -151,7 +151,8 @@ def create_pixelcnn_pp_task(config, spec: DatasetSpec) -> Task:
   settings = dict(apply_fn=apply_model, num_mixtures=model_config.num_mixtures,
                   num_levels=spec.num_levels)
   fill = functools.partial(pixelcnn_pp_fill, cached=model_config.cached_sampling, **settings)
-  sample_settings = dict(image_shape=spec.image_shape, num_classes=0)
+  sample_settings = dict(image_shape=spec.image_shape, num_classes=0,
+                         num_levels=spec.num_levels)
   tx, schedule = make_optimizer(config.train)
   return Task(
       init=make_init(lambda rng: create_params(rbg_key(rng)), tx, config.train.ema_decay > 0),

@@ -3,7 +3,7 @@
 A VAE's loss is the negative ELBO (objectives/elbo.py) with the analytic KL to
 N(0, I) and one reparameterized z, under the decoder likelihood named by
 config.model.likelihood: bernoulli (binarized data), categorical or gaussian (on
-uniformly dequantized 8-bit data), objectives/decoders.py.
+uniformly dequantized 8-bit data), all in objectives/elbo.py.
 
 Eval reports the negative ELBO (`bits_per_dim`, `nll_nats`) and the IWAE bound
 with k = config.eval.iwae_samples (`iwae_bits_per_dim`, `iwae_nats`), chunked
@@ -32,8 +32,8 @@ from gen_jax.errors import UserError
 from gen_jax.models.vae import VAE
 from gen_jax.nn import initialization
 from gen_jax.objectives import elbo, likelihoods, reconstruction
-from gen_jax.objectives.decoders import (LIKELIHOODS, decoder_mean, decoder_nll,
-                                         outputs_per_subpixel, to_uint8)
+from gen_jax.objectives.elbo import LIKELIHOODS, decoder_mean, decoder_nll, outputs_per_subpixel
+from gen_jax.objectives.likelihoods import to_uint8
 from gen_jax.tasks.common import (Task, eval_params, make_init, make_optimizer,
                                   make_train_step, module_functions, train_settings)
 from gen_jax.tasks.sample_metrics import with_sample_metrics

@@ -48,7 +48,7 @@ from gen_jax.models.vqvae import MODELS
 from gen_jax.objectives import discretized_gaussian as dgauss
 from gen_jax.objectives import likelihoods, reconstruction
 from gen_jax.objectives import vector_quantization as vq
-from gen_jax.objectives.decoders import to_uint8
+from gen_jax.objectives.likelihoods import to_uint8
 from gen_jax.tasks.common import (Task, TrainState, make_optimizer,
                                   make_train_step, module_functions, train_settings)
 
@@ -83,9 +83,8 @@ def metric_name(scale: str, name: str, scales) -> str:
 
 
 def draws_compile_fast():
-  """A context for random draws of replicated arrays (initial parameters, restarts): XLA
-  on CPU compiles JAX's default (partitionable) threefry several times slower, once per
-  shape (11 s instead of 3 s for a VQ-VAE's init); a replicated draw's values are the same."""
+  """For random draws of replicated arrays (initial parameters, restarts): XLA:CPU compiles
+  partitionable threefry several times slower (11 s, not 3 s, for an init); same values."""
   return jax.threefry_partitionable(False)
 
 
@@ -131,10 +130,8 @@ def vq_loss(params, batch, rng, step, *, apply_fn, settings: VQSettings):
 
 def update_codebook(codebook, cluster_size, cluster_sum, z, codes, rng, step, *,
                     settings: VQSettings):
-  """The non-gradient part of one scale's step: EMA, k-means at step 0, dead-code restarts.
-
-  Returns (codebook, cluster_size, cluster_sum, number of codes restarted).
-  """
+  """One scale's non-gradient step (EMA, k-means at step 0, dead-code restarts) ->
+  (codebook, cluster_size, cluster_sum, the number of codes restarted)."""
   num_codes = settings.num_codes
   uniform_share = codes.size / num_codes  # assignments a code gets when all are used equally
   if settings.ema_codebook:
@@ -254,14 +251,18 @@ def vq_encode(state: TrainState, images, labels=None, *, apply_fn, settings: VQS
   return autoencode(state.params, images, apply_fn=apply_fn, settings=settings)[2]
 
 
-def vq_decode(state: TrainState, codes: dict, labels=None, *, apply_fn,
-              settings: VQSettings) -> jax.Array:
-  """{scale: code indices [B, h, w]} -> uint8 8-bit images [B, H, W, C]: the decoder mean
-  rounded to the data's levels, shown on 0..255 (binarized data: 0 or 255)."""
+def decode_codes(params, codes: dict, *, apply_fn, num_levels: int) -> jax.Array:
+  """{scale: code indices [B, h, w]} -> uint8 8-bit images [B, H, W, C]: the decoder mean at
+  the data's levels, shown on 0..255 (binarized: 0 or 255). params: {'model', 'codebooks'}."""
+  embeddings = {scale: params["codebooks"][scale][indices] for scale, indices in codes.items()}
+  mean = apply_fn(params["model"], embeddings, method="decode")  # [B, H, W, C] in [-1, 1]
+  return to_uint8(dgauss.unit_to_levels(mean, num_levels), 0, num_levels - 1)
+
+
+def vq_decode(state: TrainState, codes: dict, labels=None, *, apply_fn, settings: VQSettings):
+  """{scale: code indices [B, h, w]} -> uint8 8-bit images [B, H, W, C] (decode_codes)."""
   del labels
-  embeddings = {scale: state.params["codebooks"][scale][indices] for scale, indices in codes.items()}
-  mean = apply_fn(state.params["model"], embeddings, method="decode")  # [B, H, W, C] in [-1, 1]
-  return to_uint8(dgauss.unit_to_levels(mean, settings.num_levels), 0, settings.num_levels - 1)
+  return decode_codes(state.params, codes, apply_fn=apply_fn, num_levels=settings.num_levels)
 
 
 def vq_encode_latents(state: TrainState, images, labels=None, *, apply_fn, settings: VQSettings):
@@ -311,17 +312,20 @@ def vq_split_metrics(state, rng, eval_split, mesh, *, count_fn, settings: VQSett
   return metrics
 
 
-def vq_sample(state: TrainState, rng, num: int, *, apply_fn, settings: VQSettings,
-              latent_shapes) -> jax.Array:
-  """Decodes codes drawn independently from their training frequencies (no prior)."""
-  embeddings = {}
-  for index, scale in enumerate(settings.scales):
+def sample_codes(state: TrainState, rng, num: int, *, scales, latent_shapes) -> dict:
+  """{scale: [num, h, w]} codes drawn independently from their training frequencies."""
+  codes = {}
+  for index, scale in enumerate(scales):
     logits = jnp.log(jnp.maximum(state.aux["cluster_size"][scale], 1e-12))
-    codes = jax.random.categorical(jax.random.fold_in(rng, index), logits,
-                                   shape=(num, *latent_shapes[scale]))
-    embeddings[scale] = state.params["codebooks"][scale][codes]
-  mean = apply_fn(state.params["model"], embeddings, method="decode")
-  return dgauss.unit_to_levels(mean, settings.num_levels).astype(jnp.uint8)
+    codes[scale] = jax.random.categorical(jax.random.fold_in(rng, index), logits,
+                                          shape=(num, *latent_shapes[scale]))
+  return codes
+
+
+def vq_sample(state: TrainState, rng, num: int, *, apply_fn, settings: VQSettings, latent_shapes):
+  """uint8 8-bit images [num, H, W, C]: sample_codes (no prior), decoded."""
+  codes = sample_codes(state, rng, num, scales=settings.scales, latent_shapes=latent_shapes)
+  return vq_decode(state, codes, apply_fn=apply_fn, settings=settings)
 
 
 def create_vq_model(model_config, spec: DatasetSpec):

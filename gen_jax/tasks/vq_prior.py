@@ -40,7 +40,6 @@ from gen_jax.data.sources import DatasetSpec, VQStage1
 from gen_jax.errors import UserError
 from gen_jax.models.code_prior import CodePrior
 from gen_jax.models.vqvae import MODELS
-from gen_jax.objectives import discretized_gaussian as dgauss
 from gen_jax.objectives import likelihoods
 from gen_jax.tasks import vq
 from gen_jax.tasks.common import (Task, eval_params, make_init, make_optimizer, make_train_step,
@@ -264,8 +263,9 @@ def sample_scale(apply_prior, params, rng, num, shape, condition, *, cached: boo
 
 def prior_sample(state, rng, num: int, *, apply_prior, decode_fn, scales, latent_shapes,
                  num_levels: int, cached: bool = True, decode: bool = True):
-  """Codes from the priors (top first), decoded by the frozen stage-1 decoder (its mean);
-  decode=False: the codes, {scale: [num, h, w]} (what `gen_jax.bench` times)."""
+  """uint8 8-bit images [num, H, W, C]: codes from the priors (top first), decoded by the
+  frozen stage-1 decoder (vq.decode_codes); decode=False: the codes, {scale: [num, h, w]}
+  (what `gen_jax.bench` times)."""
   priors = eval_params(state)["priors"]
   codes = {}
   for index, scale in enumerate(scales):
@@ -275,16 +275,9 @@ def prior_sample(state, rng, num: int, *, apply_prior, decode_fn, scales, latent
                                 condition, cached=cached)
   if not decode:
     return codes
-  # state.params, not the EMA: the frozen copy is exact there
-  return decode_codes(state.params["vqvae"], codes, decode_fn=decode_fn, num_levels=num_levels)
-
-
-def decode_codes(vqvae_params, codes, *, decode_fn, num_levels: int) -> jax.Array:
-  """{scale: codes [N, h, w]} -> uint8 images [N, H, W, C] (the rounded decoder mean)."""
-  embeddings = {scale: vqvae_params["codebooks"][scale][scale_codes]
-                for scale, scale_codes in codes.items()}
-  mean = decode_fn(vqvae_params["model"], embeddings, method="decode")
-  return dgauss.unit_to_levels(mean, num_levels).astype(jnp.uint8)
+  # state.params, not the EMA: the frozen copy is exact there. uint8 8-bit images, as
+  # stage 1's decode hook returns them.
+  return vq.decode_codes(state.params["vqvae"], codes, apply_fn=decode_fn, num_levels=num_levels)
 
 
 def create_code_prior(prior_config, num_codes: int, conditioned: bool):

@@ -15,7 +15,7 @@ from gen_jax import applications, data, runs, train
 from gen_jax.applications import latent_space
 from gen_jax.data import corruptions
 from gen_jax.errors import UserError
-from gen_jax.objectives.decoders import to_uint8
+from gen_jax.objectives.likelihoods import to_uint8
 from gen_jax.writers import MetricWriter
 
 # (config, mode) -> the UserError a family without the mode's hooks or data gets
@@ -57,6 +57,17 @@ def test_every_run_mode_runs_or_refuses_in_one_line(filename, smoke_run, tmp_pat
   assert {f"reconstruct_{step}.png", f"interpolate_{step}.png", f"restore_{step}.png"} <= names
 
 
+@pytest.mark.parametrize("filename", ["vqvae.py", "vqvae2.py"])
+def test_vq_configs_write_out_the_settings_their_applications_had_by_default(filename):
+  # Every latent-space and restore setting a VQ-VAE reads is in its config, at the value
+  # it read from APPLICATION_DEFAULTS before (no traverse: VQ-VAE has no posterior).
+  eval_config = load_config(filename).eval
+  names = set(latent_space.APPLICATION_DEFAULTS) - {"traversal_limit", "traversal_steps"}
+  assert set(eval_config) == names
+  assert {name: eval_config[name] for name in names} == {
+      name: latent_space.APPLICATION_DEFAULTS[name] for name in names}
+
+
 def test_vq_reconstruct_reports_evals_psnr(smoke_run, tmp_path):
   """VQ-VAE's reconstruct grid and PSNR are eval's reconstructions (8-bit data)."""
   workdir, results = smoke_run("vqvae.py")
@@ -66,8 +77,8 @@ def test_vq_reconstruct_reports_evals_psnr(smoke_run, tmp_path):
   writer.close()
   images = run.eval_split().images
   columns = latent_space.setting(run, "num_images")
-  # reconstruct_mode reads the first eval.num_examples images (the defaults: 1000)
-  assert len(images) <= latent_space.APPLICATION_DEFAULTS["num_examples"]
+  # reconstruct_mode reads the first eval.num_examples images (vqvae.py: 1000)
+  assert run.config.eval.num_examples == 1000 and len(images) <= 1000
   assert metrics["psnr"] == pytest.approx(results["eval"]["psnr"], rel=1e-4)
   assert os.path.isfile(tmp_path / "samples" / f"reconstruct_{run.step}.png")
   np.testing.assert_array_equal(run.reconstruct(images[:columns]),

@@ -14,7 +14,7 @@ from flax import nnx
 from gen_jax.errors import UserError
 from gen_jax.models.pixelrnn import PixelRNN
 from gen_jax.objectives import likelihoods
-from gen_jax.tasks.pixelrnn import check_pixelrnn_config
+from gen_jax.tasks.autoregressive import check_pixelrnn_config
 
 FIRST_KERNEL = 3
 ROW_KERNEL = 3

@@ -8,7 +8,7 @@ import numpy as np
 import scipy.stats
 from jax.scipy.stats import norm
 
-from gen_jax.objectives import decoders, likelihoods
+from gen_jax.objectives import elbo, likelihoods
 
 
 def test_bernoulli_nll_matches_direct_computation():
@@ -76,13 +76,13 @@ def test_dequantized_gaussian_bounds_the_discrete_likelihood():
 def test_decoder_means():
   outputs = jnp.array([[[[[0.0, 1.0, -2.0]]]]])  # [1, 1, 1, 1, 3]
   probs = jax.nn.softmax(outputs[0, 0, 0, 0])
-  np.testing.assert_allclose(decoders.decoder_mean("categorical", outputs, 3)[0, 0, 0, 0],
+  np.testing.assert_allclose(elbo.decoder_mean("categorical", outputs, 3)[0, 0, 0, 0],
                              (probs[1] + 2 * probs[2]) / 2, rtol=1e-6)
-  np.testing.assert_allclose(decoders.decoder_mean("bernoulli", outputs, 2)[0, 0, 0, 0],
+  np.testing.assert_allclose(elbo.decoder_mean("bernoulli", outputs, 2)[0, 0, 0, 0],
                              1 / 2, rtol=1e-6)
   # Gaussian on y = (x + u) / 256: a mean at the centre of level 200's bin is level 200.
   mean = jnp.full((1, 1, 1, 1, 2), (200 + 0.5) / 256)
-  np.testing.assert_allclose(decoders.decoder_mean("gaussian", mean, 256), 200 / 255, rtol=1e-6)
+  np.testing.assert_allclose(elbo.decoder_mean("gaussian", mean, 256), 200 / 255, rtol=1e-6)
 
 
 def test_to_uint8_maps_low_to_0_high_to_255_rounds_and_clips():
@@ -91,12 +91,12 @@ def test_to_uint8_maps_low_to_0_high_to_255_rounds_and_clips():
     values = [low, high, low - 5.0, high + 5.0,  # the ends, then clipped beyond them
               low + 10.4 * step, low + 10.6 * step, low + 254.7 * step]  # rounded to nearest
     for array in (np.asarray(values, np.float32), jnp.asarray(values)):
-      out = decoders.to_uint8(array, low, high)
+      out = likelihoods.to_uint8(array, low, high)
       assert out.dtype == np.uint8 and type(out) is type(array)
       np.testing.assert_array_equal(out, [0, 255, 0, 255, 10, 11, 255])
   # L-level pixels: every level of a 4-level image lands on 0, 85, 170, 255.
-  np.testing.assert_array_equal(decoders.to_uint8(np.arange(4), 0, 3), [0, 85, 170, 255])
-  np.testing.assert_array_equal(decoders.to_uint8(np.arange(256), 0, 255), np.arange(256))
+  np.testing.assert_array_equal(likelihoods.to_uint8(np.arange(4), 0, 3), [0, 85, 170, 255])
+  np.testing.assert_array_equal(likelihoods.to_uint8(np.arange(256), 0, 255), np.arange(256))
   # Under jit (a traced input) it is the same function.
   np.testing.assert_array_equal(
-      jax.jit(lambda x: decoders.to_uint8(x, -1.0, 1.0))(jnp.array([-1.0, 0.0, 1.0])), [0, 128, 255])
+      jax.jit(lambda x: likelihoods.to_uint8(x, -1.0, 1.0))(jnp.array([-1.0, 0.0, 1.0])), [0, 128, 255])

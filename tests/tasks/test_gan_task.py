@@ -13,7 +13,7 @@ from conftest import load_config
 from gen_jax import parallel
 from gen_jax.data.sources import DatasetSpec
 from gen_jax.errors import UserError
-from gen_jax.objectives.decoders import to_uint8
+from gen_jax.objectives.likelihoods import to_uint8
 from gen_jax.tasks import gan as gan_task
 from gen_jax.tasks.common import make_optimizer
 
