@@ -59,6 +59,18 @@ def test_applications_import_runs_and_below_never_the_trainer():
   assert not offenders, offenders
 
 
+def test_no_module_of_the_package_is_over_400_lines():
+  """Issue 13: a file a reader can hold in mind; split a module before it grows past 400."""
+  long = []
+  for root, _, files in os.walk(os.path.join(REPO, "gen_jax")):
+    for name in [n for n in files if n.endswith(".py")]:
+      with open(os.path.join(root, name)) as f:
+        count = sum(1 for _ in f)
+      if count > 400:
+        long.append(f"{os.path.relpath(os.path.join(root, name), REPO)}: {count} lines")
+  assert not long, long
+
+
 def test_import_graph_check_sees_function_level_imports(tmp_path):
   path = tmp_path / "m.py"
   path.write_text("def f():\n  from gen_jax import train\n  return train\n")
