@@ -6,6 +6,7 @@ its metrics.jsonl eval curve), so the tables can be rebuilt and tested without t
 """
 
 import dataclasses
+import math
 import statistics
 
 # Metrics where a smaller value is the better model (every other metric: larger is better).
@@ -202,8 +203,10 @@ def is_better(metric: str, a: float, b: float) -> bool:
   return a < b if metric in LOWER_IS_BETTER else a > b
 
 
-def ordering_sentence(ordering: Ordering, means: dict[str, float]) -> str:
-  """Whether our means put the rows in the papers' order; names the pairs that flip."""
+def ordering_sentence(ordering: Ordering, means: dict[str, float],
+                      spreads: dict[str, float] | None = None) -> str:
+  """Whether our means put the rows in the papers' order; names the pairs that flip. A
+  flip by less than the two rows' combined seed spread (sqrt(s_a^2 + s_b^2)) is a tie."""
   present = [m for m in ordering.best_first if m in means]
   if len(present) < 2:
     return (f"Ordering in {ordering.metric} ({ordering.source}): fewer than two of "
@@ -212,12 +215,19 @@ def ordering_sentence(ordering: Ordering, means: dict[str, float]) -> str:
   expected = " > ".join(present)
   flips = [(a, b) for i, a in enumerate(present) for b in present[i + 1:]
            if is_better(ordering.metric, means[b], means[a])]
+  spreads = spreads or {}
+  tied = [(a, b) for a, b in flips
+          if abs(means[a] - means[b]) < math.hypot(spreads.get(a, 0.0), spreads.get(b, 0.0))]
   head = (f"Papers' order in {ordering.metric}, best first ({ordering.source}): {expected}; "
           f"ours: {' > '.join(ours)}")
-  if not flips:
-    return head + ": **matches**."
-  pairs = "; ".join(f"{b} {means[b]:.4g} beats {a} {means[a]:.4g}" for a, b in flips)
-  return head + f": **does not match** ({pairs})."
+  ties = "; ".join(f"{b} {means[b]:.4g} ~ {a} {means[a]:.4g}" for a, b in tied)
+  if len(tied) == len(flips):
+    return head + (f": **matches within the seeds' spread** ({ties})." if tied else
+                   ": **matches**.")
+  pairs = "; ".join(f"{b} {means[b]:.4g} beats {a} {means[a]:.4g}" for a, b in flips
+                    if (a, b) not in tied)
+  return head + f": **does not match** ({pairs}" + (
+      f"; tied within the seeds' spread: {ties}" if tied else "") + ")."
 
 
 def group_table(group: Group, runs: dict[str, list[dict]], curves: dict[str, list[list]],
@@ -240,7 +250,7 @@ def group_table(group: Group, runs: dict[str, list[dict]], curves: dict[str, lis
            "| model | " + " | ".join(metrics) + " | seeds | steps | wall per run (min) | "
            "test metric flattened? | published anchor |",
            "|---|" + "---|" * (len(metrics) + 5)]
-  means, devices = {}, set()
+  means, spreads, devices = {}, {}, set()
   for model in models:
     records = runs.get(model, [])
     cells = []
@@ -248,7 +258,8 @@ def group_table(group: Group, runs: dict[str, list[dict]], curves: dict[str, lis
       values = [float(r["metrics"][metric]) for r in records if metric in r["metrics"]]
       cells.append(format_mean_spread(values) if values else "-")
       if values:
-        means.setdefault(metric, {})[model] = mean_spread(values)[0]
+        means.setdefault(metric, {})[model], spreads.setdefault(metric, {})[model] = \
+            mean_spread(values)
     devices.update(r["device"] for r in records)
     steps = sorted({r["steps"] for r in records})
     walls = [r["wall_s"] / 60 for r in records if r.get("wall_s") is not None]
@@ -267,7 +278,8 @@ def group_table(group: Group, runs: dict[str, list[dict]], curves: dict[str, lis
             "changed by at most 0.25% (a likelihood) or 1% (another metric) over the last "
             "quarter of its eval points."]
   for ordering in group.orderings:
-    sentence = ordering_sentence(ordering, means.get(ordering.metric, {}))
+    sentence = ordering_sentence(ordering, means.get(ordering.metric, {}),
+                                 spreads.get(ordering.metric, {}))
     if "does not match" in sentence:
       sentence += " " + budget_caveat(ordering, runs, notes)
     lines += ["", sentence]

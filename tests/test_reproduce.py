@@ -58,6 +58,17 @@ def test_ordering_sentence_says_whether_the_papers_order_holds():
   assert results.ordering_sentence(accuracy, {"m2_labels1000": 0.8, "m2_labels100": 0.6}
                                    ).endswith("**matches**.")
   assert "nothing to compare" in results.ordering_sentence(accuracy, {"m2_labels100": 0.6})
+  # a flip smaller than the seeds' combined spread is a tie, not a reversal
+  close = {"diagonal_bilstm": 3.0, "row_lstm": 3.097, "pixelcnn": 3.095}
+  tie = results.ordering_sentence(ordering, close, {"row_lstm": 0.002, "pixelcnn": 0.003})
+  assert tie.endswith("**matches within the seeds' spread** (pixelcnn 3.095 ~ row_lstm 3.097).")
+  reversal = results.ordering_sentence(ordering, close, {"row_lstm": 0.001, "pixelcnn": 0.001})
+  assert "**does not match** (pixelcnn 3.095 beats row_lstm 3.097)." in reversal
+  mixed = results.ordering_sentence(ordering, {**close, "diagonal_bilstm": 3.2},
+                                    {"row_lstm": 0.002, "pixelcnn": 0.003})
+  assert mixed.endswith("(row_lstm 3.097 beats diagonal_bilstm 3.2; pixelcnn 3.095 beats "
+                        "diagonal_bilstm 3.2; tied within the seeds' spread: pixelcnn 3.095 ~ "
+                        "row_lstm 3.097).")
 
 
 def test_flatten_detection():
