@@ -43,14 +43,24 @@ def sample_autoregressive(logits_fn: Callable[[jax.Array], jax.Array], rng: jax.
 
 
 def sample_autoregressive_cached(init_cache: Callable, logits_at: Callable, rng: jax.Array,
-                                 images: jax.Array, *, start: int = 0) -> jax.Array:
+                                 images: jax.Array, *, start: int = 0,
+                                 begin_row: Callable | None = None,
+                                 begin_pixel: Callable | None = None) -> jax.Array:
   """`sample_autoregressive`, recomputing only the current pixel of every layer.
 
   Args:
     init_cache: images [N, H, W, C] -> the model's empty activation cache.
-    logits_at: (cache, images, row, column) -> (logits [N, C, L] at that pixel, cache).
+    logits_at: (cache, images, row, column) -> (logits [N, C, L] at that pixel, cache),
+      called once per sub-pixel.
     rng, images, start: as for `sample_autoregressive`; position p draws with
       fold_in(rng, p), so both samplers give the same images for the same key.
+    begin_row: optional (cache, images, row) -> cache, called before the row's
+      first sub-pixel (the rows above it drawn): work a model does once per row.
+    begin_pixel: optional (cache, images, row, column) -> cache, called before the
+      pixel's first channel: work a model does once per pixel.
+  With either hook the sampler runs as nested loops (rows, pixels, channels), so
+  that a model's once-per-row or once-per-pixel work needs no `cond` in the step
+  (XLA copies the buffers a `cond` passes through).
   """
   _, height, width, channels = images.shape
 
@@ -64,7 +74,30 @@ def sample_autoregressive_cached(init_cache: Callable, logits_at: Callable, rng:
     values = jnp.where(position >= start, values.astype(images.dtype), observed)
     return images.at[:, row, column, channel].set(values), cache
 
-  images, _ = jax.lax.fori_loop(0, height * width * channels, draw, (images, init_cache(images)))
+  def units(first, count, body, carry):  # body over first .. first + count - 1
+    if count == 1:
+      return body(first, carry)
+    return jax.lax.fori_loop(first, first + count, body, carry)
+
+  body, per_unit = draw, 1  # the loop body, and the sub-pixels it draws
+  if begin_pixel is not None:
+    def pixel(index, carry):  # index = row * W + column
+      images, cache = carry
+      row, column = jnp.divmod(index, width)
+      return units(index * channels, channels, draw,
+                   (images, begin_pixel(cache, images, row, column)))
+
+    body, per_unit = pixel, channels
+  if begin_row is not None:
+    inner, count = body, width * channels // per_unit
+
+    def row_step(row, carry):
+      images, cache = carry
+      return units(row * count, count, inner, (images, begin_row(cache, images, row)))
+
+    body, per_unit = row_step, width * channels
+  images, _ = jax.lax.fori_loop(0, height * width * channels // per_unit, body,
+                                (images, init_cache(images)))
   return images
 
 

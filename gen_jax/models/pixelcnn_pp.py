@@ -70,7 +70,7 @@ class GatedResnet(nnx.Module):
                                 rngs=rngs)
 
   def __call__(self, x: jax.Array, skip: jax.Array | None, dropout_rng: jax.Array | None,
-               rows: "RowPass | None" = None) -> jax.Array:  # [B, H, W, F]
+               rows: "RowPass | ColumnPass | None" = None) -> jax.Array:  # [B, H, W, F]
     c = convolve(self.conv_in, concat_elu(x), rows)
     if self.skip is not None:
       c = c + self.skip(concat_elu(skip))
@@ -89,9 +89,15 @@ class ResnetStreams(nnx.Module):
                           dropout_rate, rngs=rngs)
 
   def __call__(self, u, ul, up_pass_u, up_pass_ul, dropout_rng, rows=None):  # [B, H, W, F] each
+    """(u, ul); a cached sampler's pass runs one stream (the other is None): `rows.block_u`
+    records each block's u (RowPass) or gives it back at the pixel (ColumnPass)."""
     u_rng, ul_rng = (None, None) if dropout_rng is None else jax.random.split(dropout_rng)
-    u = self.u(u, up_pass_u, u_rng, rows)
-    ul_skip = u if up_pass_ul is None else jnp.concatenate([u, up_pass_ul], axis=-1)
+    if u is not None:
+      u = self.u(u, up_pass_u, u_rng, rows)
+    block_u = u if rows is None else rows.block_u(u)
+    if ul is None:
+      return u, None
+    ul_skip = block_u if up_pass_ul is None else jnp.concatenate([block_u, up_pass_ul], axis=-1)
     return u, self.ul(ul, ul_skip, ul_rng, rows)
 
 
@@ -104,8 +110,9 @@ class Resample(nnx.Module):
     self.ul = ShiftedConv(features, features, KERNELS["down_right"], "down_right",
                           resample=resample, rngs=rngs)
 
-  def __call__(self, u, ul, rows=None):
-    return convolve(self.u, u, rows), convolve(self.ul, ul, rows)
+  def __call__(self, u, ul, rows=None):  # either may be None (a cached sampler's pass)
+    return (None if u is None else convolve(self.u, u, rows),
+            None if ul is None else convolve(self.ul, ul, rows))
 
 
 class PixelCNNPlusPlus(nnx.Module):
@@ -150,9 +157,11 @@ class PixelCNNPlusPlus(nnx.Module):
     ul = down_shift(self.ul_first_above(x)) + right_shift(self.ul_first_left(x))
     return self.trunk(u, ul, dropout_rng)
 
-  def trunk(self, u: jax.Array, ul: jax.Array, dropout_rng: jax.Array | None = None,
-            rows: "RowPass | None" = None) -> jax.Array:
-    """The up and down passes and the head, from the first layer's two streams."""
+  def trunk(self, u: jax.Array | None, ul: jax.Array | None,
+            dropout_rng: jax.Array | None = None,
+            rows: "RowPass | ColumnPass | None" = None) -> jax.Array | None:
+    """The up and down passes and the head, from the first layer's two streams (a cached
+    sampler's pass runs one: u on a RowPass, ul and the head on a ColumnPass)."""
     num_blocks = self.num_scales * (2 * self.num_resnets + 1) - 1
     block_rngs = iter([] if dropout_rng is None else jax.random.split(dropout_rng, num_blocks))
 
@@ -176,33 +185,49 @@ class PixelCNNPlusPlus(nnx.Module):
       for block in blocks:
         u, ul = block(u, ul, u_outputs.pop(), ul_outputs.pop(), next_rng(), rows)
     assert not u_outputs and not ul_outputs  # every up-pass output feeds one down-pass block
-    return self.head(jax.nn.elu(ul))  # [B, H, W, P]
+    return None if ul is None else self.head(jax.nn.elu(ul))  # [B, H, W, P]
 
   # ------------------------------------------------------------ cached sampling
-  # Drawing pixel (r, j) can change, in every layer, only the row of its scale that
-  # holds image row r (row r >> s at scale s): rows above it are final. So each
-  # draw runs the network on that one row per scale (`RowPass`), every convolution
-  # reading the rows above it from a ring buffer of its input's last rows, about
-  # 1/H of a full pass. The first layer reads the image itself (rows r-2 .. r),
-  # which holds every pixel drawn so far.
+  # u sees only the rows above a pixel, so it is fixed while a row is drawn: `begin_row`
+  # runs the u stream once per row, on the row at every scale (`RowPass`), and keeps each
+  # block's u there (ul's skip input) and ul's first-layer view of the row above. ul at a
+  # pixel sees the pixels before it: `raw_at` runs the ul stream and the head at the
+  # pixel only, one position per scale (`ColumnPass`). Both read the rows above (and ul
+  # the columns to the left) from ring buffers of each convolution's input that earlier
+  # rows and pixels filled. Pixel (r, c) lies in (r >> s, c >> s) at scale s; each pixel
+  # a coarse position covers recomputes it from the same inputs, so it keeps its value.
 
-  def init_cache(self, images: jax.Array) -> list[jax.Array]:
-    """The ring buffers of a RowPass, all zero (the rows above row 0)."""
-    shapes = jax.eval_shape(lambda: self.raw_at(None, images, 0, 0)[1])
-    return [jnp.zeros(shape.shape, shape.dtype) for shape in shapes]
+  def init_cache(self, images: jax.Array) -> dict:
+    """Every buffer of `begin_row` and `raw_at`, all zero (the rows above row 0)."""
+    def empty():
+      cache = self.begin_row(None, images, 0)
+      return {**cache, "ul_rings": self.raw_at(cache, images, 0, 0)[1]}
+    return jax.tree.map(lambda leaf: jnp.zeros(leaf.shape, leaf.dtype), jax.eval_shape(empty))
 
-  def raw_at(self, rings: list[jax.Array] | None, images: jax.Array, row, column):
-    """(mixture parameters [N, P] at pixel (row, column), rings); rings None: all zero."""
-    rows = RowPass(rings, row, images.shape[2])
+  def begin_row(self, cache: dict | None, images: jax.Array, row) -> dict:
+    """The u stream on image row `row` (rows above drawn): cache with its rings, every
+    block's u on the row at its scale ('u_rows', [N, 1, W_s, F] each) and ul_first_above
+    on the row above ('above', [N, 1, W, F]); cache None: the rings start at zero."""
+    rows = RowPass(None if cache is None else cache["u_rings"], row, images.shape[2])
     x = self.inputs(lax.dynamic_slice_in_dim(
-        jnp.pad(images, ((0, 0), (2, 0), (0, 0), (0, 0))), row, 3, axis=1))  # rows r-2 .. r
-    x = x.at[:, :2].multiply((row - 2 + jnp.arange(2) >= 0)[None, :, None, None])  # zero above
+        jnp.pad(images, ((0, 0), (2, 0), (0, 0), (0, 0))), row, 2, axis=1))  # rows r-2, r-1
+    x = x * (row - 2 + jnp.arange(2) >= 0)[None, :, None, None]  # zero above the image
     below_top = jnp.asarray(row > 0, x.dtype)  # down_shift's zero row 0 (not the conv's bias)
-    u = valid_rows(self.u_first, x[:, :2]) * below_top  # u_first on rows r-2, r-1: shifted
-    ul = (valid_rows(self.ul_first_above, x[:, 1:2]) * below_top
-          + right_shift(valid_rows(self.ul_first_left, x[:, 1:])))
-    raw = self.trunk(u, ul, None, rows)  # [N, 1, W, P]
-    return lax.dynamic_index_in_dim(raw[:, 0], column, 1, keepdims=False), rows.rings_out
+    self.trunk(valid_rows(self.u_first, x) * below_top, None, None, rows)
+    above = valid_rows(self.ul_first_above, x[:, 1:]) * below_top
+    return {**(cache or {}), "u_rings": rows.rings_out, "u_rows": rows.recorded, "above": above}
+
+  def raw_at(self, cache: dict, images: jax.Array, row, column):
+    """(mixture parameters [N, P] at pixel (row, column), ul rings): the ul stream at the
+    pixel, from `begin_row`'s cache and the pixels drawn before it."""
+    columns = ColumnPass(cache.get("ul_rings"), cache["u_rows"], row, column, images.shape[2])
+    num, _, _, channels = images.shape
+    x = self.inputs(lax.dynamic_slice(jnp.pad(images, ((0, 0), (1, 0), (1, 0), (0, 0))),
+                                      (0, row, column, 0), (num, 2, 1, channels)))
+    x = x * (row - 1 + jnp.arange(2) >= 0)[None, :, None, None]  # rows r-1, r of column c-1
+    left = valid_rows(self.ul_first_left, x) * jnp.asarray(column > 0, x.dtype)  # right_shift
+    ul = lax.dynamic_slice_in_dim(cache["above"], column, 1, axis=2) + left  # [N, 1, 1, F]
+    return self.trunk(None, ul, None, columns)[:, 0, 0], columns.rings_out
 
 
 def valid_rows(conv: ShiftedConv, window: jax.Array) -> jax.Array:
@@ -218,14 +243,18 @@ def convolve(conv: ShiftedConv, x: jax.Array, rows: "RowPass | None") -> jax.Arr
 
 
 class RowPass:
-  """The network on one row per scale: `convolve` takes a convolution's input row at
+  """A stream on one row per scale: `convolve` takes a convolution's input row at
   its scale ([N, 1, W_s, Cin], image row r lies in row r >> s) and returns its output
   row, keeping the input's last rows in a ring buffer (rings, in call order)."""
 
   def __init__(self, rings: list[jax.Array] | None, row, width: int):
     self.rings_in = None if rings is None else iter(rings)
-    self.rings_out = []
+    self.rings_out, self.recorded = [], []
     self.row, self.width = row, width
+
+  def block_u(self, u: jax.Array) -> jax.Array:
+    self.recorded.append(u)
+    return u
 
   def scale_row(self, x: jax.Array):
     return self.row // (self.width // x.shape[2])  # [N, 1, W_s, C]: row r >> s
@@ -244,3 +273,53 @@ class RowPass:
     last = row - row % stride  # the last input row the output row reads
     window = jnp.take(ring, (last - kernel_rows + 1 + jnp.arange(kernel_rows)) % size, axis=1)
     return valid_rows(conv, window)
+
+
+class ColumnPass:
+  """The ul stream at pixel (row, column): one position per scale, (row >> s, column >> s)
+  at scale s. `convolve` takes a down-right convolution's input there ([N, 1, 1, Cin]),
+  writes it into a ring buffer of the input's last rows ([N, size, kw - 1 + W_s, Cin]:
+  row i at i mod size, after kw - 1 zero columns for the left border) and returns the
+  output at the pixel's position at the output's scale; `block_u` gives each block's u
+  there, from a RowPass's `recorded` rows."""
+
+  def __init__(self, rings: list[jax.Array] | None, u_rows: list[jax.Array], row, column,
+               width: int):
+    self.rings_in = None if rings is None else iter(rings)
+    self.rings_out, self.u_rows = [], iter(u_rows)
+    self.row, self.column, self.width = row, column, width
+    self.factor = 1  # 2^s at the current scale s
+
+  def block_u(self, u: None) -> jax.Array:
+    del u  # the u stream does not run here
+    u_row = next(self.u_rows)  # [N, 1, W_s, F]
+    factor = self.width // u_row.shape[2]
+    return lax.dynamic_slice_in_dim(u_row, self.column // factor, 1, axis=2)
+
+  def convolve(self, conv: ShiftedConv, x: jax.Array) -> jax.Array:
+    kernel_rows, kernel_columns, _, out_features = conv.kernel.shape
+    if conv.padding[1][0] != kernel_columns - 1:
+      raise ValueError("ColumnPass runs down-right convolutions only")
+    num, _, _, in_features = x.shape
+    if conv.dilation == (2, 2):  # upsampling: output (p, q) reads input (p >> 1, q >> 1) only
+      if max(kernel_rows, kernel_columns) > 2:  # (a down-right kernel up to 2 x 2 does)
+        raise ValueError("ColumnPass upsamples with down-right kernels up to 2 x 2 only")
+      self.factor //= 2
+      y = upsample_by_phases(x, conv.kernel[...], conv.padding) + conv.bias[...]  # [N, 2, 2, F]
+      phase = ((self.row // self.factor) % 2, (self.column // self.factor) % 2)
+      return lax.dynamic_slice(y, (0, *phase, 0), (num, 1, 1, out_features))
+    stride = conv.strides[0]
+    size = kernel_rows + stride - 1  # stride 2 reads rows 2i - 1, 2i while at 2i + 1
+    in_row, in_column = self.row // self.factor, self.column // self.factor
+    ring = (jnp.zeros((num, size, kernel_columns - 1 + self.width // self.factor, in_features),
+                      x.dtype) if self.rings_in is None else next(self.rings_in))
+    ring = lax.dynamic_update_slice(ring, x.astype(ring.dtype),
+                                    (0, in_row % size, in_column + kernel_columns - 1, 0))
+    self.rings_out.append(ring)
+    self.factor *= stride
+    out_row, out_column = self.row // self.factor, self.column // self.factor
+    last = out_row * stride  # the last input row the output reads; columns likewise
+    window = jnp.take(ring, (last - kernel_rows + 1 + jnp.arange(kernel_rows)) % size, axis=1)
+    window = lax.dynamic_slice_in_dim(window, out_column * stride, kernel_columns, axis=2)
+    y = window.reshape(num, -1) @ conv.kernel[...].reshape(-1, out_features) + conv.bias[...]
+    return y.reshape(num, 1, 1, out_features)

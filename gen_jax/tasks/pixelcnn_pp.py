@@ -9,10 +9,11 @@ models:
 
 - `sample_naive`: `sampling.sample_autoregressive` on the log-probabilities of
   every sub-pixel, recomputed once per sub-pixel (the reference);
-- `sample`: `sampling.sample_autoregressive_cached`, which runs the network
-  once per pixel (its output there cannot change while the pixel's channels
-  are drawn: the network sees only earlier pixels), on the pixel's row only
-  (`PixelCNNPlusPlus.raw_at`: one row per scale, the rows above kept), and
+- `sample`: `sampling.sample_autoregressive_cached`, which runs the u stream
+  once per row (it sees only the rows above: `PixelCNNPlusPlus.begin_row`, on
+  the row at every scale), the ul stream and the head once per pixel (the
+  network sees only earlier pixels, so its output there cannot change while
+  the pixel's channels are drawn: `raw_at`, one position per scale), and
   computes the 256-way log-probabilities at that pixel only. Same key, same
   draws as the naive one.
 """
@@ -67,47 +68,47 @@ def sub_pixel_log_probs(params, images, *, apply_fn, num_mixtures, num_levels):
 
 
 def init_pixel_cache(params, images, *, apply_fn, num_params):
-  """The model's row buffers, and the mixture parameters of the last pixel the
-  network ran at (none yet: -1)."""
-  return {"pixel": jnp.array(-1, jnp.int32),
-          "raw": jnp.zeros((images.shape[0], num_params), jnp.float32),
-          "rings": apply_fn(params, images, method="init_cache")}
+  """The model's buffers (`PixelCNNPlusPlus.init_cache`) and the mixture parameters of the
+  current pixel ('raw')."""
+  return {"raw": jnp.zeros((images.shape[0], num_params), jnp.float32),
+          **apply_fn(params, images, method="init_cache")}
 
 
-def log_probs_at(params, cache, images, row, column, *, apply_fn, num_mixtures, num_levels):
-  """(log-probabilities [N, C, L] of pixel (row, column) given the drawn values, cache).
+def begin_row(params, cache, images, row, *, apply_fn):
+  """Once per row: the u stream on the row, which the row's draws cannot change."""
+  return apply_fn(params, cache, images, row, method="begin_row")
 
-  The network runs on the pixel's row (one per scale) at its first channel only;
-  the later channels reuse its output and condition on the channels drawn since
-  through the mixture.
-  """
-  pixel = row * images.shape[2] + column
 
-  def run_network(cache):
-    raw, rings = apply_fn(params, cache["rings"], images, row, column, method="raw_at")
-    return {"pixel": pixel, "raw": raw.astype(jnp.float32), "rings": rings}
+def begin_pixel(params, cache, images, row, column, *, apply_fn):
+  """Once per pixel: the ul stream and the head at the pixel (its channels share them)."""
+  raw, rings = apply_fn(params, cache, images, row, column, method="raw_at")
+  return {**cache, "raw": raw.astype(jnp.float32), "ul_rings": rings}
 
-  if images.shape[-1] == 1:  # one channel: a new pixel at every call
-    cache = run_network(cache)
-  else:
-    cache = jax.lax.cond(pixel == cache["pixel"], lambda c: c, run_network, cache)
+
+def log_probs_at(cache, images, row, column, *, num_mixtures, num_levels):
+  """(log-probabilities [N, C, L] of pixel (row, column) given the drawn values, cache):
+  the pixel's mixture ('raw', from begin_pixel) conditioned on the channels drawn since."""
   mixture = logistic_mixture.split_mixture_params(cache["raw"], images.shape[-1], num_mixtures)
   log_probs = logistic_mixture.sub_pixel_log_probs(mixture, images[:, row, column], num_levels)
   return log_probs, cache
 
 
-def pixelcnn_pp_fill(state, rng, images, labels, start, *, cached, **settings):
+def pixelcnn_pp_fill(state, rng, images, labels, start, *, cached, apply_fn, num_mixtures,
+                     num_levels):
   """Draws sub-pixels start.. of `images` (raster order), keeping the ones before."""
   del labels  # unconditional
   params = eval_params(state)
   if not cached:
     return sampling.sample_autoregressive(
-        lambda x: sub_pixel_log_probs(params, x, **settings), rng, images, start=start)
-  num_params = logistic_mixture.num_mixture_params(images.shape[-1], settings["num_mixtures"])
+        lambda x: sub_pixel_log_probs(params, x, apply_fn=apply_fn, num_mixtures=num_mixtures,
+                                      num_levels=num_levels), rng, images, start=start)
+  num_params = logistic_mixture.num_mixture_params(images.shape[-1], num_mixtures)
   return sampling.sample_autoregressive_cached(
-      functools.partial(init_pixel_cache, params, apply_fn=settings["apply_fn"],
-                        num_params=num_params),
-      functools.partial(log_probs_at, params, **settings), rng, images, start=start)
+      functools.partial(init_pixel_cache, params, apply_fn=apply_fn, num_params=num_params),
+      functools.partial(log_probs_at, num_mixtures=num_mixtures, num_levels=num_levels),
+      rng, images, start=start,
+      begin_row=functools.partial(begin_row, params, apply_fn=apply_fn),
+      begin_pixel=functools.partial(begin_pixel, params, apply_fn=apply_fn))
 
 
 def rbg_key(rng: jax.Array) -> jax.Array:

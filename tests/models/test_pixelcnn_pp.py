@@ -64,16 +64,20 @@ def tiny_task(image_shape, **model_overrides):
   return config, spec, tasks.create_task(config, spec)
 
 
-@pytest.mark.parametrize("channels,num_scales", [(3, 2), (1, 3)])
-def test_cached_sampler_draws_what_the_naive_one_draws(channels, num_scales):
+@pytest.mark.parametrize("channels,num_scales,size", [(3, 2, 4), (1, 3, 4), (1, 3, 8), (3, 3, 8)])
+def test_cached_sampler_draws_what_the_naive_one_draws(channels, num_scales, size):
   """Completion from the middle of the image (RGB: pixel 6, channel B): the prefix is kept,
-  and the cached sampler (the network once per pixel, on its row at every scale, the rows
-  above from ring buffers) draws exactly what the naive one draws."""
-  _, _, task = tiny_task((4, 4, channels), num_scales=num_scales)
-  _, _, naive_task = tiny_task((4, 4, channels), num_scales=num_scales, cached_sampling=False)
+  and the cached sampler (the u stream once per row on its row at every scale, the ul stream
+  once per pixel at its position at every scale, the rows above and the columns to the left
+  from ring buffers) draws exactly what the naive one draws; at 8x8 over 3 scales a coarse
+  position is shared by 2 x 2 and 4 x 4 pixels."""
+  _, _, task = tiny_task((size, size, channels), num_scales=num_scales)
+  _, _, naive_task = tiny_task((size, size, channels), num_scales=num_scales,
+                               cached_sampling=False)
   state = task.init(jax.random.key(0), None)
   state = state.replace(ema_params=perturbed(state.ema_params, seed=4))
-  images = jnp.asarray(np.random.default_rng(6).integers(0, 256, (2, 4, 4, channels)), jnp.uint8)
+  shape = (2, size, size, channels)
+  images = jnp.asarray(np.random.default_rng(6).integers(0, 256, shape), jnp.uint8)
   rng, start = jax.random.key(5), 20 if channels == 3 else 5
   cached = jax.jit(task.complete, static_argnums=4)(state, rng, images, None, start)
   naive = jax.jit(naive_task.complete, static_argnums=4)(state, rng, images, None, start)
