@@ -153,7 +153,8 @@ def flat_tolerance(metric: str) -> float:
 def flatten_note(curve: list[tuple[int, float]], fraction: float = 0.25,
                  tolerance: float = 0.01) -> dict:
   """Whether an eval curve [(step, value)] had flattened: its relative change over the last
-  `fraction` of its points, from the point before that window to the last one.
+  `fraction` of its steps, from the last point at or before that window to the last one
+  (by steps, not points: a final eval a few steps after the one before is no window).
 
   {"flat": bool | None (fewer than 4 points), "change": relative change, "from_step",
   "to_step", "moved": whether the whole curve, first eval to last, changed by more than
@@ -162,8 +163,9 @@ def flatten_note(curve: list[tuple[int, float]], fraction: float = 0.25,
   """
   if len(curve) < 4:
     return {"flat": None, "change": None, "from_step": None, "to_step": None, "moved": None}
-  window = max(1, round(fraction * (len(curve) - 1)))
-  (first_step, first), (last_step, last) = curve[-1 - window], curve[-1]
+  start = curve[-1][0] - fraction * (curve[-1][0] - curve[0][0])
+  (first_step, first) = [point for point in curve[:-1] if point[0] <= start][-1]
+  last_step, last = curve[-1]
   change, total = relative_change(first, last), relative_change(curve[0][1], last)
   return {"flat": abs(change) <= tolerance, "change": change, "from_step": first_step,
           "to_step": last_step, "moved": abs(total) > tolerance}
@@ -276,7 +278,7 @@ def group_table(group: Group, runs: dict[str, list[dict]], curves: dict[str, lis
   lines += ["", f"Device: {'; '.join(sorted(devices)) or 'none (no finished run)'}. "
             "Mean ± sample standard deviation over seeds; flattened = the headline metric "
             "changed by at most 0.25% (a likelihood) or 1% (another metric) over the last "
-            "quarter of its eval points."]
+            "quarter of its steps."]
   for ordering in group.orderings:
     sentence = ordering_sentence(ordering, means.get(ordering.metric, {}),
                                  spreads.get(ordering.metric, {}))

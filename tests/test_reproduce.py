@@ -88,6 +88,11 @@ def test_flatten_detection():
   assert results.describe_flatten(results.flatten_note(flat)).startswith("flat (")
   cell = results.describe_seed_flattening([results.flatten_note(c) for c in (flat, stuck)])
   assert cell.startswith("flat in 1/2 seeds, never moved in 1")
+  # The window is the last quarter of the steps: a final eval 3 steps after the one
+  # before it (eval_every 59 at 298 steps) does not make a window of its own.
+  uneven = [(59 * i, 4.0 - 0.1 * i) for i in range(1, 6)] + [(298, 3.5)]
+  note = results.flatten_note(uneven)
+  assert (note["from_step"], note["to_step"]) == (236, 298) and note["flat"] is False
   # A likelihood still falling 0.5% per quarter of the run is not flat; an accuracy is.
   slow = [(100 * i, 3.2 * (1 - 0.005 * i / 2)) for i in range(9)]
   assert results.flatten_note(slow, tolerance=results.flat_tolerance("bits_per_dim"))[
