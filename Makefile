@@ -39,8 +39,8 @@ demo: setup data
 # Two pytest workers (pytest-xdist), each taking whole files (a file's smoke runs are
 # shared by its tests). Most of a test's time is single-threaded tracing and compiling;
 # the workers share one XLA compilation cache (tests/conftest.py).
-# Measured 2026-12-04, 618 tests, 2 cores, idle machine, empty XLA cache (as on CI):
-# 9 min 04 s (tests/conftest.py compiles at LLVM -O0: the tests' programs are tiny, so
+# Measured 2026-12-04, 631 tests, 2 cores, idle machine, empty XLA cache (as on CI):
+# 9 min 06 s (tests/conftest.py compiles at LLVM -O0: the tests' programs are tiny, so
 # compile time dominates). 2026-11-24, 537 tests, before -O0: 10 min 57 s.
 test: setup data
 	$(PY) -m pytest -q -n 2 --dist loadfile tests
