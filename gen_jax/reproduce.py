@@ -5,14 +5,12 @@
       [--nofinal_eval] [--iwae_samples 5000] [--parallel 1] [--readme README.md] [--dry_run]
 
 Trains each model of the chosen groups (results.GROUPS) at one budget, each seed a
-`gen_jax.main` process in ROOT/<budget>/<model>/seed_<s>, --parallel of them at once.
-steps:N gives every run N steps; minutes:M gives each model the steps that fit M minutes
-of training at the step time of a short calibration run (ROOT/minutes_M/calibration.json).
-Evals during training (the curves) see --eval_examples test examples; a final `--mode
-eval` on the whole test split (IWAE over --iwae_samples for the VAEs) gives the tables'
-numbers. A finished run (its reproduce.json names the final step) is not repeated; an
-interrupted one resumes. Writes ROOT/results.md (and the --readme block), the curves vs
-steps and wall-clock (ROOT/<budget>/plots/) and upscaled seed-0 grids (.../samples/).
+`gen_jax.main` process in ROOT/<budget>/<model>/seed_<s>, --parallel at once. minutes:M
+gives each model the steps that fit M minutes at a calibration run's step time. Training
+evals (the curves) see --eval_examples test examples; a final `--mode eval` on the whole
+split (IWAE over --iwae_samples for the VAEs) gives the tables' numbers. Finished runs
+are not repeated; interrupted ones resume. Writes ROOT/results.md (and the --readme
+block), curves vs steps and wall-clock and upscaled seed-0 grids under ROOT/<budget>/.
 """
 
 import concurrent.futures
@@ -128,8 +126,8 @@ def execute(command: list[str], log_path: str) -> tuple[int, str, float]:
   with open(log_path, "a") as log:
     log.write("$ " + " ".join(command[1:]) + "\n")
     log.flush()
-    done = subprocess.run(command, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), stdout=log,
-                          stderr=subprocess.STDOUT, check=False)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run(command, cwd=root, stdout=log, stderr=subprocess.STDOUT, check=False)
   with open(log_path) as log:
     lines = [line.strip() for line in log if line.strip()]
   return done.returncode, (lines[-1] if lines else "no output")[:160], time.perf_counter() - start
@@ -142,13 +140,11 @@ def describe_device() -> str:
           "CPU cores')")
   done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                         check=False)
-  description = done.stdout.strip() or "unknown device"
-  try:
+  names = []
+  if os.path.isfile("/proc/cpuinfo"):
     with open("/proc/cpuinfo") as f:
       names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-  except OSError:
-    names = []
-  return description + (f" ({names[0]})" if names else "")
+  return (done.stdout.strip() or "unknown device") + (f" ({names[0]})" if names else "")
 
 
 def finished_record(workdir: str, steps: int, final_eval: bool) -> dict | None:
@@ -227,8 +223,9 @@ def train_one(run: results.Run, seed: int, budget_dir: str, steps: int, device: 
 
 
 def run_jobs(jobs: list[tuple[str, int]], work, parallel: int) -> dict:
-  """work(job) for every (model, seed) job, `parallel` at once, each after the jobs of the
-  runs it needs (results.RUNS[model].needs, when those are among `jobs`); {job: outcome}."""
+  """work(job) for every (model, seed) job, `parallel` at once, each after the jobs it needs
+  (RUNS[model].needs among `jobs`); {job: outcome}. A job whose needed job failed (a str
+  outcome) is not run; its outcome says which."""
   listed = set(jobs)
 
   def needed(job):
@@ -237,16 +234,20 @@ def run_jobs(jobs: list[tuple[str, int]], work, parallel: int) -> dict:
             if (other, seed if same else 0) in listed]
 
   pending, outcomes, running = list(jobs), {}, {}
-  with concurrent.futures.ThreadPoolExecutor(max(1, parallel)) as pool:
+  with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
     while pending or running:
       for job in [j for j in pending if all(d in outcomes for d in needed(j))]:
-        if len(running) >= max(1, parallel):
-          break
-        pending.remove(job)
-        running[pool.submit(work, job)] = job
-      finished, _ = concurrent.futures.wait(running, return_when="FIRST_COMPLETED")
-      for future in finished:
-        outcomes[running.pop(future)] = future.result()
+        failed = [d for d in needed(job) if isinstance(outcomes[d], str)]
+        if failed or len(running) < parallel:
+          pending.remove(job)
+          if failed:
+            outcomes[job] = f"not run: {failed[0][0]} seed {failed[0][1]} failed"
+          else:
+            running[pool.submit(work, job)] = job
+      if running:  # else: jobs were skipped above, and others may now be ready
+        finished, _ = concurrent.futures.wait(running, return_when="FIRST_COMPLETED")
+        for future in finished:
+          outcomes[running.pop(future)] = future.result()
   return outcomes
 
 
@@ -374,9 +375,8 @@ def main(argv):
             _CALIBRATION_STEPS.value)["steps"]
     return budgets[name]
 
-  for name in names:  # before any training, where nothing a run needs is missing
-    if not results.RUNS[name].needs:
-      budget(name)
+  for name in [n for n in names if not results.RUNS[n].needs]:  # before any training
+    budget(name)
   outcomes = run_jobs(
       [(name, seed) for name in names for seed in range(_SEEDS.value)],
       lambda job: train_one(results.RUNS[job[0]], job[1], budget_dir, budget(job[0]), device,

@@ -193,6 +193,12 @@ def test_runs_go_in_parallel_each_after_the_runs_it_needs():
     assert log.index(("end", ("vqvae", seed))) < log.index(("start", ("vqvae_prior", seed)))
   with pytest.raises(threading.BrokenBarrierError):  # one at a time: the barrier never fills
     reproduce.run_jobs(jobs[:2], lambda job: threading.Barrier(2, timeout=0.5).wait(), 1)
+  # a prior whose stage 1 failed (a str outcome) is not run and says why; the other seed's is
+  ran = []
+  outcomes = reproduce.run_jobs(jobs, lambda job: ran.append(job) or (
+      "error: boom" if job == ("vqvae", 1) else {"seed": job[1]}), parallel=2)
+  assert outcomes[("vqvae_prior", 1)] == "not run: vqvae seed 1 failed"
+  assert ("vqvae_prior", 1) not in ran and outcomes[("vqvae_prior", 0)] == {"seed": 0}
 
 
 def test_wall_seconds_continue_across_a_resume(tmp_path, monkeypatch):
@@ -307,7 +313,8 @@ def test_every_override_names_a_key_of_its_config():
   from conftest import load_config
   for run in results.RUNS.values():
     config = load_config(f"{run.config}.py")
-    flags_ = run.overrides + reproduce.final_eval_overrides(run, 10) + tuple(f"--config.{key}=x" for key, _, _ in run.needs)
+    needed = tuple(f"--config.{key}=x" for key, _, _ in run.needs)
+    flags_ = run.overrides + reproduce.final_eval_overrides(run, 10) + needed
     for flag in flags_:
       node = config
       for part in flag.removeprefix("--config.").split("=")[0].split("."):
