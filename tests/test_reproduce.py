@@ -280,6 +280,10 @@ def test_a_run_gets_the_workdirs_it_needs(tmp_path):
   assert f"--config.eval.classifier_workdir={budget_dir}/fmnist_classifier/seed_0" in gan
   assert {"--config.model.loss=hinge", "--config.model.r1_gamma=1.0", "--config.seed=2",
           "--config.train.num_steps=10", "--config.train.eval_every=5"} <= set(gan)
+  # the curve's FIDs from 2000 samples, the table's (the final eval's, later flag wins) 10000
+  final = gan + list(reproduce.final_eval_overrides(results.RUNS["dcgan_hinge_r1"], 10))
+  fid_flags = [f for f in final if f.startswith("--config.eval.num_fid_samples=")]
+  assert fid_flags[0].endswith("=2000") and fid_flags[-1].endswith("=10000")
   assert reproduce.eval_every(2000, 10) == 200 and reproduce.eval_every(3, 10) == 1
   unmarked = tmp_path / "README.md"
   unmarked.write_text("no markers\n")
