@@ -85,7 +85,13 @@ GROUPS = (
           ("fid", "kid", "accuracy"), (),
           (Ordering("fid", ("dcgan_non_saturating", "dcgan_minimax"),
                     "Goodfellow et al. 2014 (the minimax generator saturates)"),)),
-    Group("e", "Sequences", ("char_rnn", "ar_p"), ("bits_per_char", "nll")),
+    # AR(p): beside the fitted model's held-out nll, least squares' and the true parameters'
+    # on the same held-out series (ols_nll, true_nll), and the noise's entropy in closed form.
+    Group("e", "Sequences (held-out bits/char; AR(p): nll in nats per step)",
+          ("char_rnn", "ar_p"), ("bits_per_char", "nll", "ols_nll", "true_nll"),
+          (("ar_p", Anchor("0.7258 nats/step", "the generating process's entropy rate, "
+                           "ln(2 pi e sigma^2) / 2 at sigma = 0.5 (configs/ar_p.py)",
+                           same_data=True)),)),
 )
 
 

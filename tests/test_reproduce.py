@@ -2,6 +2,7 @@
 
 import json
 import os
+import math
 import subprocess
 import sys
 import threading
@@ -324,3 +325,11 @@ def test_every_override_names_a_key_of_its_config():
       for part in flag.removeprefix("--config.").split("=")[0].split("."):
         assert part in node, f"{run.name}: {flag} names no key of configs/{run.config}.py"
         node = node[part]
+
+
+def test_the_ar_p_anchor_is_its_configs_noise_entropy():
+  from conftest import load_config
+  sigma = load_config("ar_p.py").data.ar_noise_std
+  anchor = dict(next(g for g in results.GROUPS if g.name == "e").anchors)["ar_p"]
+  entropy = 0.5 * math.log(2 * math.pi * math.e * sigma ** 2)
+  assert anchor.same_data and anchor.value == f"{entropy:.4f} nats/step"
