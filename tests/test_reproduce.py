@@ -1,8 +1,8 @@
 """gen_jax.reproduce and gen_jax.results: budgets, calibration, tables, verdicts, resuming."""
 
 import json
-import os
 import math
+import os
 import subprocess
 import sys
 import threading
