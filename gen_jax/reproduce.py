@@ -49,9 +49,8 @@ _CALIBRATION_STEPS = flags.DEFINE_integer("calibration_steps", 30,
                                           "Steps of a minutes:M calibration run.")
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "Print the commands, run nothing.")
 _README = flags.DEFINE_string("readme", None, "Also put the tables into this file, between "
-                              "its lines <!-- reproduce:begin --> and <!-- reproduce:end -->.")
-
-README_BEGIN, README_END = "<!-- reproduce:begin -->", "<!-- reproduce:end -->"
+                              "its lines <!-- reproduce:begin --> and <!-- reproduce:end -->, "
+                              "in this command's section (other commands' are kept).")
 
 
 def parse_budget(text: str) -> tuple[str, int]:
@@ -281,19 +280,18 @@ def write_figures(group: results.Group, records: dict, budget_dir: str) -> None:
           os.path.join(budget_dir, "samples", f"{model}.png"))
 
 
-def replace_readme_block(path: str, text: str | None) -> None:
-  """Checks (text None) or fills the README's reproduce block."""
+def replace_readme_block(path: str, key: str, text: str | None) -> None:
+  """Checks (text None) or puts this command's tables (its section `key`) into the README's
+  reproduce block, keeping the other commands' sections."""
   try:
     with open(path) as f:
-      readme = f.read()
-  except OSError as error:
-    raise app.UsageError(f"--readme={path}: {error.strerror}") from error
-  begin, end = readme.find(README_BEGIN + "\n"), readme.find(README_END)
-  if begin < 0 or end < begin:
-    raise app.UsageError(f"--readme={path}: no {README_BEGIN} ... {README_END} lines")
+      updated = results.readme_with_tables(f.read(), key, text or "")
+  except (OSError, ValueError) as error:
+    why = error.strerror if isinstance(error, OSError) else error
+    raise app.UsageError(f"--readme={path}: {why}") from error
   if text is not None:
     with open(path, "w") as f:
-      f.write(readme[:begin + len(README_BEGIN) + 1] + text + readme[end:])
+      f.write(updated)
 
 
 def print_commands(names: list[str], kind: str, amount: int, budget_dir: str) -> None:
@@ -355,8 +353,10 @@ def main(argv):
   if min(_SEEDS.value, _PARALLEL.value) < 1:
     raise app.UsageError(f"--seeds={_SEEDS.value}, --parallel={_PARALLEL.value}: at least 1")
   names = selected_runs(_GROUPS.value, _MODELS.value)
-  if _README.value:
-    replace_readme_block(_README.value, None)  # a bad --readme fails now, not after the runs
+  section = " ".join([f"{_ROOT.value}/{kind}_{amount}", ",".join(_GROUPS.value),
+                      ",".join(_MODELS.value)]).strip()
+  if _README.value:  # a bad --readme fails now, not after the runs
+    replace_readme_block(_README.value, section, None)
   budget_dir = os.path.abspath(os.path.join(_ROOT.value, f"{kind}_{amount}"))
   if _DRY_RUN.value:
     print_commands(names, kind, amount, budget_dir)
@@ -392,7 +392,7 @@ def main(argv):
   with open(os.path.join(os.path.abspath(_ROOT.value), "results.md"), "w") as f:
     f.write(markdown)
   if _README.value:
-    replace_readme_block(_README.value, markdown)
+    replace_readme_block(_README.value, section, markdown)
   print(markdown)
 
 

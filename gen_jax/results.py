@@ -165,8 +165,9 @@ def flatten_note(curve: list[tuple[int, float]], fraction: float = 0.25,
 
   {"flat": bool | None (fewer than 4 points), "change": relative change, "from_step",
   "to_step", "moved": whether the whole curve, first eval to last, changed by more than
-  the tolerance}; flat when |change| <= tolerance. A flat curve that never moved (a model
-  stuck at its initial 8 bits/dim, say) is not learning, not converged.
+  the tolerance}; flat when |change| <= tolerance. A curve flat from its first eval on
+  either converged before that eval (AR(p) does in 200 steps) or is not learning (a model
+  stuck at its initial 8 bits/dim); the tables say both.
   """
   if len(curve) < 4:
     return {"flat": None, "change": None, "from_step": None, "to_step": None, "moved": None}
@@ -186,7 +187,7 @@ def describe_flatten(note: dict) -> str:
   if note["flat"] is None:
     return "too few evals"
   if note["flat"] and not note["moved"]:
-    verdict = "never moved (not learning?)"
+    verdict = "flat from the first eval (converged before it, or not learning)"
   else:
     verdict = "flat" if note["flat"] else "still moving"
   return f"{verdict} ({note['change']:+.1%}, steps {note['from_step']}-{note['to_step']})"
@@ -204,7 +205,7 @@ def describe_seed_flattening(notes: list[dict]) -> str:
   stuck = sum(n["flat"] and not n["moved"] for n in measured)
   change = sum(n["change"] for n in measured) / len(measured)
   return (f"flat in {flat}/{len(notes)} seeds"
-          + (f", never moved in {stuck}" if stuck else "")
+          + (f", flat from the first eval in {stuck}" if stuck else "")
           + f" ({change:+.1%} mean, steps {measured[0]['from_step']}-{measured[0]['to_step']})")
 
 
@@ -309,3 +310,26 @@ def budget_caveat(ordering: Ordering, runs: dict[str, list[dict]],
 
 def results_markdown(header: str, tables: list[str]) -> str:
   return "\n".join([header, ""] + [t for t in tables if t])
+
+
+README_BEGIN, README_END = "<!-- reproduce:begin -->", "<!-- reproduce:end -->"
+SECTION = "<!-- reproduce:section {} -->"
+
+
+def readme_with_tables(readme: str, key: str, tables: str) -> str:
+  """`readme` with one command's tables in its reproduce block: the block holds one section
+  per command (a marker line naming `key`, then its tables); this key's section is
+  replaced, or appended when new, and the others are kept. ValueError: no block."""
+  begin, end = readme.find(README_BEGIN + "\n"), readme.find(README_END)
+  if begin < 0 or end < begin:
+    raise ValueError(f"no {README_BEGIN} ... {README_END} lines")
+  start = begin + len(README_BEGIN) + 1
+  marker = SECTION.format(key) + "\n"
+  section = marker + tables.rstrip("\n") + "\n\n"
+  block = readme[start:end]
+  if marker not in block:
+    return readme[:start] + block + section + readme[end:]
+  head, _, rest = block.partition(marker)
+  following = rest.find(SECTION.format("").rstrip(" ->"))
+  tail = rest[following:] if following >= 0 else ""
+  return readme[:start] + head + section + tail + readme[end:]

@@ -82,13 +82,14 @@ def test_flatten_detection():
   assert note["flat"] is False and note["change"] == pytest.approx((2.0 - 4.0) / 4.0)
   assert results.describe_flatten(note) == "still moving (-50.0%, steps 6-8)"
   assert results.flatten_note([(1, 3.0), (2, 2.0), (3, 2.0)])["flat"] is None
-  # A model stuck at its initial 8 bits/dim is flat but not converged.
+  # A model stuck at its initial 8 bits/dim is flat from its first eval, not converged.
   stuck = [(100 * i, 8.0 - 0.001 * i) for i in range(9)]
   assert results.flatten_note(stuck)["flat"] is True
-  assert results.describe_flatten(results.flatten_note(stuck)).startswith("never moved")
+  assert results.describe_flatten(results.flatten_note(stuck)).startswith(
+      "flat from the first eval")
   assert results.describe_flatten(results.flatten_note(flat)).startswith("flat (")
   cell = results.describe_seed_flattening([results.flatten_note(c) for c in (flat, stuck)])
-  assert cell.startswith("flat in 1/2 seeds, never moved in 1")
+  assert cell.startswith("flat in 1/2 seeds, flat from the first eval in 1")
   # The window is the last quarter of the steps: a final eval 3 steps after the one
   # before it (eval_every 59 at 298 steps) does not make a window of its own.
   uneven = [(59 * i, 4.0 - 0.1 * i) for i in range(1, 6)] + [(298, 3.5)]
@@ -265,8 +266,9 @@ def test_reproduce_end_to_end_two_models_one_seed(tiny_idx, tmp_path):
   assert (budget_dir / "plots" / "a_bits_per_dim_steps.png").is_file()
   assert (budget_dir / "plots" / "a_bits_per_dim_wall.png").is_file()
   tables = (tmp_path / "runs" / "results.md").read_text()
-  assert readme.read_text() == "# R\n<!-- reproduce:begin -->\n" + tables + \
-      "<!-- reproduce:end -->\nend\n"
+  section = f"<!-- reproduce:section {tmp_path / 'runs'}/steps_4 a pixelcnn,row_lstm -->\n"
+  assert readme.read_text() == ("# R\n<!-- reproduce:begin -->\nold\n" + section
+                                + tables.rstrip("\n") + "\n\n<!-- reproduce:end -->\nend\n")
   # a second invocation finds both runs finished: nothing trains, the same tables
   again = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
   assert again.returncode == 0 and "training" not in again.stdout
@@ -289,7 +291,26 @@ def test_a_run_gets_the_workdirs_it_needs(tmp_path):
   unmarked = tmp_path / "README.md"
   unmarked.write_text("no markers\n")
   with pytest.raises(app.UsageError, match="no <!-- reproduce:begin -->"):
-    reproduce.replace_readme_block(str(unmarked), "table")
+    reproduce.replace_readme_block(str(unmarked), "k", "table")
+  with pytest.raises(app.UsageError, match="No such file"):
+    reproduce.replace_readme_block(str(tmp_path / "missing.md"), "k", None)
+
+
+def test_each_command_fills_its_own_section_of_the_readme_block():
+  readme = "intro\n<!-- reproduce:begin -->\nkept\n<!-- reproduce:end -->\nafter\n"
+  one = results.readme_with_tables(readme, "runs/steps_10 a", "table A1\n")
+  two = results.readme_with_tables(one, "runs/steps_20 b", "table B1")
+  assert two == ("intro\n<!-- reproduce:begin -->\nkept\n"
+                 "<!-- reproduce:section runs/steps_10 a -->\ntable A1\n\n"
+                 "<!-- reproduce:section runs/steps_20 b -->\ntable B1\n\n"
+                 "<!-- reproduce:end -->\nafter\n")
+  # rerunning the first command replaces its section in place; the second's is kept
+  again = results.readme_with_tables(two, "runs/steps_10 a", "table A2")
+  assert again == two.replace("table A1", "table A2")
+  last = results.readme_with_tables(again, "runs/steps_20 b", "table B2\nmore")
+  assert last == again.replace("table B1", "table B2\nmore")
+  with pytest.raises(ValueError, match="no <!-- reproduce:begin -->"):
+    results.readme_with_tables("no block", "k", "t")
 
 
 def test_calibration_runs_once_per_model_and_records_its_arithmetic(tmp_path, monkeypatch):
