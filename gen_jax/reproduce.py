@@ -334,7 +334,7 @@ def tables_markdown(records: dict, failures: dict, budgets: dict, kind: str, amo
                      + ([f"--models {','.join(_MODELS.value)}"] if _MODELS.value else [])
                      + ([f"--variant {_VARIANT.value}"] if _VARIANT.value else [])
                      + [f"--{flag.name}={flag.value}" for flag in (
-                         _EVAL_EXAMPLES, _IWAE_SAMPLES, _PARALLEL, _NUM_EVALS)
+                         _ROOT, _EVAL_EXAMPLES, _IWAE_SAMPLES, _PARALLEL, _NUM_EVALS)
                         if flag.value != flag.default]
                      + ([] if _FINAL_EVAL.value else ["--nofinal_eval"]))
   evals = (f"the curves' evals on the first {_EVAL_EXAMPLES.value} test examples"
