@@ -204,8 +204,10 @@ def describe_seed_flattening(notes: list[dict]) -> str:
   flat = sum(n["flat"] and n["moved"] for n in measured)
   stuck = sum(n["flat"] and not n["moved"] for n in measured)
   change = sum(n["change"] for n in measured) / len(measured)
-  return (f"flat in {flat}/{len(notes)} seeds"
-          + (f", flat from the first eval in {stuck}" if stuck else "")
+  counts = ([f"flat in {flat}/{len(notes)} seeds"] if flat or not stuck else []) + (
+      [f"flat from the first eval in {stuck}/{len(notes)} seeds: converged before it, or "
+       "not learning"] if stuck else [])
+  return (", ".join(counts)
           + f" ({change:+.1%} mean, steps {measured[0]['from_step']}-{measured[0]['to_step']})")
 
 

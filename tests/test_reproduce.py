@@ -89,7 +89,10 @@ def test_flatten_detection():
       "flat from the first eval")
   assert results.describe_flatten(results.flatten_note(flat)).startswith("flat (")
   cell = results.describe_seed_flattening([results.flatten_note(c) for c in (flat, stuck)])
-  assert cell.startswith("flat in 1/2 seeds, flat from the first eval in 1")
+  assert cell.startswith("flat in 1/2 seeds, flat from the first eval in 1/2 seeds: "
+                         "converged before it, or not learning (")
+  all_stuck = results.describe_seed_flattening([results.flatten_note(stuck)] * 3)
+  assert all_stuck.startswith("flat from the first eval in 3/3 seeds: converged")
   # The window is the last quarter of the steps: a final eval 3 steps after the one
   # before it (eval_every 59 at 298 steps) does not make a window of its own.
   uneven = [(59 * i, 4.0 - 0.1 * i) for i in range(1, 6)] + [(298, 3.5)]
