@@ -57,7 +57,8 @@ GROUPS = (
           (Ordering("bits_per_dim", ("pixelcnn_pp", "diagonal_bilstm", "gated_pixelcnn",
                                      "row_lstm", "pixelcnn"),
                     "the CIFAR-10 figures of the anchors"),)),
-    Group("b", "Latent-variable models, Fashion-MNIST",
+    Group("b", "Latent-variable models, Fashion-MNIST (beta-VAE rows: "
+          "32x32 sprites with known factors, for the MIG)",
           ("vae_mlp", "vae_conv", "ae", "cvae", "m2_labels100", "m2_labels1000",
            "beta_vae_beta1", "beta_vae_beta4", "beta_vae_beta16"),
           ("nll_nats", "iwae_nats", "bits_per_dim", "iwae_bits_per_dim", "psnr", "accuracy",
