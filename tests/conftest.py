@@ -97,14 +97,31 @@ def smoke_config(filename: str, arg: str, tiny_idx):
 
 
 def prerequisites(config) -> dict[str, str]:
-  """{key: config file} of the runs a config builds on.
+  """{dotted key: config file} of the runs a config builds on.
 
   A config that needs another trained run (a VQ prior needs its VQ-VAE) names
-  it in a top-level `<name>_workdir` key, with the config file that run comes
-  from in `<name>_config` (e.g. vqvae_workdir / vqvae_config = "vqvae.py").
+  it in a `<name>_workdir` key, top-level or in config.data, with the config
+  file that run comes from in `<name>_config` beside it (e.g. vqvae_workdir /
+  vqvae_config = "vqvae.py"; M1+M2's data.m1_workdir / data.m1_config, which only
+  the m1m2 variants set: M2 alone leaves data.m1_workdir unset).
   """
-  return {key: config[key[:-len("_workdir")] + "_config"] for key in config.keys()
-          if key.endswith("_workdir") and key[:-len("_workdir")] + "_config" in config}
+  found = {}
+  for prefix, block in (("", config), ("data.", config.data)):
+    for key in block.keys():
+      stem = key[:-len("_workdir")]
+      if key.endswith("_workdir") and block.get(stem + "_config"):  # "": optional, unset
+        found[prefix + key] = block[stem + "_config"]
+  return found
+
+
+def provide_prerequisites(config, run) -> None:
+  """Sets each prerequisite key of `config` (unlocked) to run(its config file)'s workdir."""
+  for key, prerequisite in prerequisites(config).items():
+    *parents, name = key.split(".")
+    block = config
+    for parent in parents:
+      block = block[parent]
+    block[name] = run(prerequisite)[0]
 
 
 @pytest.fixture(scope="session")
@@ -121,8 +138,7 @@ def smoke_run(tiny_idx, tmp_path_factory):
     if (filename, arg) not in runs:
       config = smoke_config(filename, arg, tiny_idx)
       with config.unlocked():
-        for key, prerequisite in prerequisites(config).items():
-          config[key] = run(prerequisite)[0]
+        provide_prerequisites(config, run)
       workdir = str(tmp_path_factory.mktemp(f"{filename[:-3]}_{arg}"))
       runs[filename, arg] = workdir, train.run(config, workdir)
     return runs[filename, arg]

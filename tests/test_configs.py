@@ -10,7 +10,7 @@ import jax
 import ml_collections
 import pytest
 
-from conftest import REPO, load_config, prerequisites
+from conftest import REPO, load_config, provide_prerequisites
 from gen_jax import config_defaults, parallel, tasks, train
 from gen_jax.errors import UserError
 from gen_jax.tasks import common
@@ -31,8 +31,7 @@ def test_config_is_locked_and_valid(filename, arg, smoke_run):
     config.train.batchsize = 3  # locked: a typo is an error
   train.validate_config(config, parallel.create_mesh())
   with config.unlocked():  # a run this one builds on (e.g. a VQ prior's VQ-VAE)
-    for key, prerequisite in prerequisites(config).items():
-      config[key] = smoke_run(prerequisite)[0]
+    provide_prerequisites(config, smoke_run)
   tasks.create_task(config, train.dataset_spec(config.data))
 
 
@@ -57,8 +56,7 @@ def test_precision_and_accumulation_settings_reach_the_train_step(filename, smok
   scan of length 4 (make_train_step's accumulation): no task may silently drop them."""
   config = load_config(filename, "smoke")
   with config.unlocked():
-    for key, prerequisite in prerequisites(config).items():
-      config[key] = smoke_run(prerequisite)[0]
+    provide_prerequisites(config, smoke_run)
   spec = train.dataset_spec(config.data)
   batch = {name: jax.ShapeDtypeStruct((config.train.batch_size, *shape), dtype)
            for name, (shape, dtype) in spec.example_features().items()}
@@ -146,7 +144,8 @@ def test_unknown_variant():
     load_config("pixelcnn.py", "smok")
 
 
-SMOKE_VARIANTS = [(f, "smoke") for f in CONFIG_FILES] + [("gated_pixelcnn.py", "conditional_smoke")]
+SMOKE_VARIANTS = [(f, "smoke") for f in CONFIG_FILES] + [("gated_pixelcnn.py", "conditional_smoke"),
+                                                          ("semi_supervised_vae.py", "m1m2_smoke")]
 
 
 @pytest.mark.parametrize("filename,arg", SMOKE_VARIANTS)

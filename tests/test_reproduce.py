@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from absl import app
 
-from conftest import REPO
+from conftest import REPO, load_config
 from gen_jax import plots, reproduce, results, writers
 
 
@@ -138,6 +138,10 @@ def test_selected_runs_put_what_a_run_needs_first():
   assert reproduce.selected_runs(["c"], ["vqvae2_prior"]) == ["vqvae2", "vqvae2_prior"]
   assert reproduce.selected_runs(["d"], ["vaegan"]) == ["fmnist_classifier", "vaegan"]
   assert reproduce.selected_runs(["a"], [])[0] == "pixelcnn"
+  assert reproduce.selected_runs(["b"], ["m1m2_labels100", "m1m2_labels1000"]) == [
+      "vae_mlp", "m1m2_labels100", "m1m2_labels1000"]  # M1 first
+  whole = reproduce.selected_runs(["b"], [])
+  assert whole.index("vae_mlp") < whole.index("m1m2_labels100") < whole.index("m1m2_labels1000")
   with pytest.raises(app.UsageError, match="--groups: unknown z"):
     reproduce.selected_runs(["z"], [])
   with pytest.raises(app.UsageError, match="--models: vaegan not in groups a"):
@@ -282,6 +286,8 @@ def test_a_run_gets_the_workdirs_it_needs(tmp_path):
   budget_dir = str(tmp_path / "steps_10")
   prior = reproduce.run_command(results.RUNS["vqvae_prior"], 2, "W", budget_dir, 10, "", 5)
   assert f"--config.vqvae_workdir={budget_dir}/vqvae/seed_2" in prior  # its own seed's codes
+  m1m2 = reproduce.run_command(results.RUNS["m1m2_labels100"], 2, "W", budget_dir, 10, "", 5)
+  assert f"--config.data.m1_workdir={budget_dir}/vae_mlp/seed_2" in m1m2  # its own seed's M1
   gan = reproduce.run_command(results.RUNS["dcgan_hinge_r1"], 2, "W", budget_dir, 10, "", 5)
   assert f"--config.eval.classifier_workdir={budget_dir}/fmnist_classifier/seed_0" in gan
   assert {"--config.model.loss=hinge", "--config.model.r1_gamma=1.0", "--config.seed=2",
@@ -357,3 +363,17 @@ def test_the_ar_p_anchor_is_its_configs_noise_entropy():
   anchor = dict(next(g for g in results.GROUPS if g.name == "e").anchors)["ar_p"]
   entropy = 0.5 * math.log(2 * math.pi * math.e * sigma ** 2)
   assert anchor.same_data and anchor.value == f"{entropy:.4f} nats/step"
+
+
+@pytest.mark.parametrize("num", [100, 1000])
+def test_an_m1m2_run_has_its_config_variants_settings(num):
+  """RUNS' overrides (flags, not a :variant) set what configs/semi_supervised_vae.py's
+  m1m2_labels<num> variant sets, but the test-only data.m1_config."""
+  config = load_config("semi_supervised_vae.py")
+  with config.unlocked():
+    for flag in results.RUNS[f"m1m2_labels{num}"].overrides:
+      key, value = flag[len("--config."):].split("=")
+      section, name = key.split(".")
+      config[section][name] = type(config[section][name])(value)
+    config.data.m1_config = "vae_mlp.py"
+  assert config.to_dict() == load_config("semi_supervised_vae.py", f"m1m2_labels{num}").to_dict()

@@ -10,7 +10,10 @@ kinds without a second data stream. Each labelled row carries
 rows, so a loss weighted by it counts every labelled image once an epoch, as
 an objective written over the dataset (M2's J^alpha) does. The labelled images are chosen
 deterministically from `data.label_seed`, N / K of each of the K classes.
-The eval split is the base dataset's, with all its labels.
+The eval split is the base dataset's, with all its labels. With data.m1_workdir
+set (M1+M2), the registered spec is gen_jax/tasks/m1_features.py's: the same
+splits over a trained VAE's posterior instead of the pixels (restoring a run is
+above this floor).
 """
 
 import dataclasses
@@ -51,10 +54,13 @@ def select_labelled(labels: np.ndarray, num_labelled: int, num_classes: int,
   return np.sort(np.concatenate(chosen))
 
 
-def training_features(images: np.ndarray, labels: np.ndarray, labelled: np.ndarray,
+def training_features(images: np.ndarray | dict, labels: np.ndarray, labelled: np.ndarray,
                       labelled_fraction: float, seed: int,
                       limit: int = 0) -> dict[str, np.ndarray]:
   """{'image', 'label' (-1 when hidden), 'labelled' (1.0 / 0.0), 'labelled_weight'}, shuffled.
+
+  `images` [N, ...], or {name: [N, ...]} per-image features that take the place of
+  'image' (an M1's posterior, tasks/m1_features.py).
 
   The unlabelled part is every image not in `labelled`; the labelled images are
   repeated r = max(1, round(f / (1 - f) * N_u / N_l)) times, f the wanted
@@ -62,7 +68,7 @@ def training_features(images: np.ndarray, labels: np.ndarray, labelled: np.ndarr
   when limit > 0). A labelled row's weight is 1 / c, c its image's copies among
   the rows kept (r without a limit): each labelled image weighs 1 an epoch.
   """
-  unlabelled = np.setdiff1d(np.arange(len(images)), labelled)
+  unlabelled = np.setdiff1d(np.arange(len(labels)), labelled)
   repeats = max(1, round(labelled_fraction / (1 - labelled_fraction)
                          * len(unlabelled) / len(labelled)))
   indices = np.concatenate([unlabelled, np.tile(labelled, repeats)])
@@ -72,8 +78,9 @@ def training_features(images: np.ndarray, labels: np.ndarray, labelled: np.ndarr
   if limit:
     order = order[:limit]
   indices, is_labelled = indices[order], is_labelled[order]
-  copies = np.bincount(indices, weights=is_labelled, minlength=len(images))[indices]
-  return {"image": images[indices],
+  copies = np.bincount(indices, weights=is_labelled, minlength=len(labels))[indices]
+  inputs = images if isinstance(images, dict) else {"image": images}
+  return {**{name: values[indices] for name, values in inputs.items()},
           "label": np.where(is_labelled > 0, labels[indices], -1).astype(np.int32),
           "labelled": is_labelled,
           "labelled_weight": np.where(is_labelled > 0, 1 / np.maximum(copies, 1),

@@ -47,6 +47,16 @@ class VQStage1:
 
 
 @dataclasses.dataclass(frozen=True)
+class M1Features:
+  """The VAE run (M1) whose posterior a semi_supervised dataset holds instead of pixels
+  (data.m1_workdir, tasks/m1_features.py)."""
+  workdir: str
+  config: ml_collections.ConfigDict  # the run's config.json
+  active_units: tuple[int, ...]  # the latent units kept, indices into M1's z
+  image_shape: tuple[int, ...]  # the images it encodes
+
+
+@dataclasses.dataclass(frozen=True)
 class DatasetSpec:
   """Static facts about a dataset the models need before any data is read.
 
@@ -71,6 +81,7 @@ class DatasetSpec:
   factors: Factors | None = None  # sprites
   num_labelled: int | None = None  # semi_supervised: training examples that keep their label
   stage1: VQStage1 | None = None  # vq_codes
+  m1: M1Features | None = None  # semi_supervised over an M1's features (data.m1_workdir)
 
   def example_features(self) -> dict[str, tuple[tuple[int, ...], str]]:
     if self.features is not None:

@@ -47,20 +47,22 @@ class MLP(nnx.Module):
 
 
 class SemiSupervisedVAE(nnx.Module):
-  """q(y|x) logits, q(z|x, y) (mean, log-variance) and p(x|y, z) Bernoulli logits.
+  """q(y|x) logits, q(z|x, y) (mean, log-variance) and p(x|y, z): Bernoulli logits [.., D],
+  or with gaussian_decoder a diagonal Gaussian's mean and log-variance [.., 2D] (M1+M2,
+  x an M1's latent z1).
 
-  Images go in flattened, as floats in {0, 1}: x [B, D].
+  Inputs go in flattened: x [B, D], images as floats in {0, 1}.
   """
 
   def __init__(self, *, num_inputs: int, num_classes: int, latent_dim: int, hidden: int,
-               num_layers: int, rngs: nnx.Rngs):
+               num_layers: int, rngs: nnx.Rngs, gaussian_decoder: bool = False):
     self.num_classes, self.latent_dim = num_classes, latent_dim
     self.classifier_input = nnx.Linear(num_inputs, hidden, rngs=rngs)
     self.classifier = MLP(hidden, num_layers, num_classes, rngs=rngs)
     self.encoder_input = LabelledLinear(num_inputs, num_classes, hidden, rngs=rngs)
     self.encoder = MLP(hidden, num_layers, 2 * latent_dim, rngs=rngs)
     self.decoder_input = LabelledLinear(latent_dim, num_classes, hidden, rngs=rngs)
-    self.decoder = MLP(hidden, num_layers, num_inputs, rngs=rngs)
+    self.decoder = MLP(hidden, num_layers, num_inputs * (2 if gaussian_decoder else 1), rngs=rngs)
 
   def classify(self, x: jax.Array) -> jax.Array:
     """[B, D] -> [B, K] logits of q(y|x)."""
@@ -80,6 +82,7 @@ class SemiSupervisedVAE(nnx.Module):
     return mean, log_variance
 
   def decode(self, z: jax.Array, labels: jax.Array) -> jax.Array:
-    """z [..., Z], labels [...] -> [..., D] Bernoulli logits of p(x|y, z)."""
+    """z [..., Z], labels [...] -> [..., D] Bernoulli logits of p(x|y, z) (Gaussian: [..., 2D],
+    the mean then the log-variance)."""
     z = z.astype(compute_dtype(self))
     return self.decoder(self.decoder_input(z, labels)).astype(jnp.float32)

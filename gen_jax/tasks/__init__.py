@@ -20,8 +20,8 @@ from typing import Any, Callable
 
 from gen_jax.data.sources import DatasetSpec, register
 from gen_jax.errors import UserError
-from gen_jax.tasks import (ar_p, autoregressive, beta_vae, char_rnn, classifier, gan, pixelcnn_pp,
-                           semi_supervised_vae, vae, vq, vq_prior)
+from gen_jax.tasks import (ar_p, autoregressive, beta_vae, char_rnn, classifier, gan, m1_features,
+                           pixelcnn_pp, semi_supervised_vae, vae, vq, vq_prior)
 from gen_jax.tasks.common import Task, check_supported
 
 TASKS: dict[str, Callable[[Any, DatasetSpec], Task]] = {
@@ -45,6 +45,8 @@ TASKS: dict[str, Callable[[Any, DatasetSpec], Task]] = {
     "pixelcnn_pp": pixelcnn_pp.create_pixelcnn_pp_task,
 }
 register(vq_prior.DATASET, vq_prior.codes_spec)  # the codes of a trained VQ-VAE run
+# data/'s semi_supervised, or over a trained M1's posterior when data.m1_workdir is set
+register("semi_supervised", m1_features.semi_supervised_spec)
 
 
 def create_task(config, spec: DatasetSpec) -> Task:

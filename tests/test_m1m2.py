@@ -1,0 +1,162 @@
+"""M1+M2: M2 over a trained VAE's posterior (data.m1_workdir, tasks/m1_features.py)."""
+
+import functools
+import glob
+import math
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.scipy.stats import norm
+
+from conftest import load_config, provide_prerequisites, smoke_config
+from gen_jax import data, runs, tasks, train
+from gen_jax.errors import UserError
+from gen_jax.models.semi_supervised_vae import SemiSupervisedVAE
+from gen_jax.tasks import m1_features
+from gen_jax.tasks import semi_supervised_vae as task_module
+from gen_jax.tasks.common import TrainState, module_functions
+
+K, Z, D = 3, 2, 4
+
+
+@pytest.fixture(scope="module")
+def m1m2_config(smoke_run, tiny_idx):
+  """configs/semi_supervised_vae.py:m1m2_smoke on the tiny data over vae_mlp's smoke run."""
+  config = smoke_config("semi_supervised_vae.py", "m1m2_smoke", tiny_idx)
+  with config.unlocked():
+    provide_prerequisites(config, smoke_run)
+  return config
+
+
+def test_features_are_the_restored_m1_encoders_posterior(m1m2_config):
+  data_config = m1m2_config.data
+  m1_config = runs.read_config(data_config.m1_workdir)
+  task = tasks.create_task(m1_config, runs.dataset_spec(m1_config.data))
+  state, _ = runs.restore_state(m1_config, data_config.m1_workdir, task=task)
+  train_split, eval_split = data.load_splits(m1_config.data)
+  expected = []  # the M1 encoder on its eval preprocessing of the same images
+  for split in (train_split, eval_split):
+    parts = [jax.device_get(task.posterior(state, batch["image"]))
+             for batch in data.eval_batches(split, global_batch_size=m1_config.train.eval_batch_size,
+                                            binarization=m1_config.data.binarization,
+                                            seed=m1_config.seed)]
+    expected.append([np.concatenate([p[i] for p in parts])[:len(split)] for i in (0, 1)])
+  encoded = m1_features.encoded_splits(data_config)
+  for (mean, log_variance), split in zip(expected, encoded):
+    np.testing.assert_allclose(split["z1_mean"], mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(split["z1_log_variance"], log_variance, rtol=1e-5, atol=1e-6)
+  # The dataset: the eval split is the active units' posterior; training rows are images'.
+  active = m1_features.selected_units(data_config)
+  training, evaluation = m1_features.load_features(data_config)
+  np.testing.assert_array_equal(evaluation["z1_mean"], encoded[1]["z1_mean"][:, active])
+  np.testing.assert_array_equal(evaluation["z1_log_variance"],
+                                encoded[1]["z1_log_variance"][:, active])
+  rows = {row.tobytes() for row in encoded[0]["z1_mean"][:, active]}
+  assert all(row.tobytes() in rows for row in training["z1_mean"])
+  spec = train.dataset_spec(data_config)
+  assert spec.m1.active_units == tuple(active) and spec.image_shape is None
+  assert spec.example_features()["z1_mean"] == ((len(active),), "float32")
+
+
+def test_active_units_are_the_means_that_vary_over_the_training_images():
+  rng = np.random.default_rng(0)
+  means = np.stack([np.full(1000, 3.0),                 # constant: inactive
+                    0.05 * rng.standard_normal(1000),   # std 0.05: inactive
+                    0.5 * rng.standard_normal(1000),    # std 0.5: active
+                    rng.standard_normal(1000)], axis=1)
+  np.testing.assert_array_equal(m1_features.active_units(means, 0.1), [2, 3])
+  np.testing.assert_array_equal(m1_features.active_units(means, 0.0), [1, 2, 3])
+  np.testing.assert_array_equal(m1_features.active_units(means[::-1], 0.1), [2, 3])  # order-free
+
+
+def test_gaussian_feature_bound_matches_the_closed_form():
+  """-U(z1) = -sum_y q(y|z1) (log N(z1; mu_y, var_y) - log K - KL_y - log q(y|z1)),
+  class by class with the same noise, at the features' means."""
+  create = lambda rngs: SemiSupervisedVAE(num_inputs=D, num_classes=K, latent_dim=Z, hidden=8,
+                                          num_layers=2, rngs=rngs, gaussian_decoder=True)
+  create_params, apply_fn = module_functions(create)
+  params = jax.jit(create_params)(jax.random.key(0))
+  params = jax.tree.map(lambda p: p + 0.3 * jax.random.normal(jax.random.key(3), p.shape),
+                        params)  # off the uniform start: a decoder that depends on y and z
+  x = jax.random.normal(jax.random.key(1), (5, D))
+  rng = jax.random.key(2)
+  bounds_fn = functools.partial(task_module.every_class_bounds, apply_fn=apply_fn,
+                                num_classes=K, gaussian=True)
+  batch = {"z1_mean": x, "z1_log_variance": jnp.full((5, D), 7.0),  # eval ignores variances
+           "label": jnp.array([0, 1, 2, 0, 1]), "mask": jnp.array([1.0, 1, 1, 1, 0])}
+  metrics = jax.jit(functools.partial(task_module.semi_supervised_vae_eval_step,
+                                      bounds_fn=bounds_fn, features=True))(
+      TrainState(jnp.zeros((), jnp.int32), params, None), batch, rng)
+  assert set(metrics) == {"accuracy", "z1_negative_elbo_nats", "num_examples"}
+  log_q = jax.nn.log_softmax(apply_fn(params, x, method="classify"))  # [B, K]
+  eps = jax.random.normal(rng, (5, K, Z))
+  total = jnp.zeros(5)
+  for y in range(K):
+    labels = jnp.full((5,), y)
+    mean, log_variance = apply_fn(params, x, labels, method="encode")
+    z = mean + jnp.exp(0.5 * log_variance) * eps[:, y]
+    mu, log_var = jnp.split(apply_fn(params, z, labels, method="decode"), 2, axis=-1)
+    log_density = jnp.sum(norm.logpdf(x, mu, jnp.exp(0.5 * log_var)), -1)
+    kl = 0.5 * jnp.sum(jnp.exp(log_variance) + mean ** 2 - 1 - log_variance, -1)
+    total += jnp.exp(log_q[:, y]) * (log_density - math.log(K) - kl - log_q[:, y])
+  mask = batch["mask"]
+  np.testing.assert_allclose(metrics["z1_negative_elbo_nats"], -jnp.sum(total * mask), rtol=1e-5)
+  np.testing.assert_allclose(metrics["accuracy"],
+                             jnp.sum((jnp.argmax(log_q, -1) == batch["label"]) * mask))
+  np.testing.assert_allclose(metrics["num_examples"], 4.0)
+
+
+def test_fresh_gaussian_decoder_is_the_standard_normal():
+  """Zeroed output layer: p(z1|y, z2) = N(0, I), log density -(|z1|^2 + D log 2 pi) / 2."""
+  create_params, apply_fn = module_functions(
+      lambda rngs: SemiSupervisedVAE(num_inputs=D, num_classes=K, latent_dim=Z, hidden=8,
+                                     num_layers=1, rngs=rngs, gaussian_decoder=True),
+      uniform_heads=("decoder.output", "classifier.output"))
+  params = create_params(jax.random.key(0))
+  x = jax.random.normal(jax.random.key(1), (3, D))
+  bounds, class_log_probs = task_module.every_class_bounds(
+      params, x, jax.random.key(2), apply_fn=apply_fn, num_classes=K, gaussian=True)
+  mean, log_variance = apply_fn(params, x, method="encode_every_class")
+  kl = 0.5 * jnp.sum(jnp.exp(log_variance) + mean ** 2 - 1 - log_variance, -1)  # [B, K]
+  log_density = -0.5 * jnp.sum(x ** 2 + math.log(2 * math.pi), -1)[:, None]
+  np.testing.assert_allclose(bounds, log_density - math.log(K) - kl, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(class_log_probs, -math.log(K), rtol=1e-6)
+
+
+def test_an_m1m2_variant_without_m1_workdir_is_a_user_error():
+  config = load_config("semi_supervised_vae.py", "m1m2_labels100")
+  with pytest.raises(UserError, match=r"data\.m1_workdir is not set"):
+    tasks.create_task(config, train.dataset_spec(config.data))
+
+
+def test_m1_workdir_must_hold_a_vae_mlp_run(tmp_path):
+  config = load_config("semi_supervised_vae.py", "m1m2_labels100")
+  with config.unlocked():
+    config.data.m1_workdir = str(tmp_path / "missing")
+  with pytest.raises(UserError, match=r"data\.m1_workdir=.*holds no run"):
+    train.dataset_spec(config.data)
+  autoencoder = load_config("vae_mlp.py")
+  with autoencoder.unlocked():
+    autoencoder.model.name = "autoencoder"
+  (tmp_path / "config.json").write_text(autoencoder.to_json())
+  with config.unlocked():
+    config.data.m1_workdir = str(tmp_path)
+  with pytest.raises(UserError, match=r"data\.m1_workdir=.*'autoencoder' run, not a "
+                                      r"configs/vae_mlp\.py VAE"):
+    train.dataset_spec(config.data)
+
+
+def test_m1m2_smoke_run_reports_accuracy_and_a_feature_bound(smoke_run):
+  workdir, results = smoke_run("semi_supervised_vae.py", "m1m2_smoke")
+  metrics = results["eval"]
+  assert 0 <= metrics["accuracy"] <= 1 and math.isfinite(metrics["z1_negative_elbo_nats"])
+  assert "bits_per_dim" not in metrics and "negative_elbo_nats" not in metrics
+  stored = runs.read_config(workdir)
+  assert stored.data.m1_workdir and stored.data.binarization == "none"
+  assert glob.glob(os.path.join(workdir, "samples", "step_4.*"))  # the class grid
+  run = runs.load(workdir)
+  images = run.sample(10, jax.random.key(0))  # M1's decoder means, one column per class
+  assert images.shape == (10, 28, 28, 1) and images.dtype == np.uint8
