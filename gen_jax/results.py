@@ -60,7 +60,8 @@ GROUPS = (
     Group("b", "Latent-variable models, Fashion-MNIST (beta-VAE rows: "
           "32x32 sprites with known factors, for the MIG)",
           ("vae_mlp", "vae_conv", "ae", "cvae", "m2_labels100", "m2_labels1000",
-           "m1m2_labels100", "m1m2_labels1000", "beta_vae_beta1", "beta_vae_beta4", "beta_vae_beta16"),
+           "m1m2_labels100", "m1m2_labels1000", "beta_vae_beta1", "beta_vae_beta4",
+           "beta_vae_beta16"),
           ("nll_nats", "iwae_nats", "bits_per_dim", "iwae_bits_per_dim", "psnr", "accuracy",
            "mig"),
           (("vae_mlp", Anchor("86.76 nats (NLL, IWAE k=5000 estimate)",
