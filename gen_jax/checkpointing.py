@@ -244,6 +244,17 @@ ORBAX_MESSAGES_REPORTED_ELSEWHERE = (
     "Failed to write metadata")
 
 
+def newest_step(workdir: str) -> int | None:
+  """The step of the newest checkpoint under `workdir`/checkpoints (None: there is none)."""
+  directory = os.path.join(workdir, "checkpoints")
+  if not os.path.isdir(directory):
+    return None
+  checkpointer = Checkpointer(directory, read_only=True)
+  step = checkpointer.latest_step()
+  checkpointer.close()
+  return step
+
+
 def quiet_info_logs() -> None:
   """Orbax logs every save step at INFO; keep its warnings and errors only."""
   class _Filter(std_logging.Filter):

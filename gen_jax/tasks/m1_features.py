@@ -54,12 +54,7 @@ def read_m1_config(workdir: str) -> ml_collections.ConfigDict:
 
 def m1_step(workdir: str) -> int:
   """The step of the M1 run's newest checkpoint."""
-  directory = os.path.join(workdir, "checkpoints")
-  step = None
-  if os.path.isdir(directory):
-    checkpointer = checkpointing.Checkpointer(directory, read_only=True)
-    step = checkpointer.latest_step()
-    checkpointer.close()
+  step = checkpointing.newest_step(workdir)
   if step is None:
     raise UserError(f"{KEY}={workdir} has no checkpoint yet; let M1 (configs/vae_mlp.py) train")
   return step

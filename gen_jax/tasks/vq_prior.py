@@ -89,12 +89,7 @@ def image_spec(stage1) -> DatasetSpec:
 
 def stage1_step(workdir: str) -> int:
   """The step of the stage-1 run's newest checkpoint."""
-  directory = os.path.join(workdir, "checkpoints")
-  step = None
-  if os.path.isdir(directory):
-    checkpointer = checkpointing.Checkpointer(directory, read_only=True)
-    step = checkpointer.latest_step()
-    checkpointer.close()
+  step = checkpointing.newest_step(workdir)
   if step is None:
     raise UserError(f"config.vqvae_workdir={workdir} has no checkpoint yet; let stage 1 train")
   return step
