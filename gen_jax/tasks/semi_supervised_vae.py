@@ -155,10 +155,12 @@ def check_data(config, spec: DatasetSpec) -> None:
   if not spec.num_classes or "labelled_weight" not in spec.example_features():
     raise UserError(f"model.name=semi_supervised_vae trains on data.name=semi_supervised "
                     f"(labels kept for data.num_labelled examples), not {config.data.name!r}")
-  if spec.m1 is None and spec.num_levels != 2:
+  if spec.m1 is None and config.data.get("m1_config"):  # an m1m2 variant without its M1
     raise UserError("data.m1_workdir is not set: M1+M2 needs --config.data.m1_workdir=DIR, a "
-                    "trained configs/vae_mlp.py run; M2 over pixels has a Bernoulli decoder "
-                    "(set data.binarization to dynamic or fixed)")
+                    "trained configs/vae_mlp.py run")
+  if spec.m1 is None and spec.num_levels != 2:
+    raise UserError("semi_supervised_vae has a Bernoulli decoder: set data.binarization to "
+                    "dynamic or fixed")
   model_config = config.model
   for key in ("latent_dim", "hidden", "num_layers"):
     if model_config[key] < 1:
