@@ -29,7 +29,9 @@ training step draws z1 ~ q(z1|x) afresh, the test accuracy reads the test
 images' means. p(z1|y, z2) is a diagonal Gaussian; the MLPs are 500-500 softplus,
 z2 has 50 dims; the objective is the same J^alpha. Eval reports `accuracy` and
 `z1_negative_elbo_nats` (-U(z1) in nats of the features; no bits/dim: not an
-image likelihood); samples are M1's decoder means at M2's z1 means. The
+image likelihood) beside `class_mean_accuracy` (the nearest labelled class mean
+on the same features, a reference: the labels alone); samples are M1's decoder
+means at M2's z1 means. The
 variants set data.binarization=none (M1 reads its images as it was trained to);
 without data.m1_workdir they stop with a UserError naming it.
 """

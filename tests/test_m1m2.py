@@ -87,10 +87,16 @@ def test_gaussian_feature_bound_matches_the_closed_form():
                                 num_classes=K, gaussian=True)
   batch = {"z1_mean": x, "z1_log_variance": jnp.full((5, D), 7.0),  # eval ignores variances
            "label": jnp.array([0, 1, 2, 0, 1]), "mask": jnp.array([1.0, 1, 1, 1, 0])}
+  class_means = jnp.stack([x[3], x[1], x[0] + 0.01])  # class 0 at row 3, 1 at row 1, 2 by row 0
   metrics = jax.jit(functools.partial(task_module.semi_supervised_vae_eval_step,
-                                      bounds_fn=bounds_fn, features=True))(
+                                      bounds_fn=bounds_fn, class_means=class_means))(
       TrainState(jnp.zeros((), jnp.int32), params, None), batch, rng)
-  assert set(metrics) == {"accuracy", "z1_negative_elbo_nats", "num_examples"}
+  assert set(metrics) == {"accuracy", "class_mean_accuracy", "z1_negative_elbo_nats",
+                          "num_examples"}
+  nearest = np.argmin(np.sum((np.asarray(x)[:, None] - np.asarray(class_means)) ** 2, -1), -1)
+  assert list(nearest[:2]) == [2, 1] and nearest[3] == 0  # row 0 wrong, rows 1 and 3 right
+  np.testing.assert_allclose(metrics["class_mean_accuracy"],
+                             np.sum((nearest == np.asarray(batch["label"])) * batch["mask"]))
   log_q = jax.nn.log_softmax(apply_fn(params, x, method="classify"))  # [B, K]
   eps = jax.random.normal(rng, (5, K, Z))
   total = jnp.zeros(5)
@@ -107,6 +113,22 @@ def test_gaussian_feature_bound_matches_the_closed_form():
   np.testing.assert_allclose(metrics["accuracy"],
                              jnp.sum((jnp.argmax(log_q, -1) == batch["label"]) * mask))
   np.testing.assert_allclose(metrics["num_examples"], 4.0)
+
+
+def test_class_means_are_the_labelled_images_features(m1m2_config):
+  """The reference classifier's class means: per class, the mean of M1's posterior means
+  over exactly the training images whose labels M2 sees, on the active units."""
+  data_config = m1m2_config.data
+  train_split, _ = m1_features.encoded_splits(data_config)
+  active = m1_features.selected_units(data_config)
+  training, _ = m1_features.load_features(data_config)
+  labelled = training["labelled"] > 0
+  expected = np.stack([training["z1_mean"][labelled & (training["label"] == k)].mean(0)
+                       for k in range(10)])  # repeated copies of an image: the same mean
+  means = m1_features.labelled_class_means(data_config)
+  assert means.shape == (10, len(active))
+  np.testing.assert_allclose(means, expected, rtol=1e-5, atol=1e-6)
+  assert not np.allclose(means, train_split["z1_mean"][:, active].mean(0), atol=1e-3)
 
 
 def test_fresh_gaussian_decoder_is_the_standard_normal():
@@ -152,7 +174,8 @@ def test_m1_workdir_must_hold_a_vae_mlp_run(tmp_path):
 def test_m1m2_smoke_run_reports_accuracy_and_a_feature_bound(smoke_run):
   workdir, results = smoke_run("semi_supervised_vae.py", "m1m2_smoke")
   metrics = results["eval"]
-  assert 0 <= metrics["accuracy"] <= 1 and math.isfinite(metrics["z1_negative_elbo_nats"])
+  assert 0 <= metrics["accuracy"] <= 1 and 0 <= metrics["class_mean_accuracy"] <= 1
+  assert math.isfinite(metrics["z1_negative_elbo_nats"])
   assert "bits_per_dim" not in metrics and "negative_elbo_nats" not in metrics
   stored = runs.read_config(workdir)
   assert stored.data.m1_workdir and stored.data.binarization == "none"

@@ -110,14 +110,30 @@ def selected_units(data_config) -> np.ndarray:
   return active
 
 
+def labelled_images(data_config, labels: np.ndarray) -> np.ndarray:
+  """Indices of the training images whose labels M2 sees (data.num_labelled, label_seed)."""
+  num_classes = sources.get_spec(semi_supervised.base_config(data_config)).num_classes
+  return semi_supervised.select_labelled(labels, data_config.num_labelled, num_classes,
+                                         data_config.label_seed)
+
+
+def labelled_class_means(data_config) -> np.ndarray:
+  """[K, A]: per class, the mean over its labelled training images of M1's posterior
+  means on the active units; the nearest of these is what the labels alone classify
+  with on the same features (eval's `class_mean_accuracy`, a reference for M2's)."""
+  train, _ = encoded_splits(data_config)
+  labelled = labelled_images(data_config, train["label"])
+  means = train["z1_mean"][labelled][:, selected_units(data_config)]
+  labels = train["label"][labelled]
+  return np.stack([means[labels == k].mean(axis=0) for k in range(labels.max() + 1)])
+
+
 def load_features(data_config) -> tuple[dict, dict]:
   """(train, eval) splits of the semi_supervised dataset over the active units' posteriors."""
   train, evaluation = encoded_splits(data_config)
   active = selected_units(data_config)
   pick = lambda split: {name: split[name][:, active] for name in FEATURES}  # noqa: E731
-  num_classes = sources.get_spec(semi_supervised.base_config(data_config)).num_classes
-  labelled = semi_supervised.select_labelled(train["label"], data_config.num_labelled,
-                                             num_classes, data_config.label_seed)
+  labelled = labelled_images(data_config, train["label"])
   return (semi_supervised.training_features(
       pick(train), train["label"], labelled, data_config.labelled_fraction,
       data_config.label_seed, limit=data_config.get("max_train_examples", 0)),

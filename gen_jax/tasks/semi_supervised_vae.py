@@ -12,8 +12,10 @@ q(z1|image) over M1's active units; a training step draws z1 from it afresh,
 eval reads the means. p(z1|y, z2) is a diagonal Gaussian (a learned mean and
 log-variance). Eval reports `accuracy` and -U(z1) per example in nats of the
 features, `z1_negative_elbo_nats` (a density of continuous features, not an
-image likelihood: no bits/dim). Samples decode M2's mean z1 through M1's
-decoder (Bernoulli means), the M1 latent's inactive units at 0 (the prior mean).
+image likelihood: no bits/dim), and `class_mean_accuracy`: the nearest labelled
+class mean's on the same features, what the labels alone give. Samples decode
+M2's mean z1 through M1's decoder (Bernoulli means), the M1 latent's inactive
+units at 0 (the prior mean).
 """
 
 import functools
@@ -97,16 +99,24 @@ def semi_supervised_vae_loss(params, batch, rng, *, bounds_fn, alpha, num_labell
   }
 
 
-def semi_supervised_vae_eval_step(state, batch, rng, *, bounds_fn, features=False):
-  """Sums over real rows: test accuracy of q(y|x), -U(x) in bits/dim and nats (M1+M2,
-  `features`: -U(z1) in nats at the posterior means, `z1_negative_elbo_nats`)."""
+def semi_supervised_vae_eval_step(state, batch, rng, *, bounds_fn, class_means=None):
+  """Sums over real rows: test accuracy of q(y|x), -U(x) in bits/dim and nats.
+
+  M1+M2 (`class_means` [K, D] given, m1_features.labelled_class_means): -U(z1) in nats
+  at the posterior means, `z1_negative_elbo_nats`, and `class_mean_accuracy`, the
+  nearest labelled class mean's accuracy on the same features (no model trained).
+  """
+  features = class_means is not None
   inputs, rng = (mean_features if features else pixel_inputs)(batch, rng)
   bounds, class_log_probs = bounds_fn(eval_params(state), inputs, rng)
   negative_elbo = -semi_supervised.unlabelled_bound(class_log_probs, bounds)  # [B] nats
   correct = (jnp.argmax(class_log_probs, axis=-1) == batch["label"]).astype(jnp.float32)
   mask = batch["mask"]
   if features:
+    distances = jnp.sum(jnp.square(inputs[:, None, :] - class_means), axis=-1)  # [B, K]
+    nearest = (jnp.argmin(distances, axis=-1) == batch["label"]).astype(jnp.float32)
     return {"accuracy": jnp.sum(correct * mask),
+            "class_mean_accuracy": jnp.sum(nearest * mask),
             "z1_negative_elbo_nats": jnp.sum(negative_elbo * mask),
             "num_examples": jnp.sum(mask)}
   num_dims = math.prod(batch["image"].shape[1:])
@@ -198,8 +208,10 @@ def create_semi_supervised_vae_task(config, spec: DatasetSpec) -> Task:
       init=make_init(create_params, tx, config.train.ema_decay > 0),
       train_step=make_train_step(stateless_loss(loss), tx, schedule, config.train.ema_decay,
                                  **train_settings(config.train)),
-      eval_step=functools.partial(semi_supervised_vae_eval_step, bounds_fn=bounds_fn,
-                                  features=features),
+      eval_step=functools.partial(
+          semi_supervised_vae_eval_step, bounds_fn=bounds_fn,
+          class_means=(jnp.asarray(m1_features.labelled_class_means(config.data))
+                       if features else None)),
       sample=(create_m1m2_sample(spec, apply_fn, num_classes, model_config.latent_dim)
               if features else
               functools.partial(semi_supervised_vae_sample, apply_fn=apply_fn,
