@@ -110,11 +110,15 @@ def selected_units(data_config) -> np.ndarray:
   return active
 
 
+def num_classes(data_config) -> int:
+  """The base dataset's number of classes."""
+  return sources.get_spec(semi_supervised.base_config(data_config)).num_classes
+
+
 def labelled_images(data_config, labels: np.ndarray) -> np.ndarray:
   """Indices of the training images whose labels M2 sees (data.num_labelled, label_seed)."""
-  num_classes = sources.get_spec(semi_supervised.base_config(data_config)).num_classes
-  return semi_supervised.select_labelled(labels, data_config.num_labelled, num_classes,
-                                         data_config.label_seed)
+  return semi_supervised.select_labelled(labels, data_config.num_labelled,
+                                         num_classes(data_config), data_config.label_seed)
 
 
 def labelled_class_means(data_config) -> np.ndarray:
@@ -125,7 +129,7 @@ def labelled_class_means(data_config) -> np.ndarray:
   labelled = labelled_images(data_config, train["label"])
   means = train["z1_mean"][labelled][:, selected_units(data_config)]
   labels = train["label"][labelled]
-  return np.stack([means[labels == k].mean(axis=0) for k in range(labels.max() + 1)])
+  return np.stack([means[labels == k].mean(axis=0) for k in range(num_classes(data_config))])
 
 
 def load_features(data_config) -> tuple[dict, dict]:
