@@ -76,3 +76,26 @@ def test_bench_against_peer_reports_both_sides_of_one_model():
   assert result["step_ms_median"] > 0 and result["reference_step_ms_median"] > 0
   assert result["speedup_vs_reference"] == pytest.approx(
       result["reference_step_ms_median"] / result["step_ms_median"])
+
+
+def test_peer_ops_time_the_same_operation_in_both_frameworks():
+  """benchmarks/peer_ops.py: each XLA op (gen_jax's [2, 3] causal convolution, 1x1 layers as
+  matmuls) and its PyTorch counterpart (the peer's masked 3x3, 1x1 convolutions in NCHW)
+  compute the same values from the same inputs, so the op timings compare equal work."""
+  from benchmarks import peer_ops
+  arrays = peer_ops.make_arrays(batch=2)
+  xla, peer = peer_ops.xla_ops(arrays), peer_ops.torch_ops(arrays, threads=1)
+  assert xla.keys() == peer.keys()
+  for name, (fn, args) in xla.items():
+    ours = np.asarray(fn(*args))
+    theirs = peer[name][0]().numpy()
+    if name == "conv3x3 kernel grad":  # [Cout, Cin, 3, 3]: the peer's 9 taps, gen_jax's 6
+      assert np.abs(theirs[:, :, 2]).max() > 0  # the peer computes the masked row's too
+      theirs = theirs.transpose(2, 3, 1, 0)[:2]
+    elif "kernel grad" in name:  # [Cout, Cin, 1, 1] -> [Cin, Cout]
+      theirs = theirs[:, :, 0, 0].T
+    elif ours.ndim == 4:  # NHWC against NCHW
+      theirs = theirs.transpose(0, 2, 3, 1)
+    else:  # [N, C] rows against NCHW images
+      theirs = theirs.transpose(0, 2, 3, 1).reshape(ours.shape)
+    np.testing.assert_allclose(ours, theirs, rtol=2e-3, atol=2e-3, err_msg=name)
