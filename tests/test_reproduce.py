@@ -156,7 +156,8 @@ def test_a_finished_run_is_not_repeated_and_an_unfinished_one_is(tmp_path, monke
                                                                   or (1, "error: x", 0.0)))
   workdir = tmp_path / "steps_100" / "pixelcnn" / "seed_0"
   workdir.mkdir(parents=True)
-  record = {**fake_record("pixelcnn", 0, 3.0), "final_eval": {"metrics": {}}}
+  record = {**fake_record("pixelcnn", 0, 3.0), "final_eval": {
+      "metrics": {}, "command": "-m gen_jax.main --mode eval --config.data.max_eval_examples=0"}}
   (workdir / "reproduce.json").write_text(json.dumps(record))
   run = results.RUNS["pixelcnn"]
   assert reproduce.train_one(run, 0, str(tmp_path / "steps_100"), 100, "cpu") == record
@@ -180,6 +181,17 @@ def test_a_finished_run_is_not_repeated_and_an_unfinished_one_is(tmp_path, monke
   final = calls[-1][calls[-1].index("--mode"):]
   assert {"--config.eval.iwae_samples=700", "--config.data.max_eval_examples=0"} <= set(final)
   assert not any("iwae" in flag for flag in reproduce.final_eval_overrides(run, 700))
+  # a final eval made with other settings (k=1000, asked for 5000) is redone, not the training
+  evaluated = {**fake_record("vae_mlp", 0, 3.0), "final_eval": {"metrics": {}, "command": (
+      "-m gen_jax.main --mode eval " + " ".join(reproduce.final_eval_overrides(vae, 1000)))}}
+  (vae_dir / "reproduce.json").write_text(json.dumps(evaluated))
+  assert reproduce.train_one(vae, 0, str(tmp_path / "steps_100"), 100, "cpu",
+                             iwae_samples=1000) == evaluated
+  assert len(calls) == 2
+  assert reproduce.train_one(vae, 0, str(tmp_path / "steps_100"), 100, "cpu",
+                             iwae_samples=5000) == "error: x"
+  assert len(calls) == 3 and "--config.eval.iwae_samples=5000" in calls[-1][
+      calls[-1].index("--mode"):]
 
 
 def test_runs_go_in_parallel_each_after_the_runs_it_needs():
