@@ -9,9 +9,9 @@ Trains each model of the chosen groups (results.GROUPS) at one budget, each seed
 gives each model the steps that fit M minutes at a calibration run's step time. Training
 evals (the curves) see --eval_examples test examples; a final `--mode eval` on the whole
 split (IWAE over --iwae_samples for the VAEs) gives the tables' numbers. Finished runs
-are not repeated (one whose final eval had other settings gets only a new final eval);
-interrupted ones resume. Writes ROOT/results.md (and the --readme
-block), curves vs steps and wall-clock and upscaled seed-0 grids under ROOT/<budget>/.
+are not repeated (other final-eval settings redo only that eval); interrupted ones
+resume. Writes ROOT/results.md (and the --readme block), curves vs steps and wall-clock
+and upscaled seed-0 grids under ROOT/<budget>/.
 """
 
 import concurrent.futures
@@ -42,8 +42,7 @@ _EVAL_EXAMPLES = flags.DEFINE_integer("eval_examples", 1000, "Test examples per 
 _FINAL_EVAL = flags.DEFINE_bool("final_eval", True, "After training, evaluate on the whole "
                                 "test split (the table's numbers).")
 _IWAE_SAMPLES = flags.DEFINE_integer("iwae_samples", 5000, "Importance samples of the VAEs' "
-                                     "final IWAE bound (another value than a finished run's "
-                                     "redoes only its final eval).")
+                                     "final IWAE bound (a new value redoes only final evals).")
 _PARALLEL = flags.DEFINE_integer("parallel", 1, "Trainings at once (on a GPU each gets 0.9/N "
                                  "of its memory unless XLA_PYTHON_CLIENT_MEM_FRACTION is set).")
 _NUM_EVALS = flags.DEFINE_integer("num_evals", 10, "Eval points per run (the curves).")
@@ -148,18 +147,6 @@ def describe_device() -> str:
   return (done.stdout.strip() or "unknown device") + (f" ({names[0]})" if names else "")
 
 
-def finished_record(workdir: str, steps: int,
-                    final_eval: tuple[str, ...] | None) -> dict | None:
-  """The run's reproduce.json if it reached `steps` and, when `final_eval` gives the final
-  evaluation's overrides, has a final evaluation made with those (another --iwae_samples
-  redoes only the evaluation)."""
-  path = os.path.join(workdir, "reproduce.json")
-  record = json.load(open(path)) if os.path.isfile(path) else {}
-  evaluated = final_eval is None or bool(record.get("final_eval")) and set(final_eval) <= set(
-      record["final_eval"].get("command", "").split())
-  return record if record.get("steps") == steps and evaluated else None
-
-
 def calibrate(run: results.Run, budget_dir: str, minutes: int, variant: str, device: str,
               calibration_steps: int) -> dict:
   """Steps of `run` that fit `minutes` of training here (cached in calibration.json)."""
@@ -189,9 +176,9 @@ def train_one(run: results.Run, seed: int, budget_dir: str, steps: int, device: 
   """Trains (or resumes) one run, evaluates it on the whole test split (`final_eval`) and
   writes its reproduce.json; the record, or the last output line of a failure."""
   workdir = os.path.join(budget_dir, run.name, f"seed_{seed}")
-  done = finished_record(workdir, steps,
-                         final_eval_overrides(run, iwae_samples) if final_eval else None)
-  if done is not None:
+  path = os.path.join(workdir, "reproduce.json")
+  done = json.load(open(path)) if os.path.isfile(path) else {}
+  if results.is_finished(done, steps, final_eval and final_eval_overrides(run, iwae_samples)):
     return done
   os.makedirs(workdir, exist_ok=True)
   log = os.path.join(workdir, "reproduce.log")
@@ -223,7 +210,7 @@ def train_one(run: results.Run, seed: int, budget_dir: str, steps: int, device: 
                             "metrics": {k: v for k, v in final_evals[-1].items()
                                         if k not in ("step", "split")}}
     record["metrics"].update(record["final_eval"]["metrics"])
-  with open(os.path.join(workdir, "reproduce.json"), "w") as f:
+  with open(path, "w") as f:
     json.dump(record, f, indent=2, sort_keys=True)
   return record
 

@@ -156,6 +156,14 @@ RUNS = {run.name: run for run in [
     Run("char_rnn", "char_rnn"), Run("ar_p", "ar_p")]}
 
 
+def is_finished(record: dict, steps: int, final_eval: tuple[str, ...]) -> bool:
+  """Whether a run's reproduce.json record reached `steps` and, if `final_eval` (the final
+  evaluation's overrides) is given, has a final evaluation made with them."""
+  evaluated = not final_eval or bool(record.get("final_eval")) and set(final_eval) <= set(
+      record["final_eval"].get("command", "").split())
+  return record.get("steps") == steps and evaluated
+
+
 def mean_spread(values: list[float]) -> tuple[float, float]:
   """(mean, sample standard deviation); the spread of one value is 0."""
   if not values:
