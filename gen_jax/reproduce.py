@@ -178,7 +178,8 @@ def train_one(run: results.Run, seed: int, budget_dir: str, steps: int, device: 
   workdir = os.path.join(budget_dir, run.name, f"seed_{seed}")
   path = os.path.join(workdir, "reproduce.json")
   done = json.load(open(path)) if os.path.isfile(path) else {}
-  if results.is_finished(done, steps, final_eval and final_eval_overrides(run, iwae_samples)):
+  wanted = final_eval_overrides(run, iwae_samples) if final_eval else ()
+  if results.is_finished(done, steps, wanted):
     return done
   os.makedirs(workdir, exist_ok=True)
   log = os.path.join(workdir, "reproduce.log")

@@ -158,7 +158,8 @@ RUNS = {run.name: run for run in [
 
 def is_finished(record: dict, steps: int, final_eval: tuple[str, ...]) -> bool:
   """Whether a run's reproduce.json record reached `steps` and, if `final_eval` (the final
-  evaluation's overrides) is given, has a final evaluation made with them."""
+  evaluation's overrides) is not empty, has a final evaluation whose command holds them all
+  (so another --iwae_samples makes the run unfinished: only its final eval runs again)."""
   evaluated = not final_eval or bool(record.get("final_eval")) and set(final_eval) <= set(
       record["final_eval"].get("command", "").split())
   return record.get("steps") == steps and evaluated

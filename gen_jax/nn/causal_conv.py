@@ -37,6 +37,8 @@ _DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 # gradient beats XLA:CPU's (0.67-0.7x its time; benchmarks/peer.md). Below it, or
 # at Cout = Cin, XLA's weight-gradient convolution is as fast or faster.
 TAP_GRADIENT_MIN_FEATURES = 128
+# ... and from this Cout / Cin on (benchmarks/kernel_gradient.py sets it to 1 to compare).
+TAP_GRADIENT_MIN_RATIO = 2
 
 Padding = tuple[tuple[int, int], tuple[int, int]]
 
@@ -88,7 +90,8 @@ def causal_conv2d(x: jax.Array, kernel: jax.Array, padding: Padding) -> jax.Arra
   """The VALID convolution of the causal layers: `tap_conv` from
   TAP_GRADIENT_MIN_FEATURES input features on with Cout >= 2 Cin, else lax's."""
   in_features, out_features = kernel.shape[2], kernel.shape[3]
-  if in_features >= TAP_GRADIENT_MIN_FEATURES and out_features >= 2 * in_features:
+  if (in_features >= TAP_GRADIENT_MIN_FEATURES
+      and out_features >= TAP_GRADIENT_MIN_RATIO * in_features):
     return tap_conv(x, kernel, padding)
   return _conv(x, kernel, padding)
 

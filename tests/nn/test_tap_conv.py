@@ -55,6 +55,9 @@ def test_dispatch_uses_taps_only_when_wide(monkeypatch):
   assert len(calls) == 1
   causal_conv.causal_conv2d(x[..., :64], jnp.ones((2, 3, 64, 128)), ((1, 0), (1, 1)))
   assert len(calls) == 1  # too few input features
+  monkeypatch.setattr(causal_conv, "TAP_GRADIENT_MIN_RATIO", 1)  # benchmarks/kernel_gradient.py
+  causal_conv.causal_conv2d(x, jnp.ones((2, 3, 128, 128)), ((1, 0), (1, 1)))
+  assert len(calls) == 2  # now Cout = Cin too
 
 
 @pytest.mark.parametrize("num_groups,mask_type", [(1, "A"), (1, "B"), (3, "B")])
