@@ -1,8 +1,9 @@
 """A train step with XLA's kernel gradient for the causal convolutions against the per-tap
-one (`gen_jax.nn.causal_conv.tap_conv`) on every convolution from 128 input features on,
+one (`gen_jax.nn.causal_conv.tap_conv`) on every convolution from --min-features (128) on,
 Cout = Cin included: both compiled in one process, then alternated step by step.
 
   python -m benchmarks.kernel_gradient [--config pixelcnn.py:peer] [--devices 2] [--steps 6]
+      [--min-features 128]
 
 Prints the median wall and process CPU seconds per step of each (after 2 warm-up steps).
 """
@@ -17,8 +18,6 @@ from gen_jax import bench
 from gen_jax.nn import causal_conv
 from tests.conftest import load_config
 
-# TAP_GRADIENT_MIN_FEATURES per variant: never, and from 128 input features on (any Cout).
-VARIANTS = {"lax": 10**9, "tap": 128}
 
 
 def main():
@@ -26,13 +25,16 @@ def main():
   parser.add_argument("--config", default="pixelcnn.py:peer", help="configs/FILE[:VARIANT]")
   parser.add_argument("--devices", type=int, default=2, help="host CPU devices")
   parser.add_argument("--steps", type=int, default=6, help="timed steps of each")
+  parser.add_argument("--min-features", type=int, default=128,
+                      help="the tap variant's TAP_GRADIENT_MIN_FEATURES")
   args = parser.parse_args()
   name, _, variant = args.config.partition(":")
   steps = {}
   saved = causal_conv.TAP_GRADIENT_MIN_FEATURES, causal_conv.TAP_GRADIENT_MIN_RATIO
   try:
     causal_conv.TAP_GRADIENT_MIN_RATIO = 1
-    for label, min_features in VARIANTS.items():
+    # TAP_GRADIENT_MIN_FEATURES per variant: never, and from --min-features on (any Cout).
+    for label, min_features in {"lax": 10**9, "tap": args.min_features}.items():
       causal_conv.TAP_GRADIENT_MIN_FEATURES = min_features  # read when the step is traced
       config = load_config(name, variant or None)
       config.cpu_devices = args.devices

@@ -16,11 +16,12 @@ group g at pixel (i, j) may see groups < g (mask A) or <= g (mask B). Only the
 centre tap is masked, so the masked work is one 1x1 kernel, not k x k.
 
 `causal_conv2d` runs these VALID convolutions. From TAP_GRADIENT_MIN_FEATURES
-input features on, with at least twice as many output features (the Gated
-PixelCNN's 2F-wide vertical and horizontal convolutions), it uses `tap_conv`,
-whose kernel gradient is one matmul per kernel tap over the shifted input
-instead of XLA:CPU's weight-gradient convolution (a convolution whose window is
-the whole image); at Cout = Cin XLA's is faster (benchmarks/peer.md).
+input features on, with at least as many output features (the peer-size
+PixelCNN's 128 -> 128 and Gated PixelCNN's 128 -> 256 convolutions), it uses
+`tap_conv`, whose kernel gradient is one matmul per kernel tap over the shifted
+input instead of XLA:CPU's weight-gradient convolution (a convolution whose
+window is the whole image); below that width XLA's is as fast or faster on the
+default configs (benchmarks/peer.md, benchmarks/kernel_gradient.py).
 """
 
 import functools
@@ -33,12 +34,13 @@ from flax import nnx
 from jax import lax
 
 _DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
-# From this many input features on, and with Cout >= 2 Cin, the per-tap kernel
-# gradient beats XLA:CPU's (0.67-0.7x its time; benchmarks/peer.md). Below it, or
-# at Cout = Cin, XLA's weight-gradient convolution is as fast or faster.
+# From this many input features on, and with Cout >= TAP_GRADIENT_MIN_RATIO * Cin, the
+# per-tap kernel gradient beats XLA:CPU's: full PixelCNN :peer step (128 -> 128) 10-11%
+# faster on an idle Intel AVX-512 machine, Gated :peer's 128 -> 256 0.67-0.75x the kernel
+# gradient's time on an AMD one. The default PixelCNN's 32 -> 32 convolutions are 22%
+# slower with it (benchmarks/kernel_gradient.py --min-features 1).
 TAP_GRADIENT_MIN_FEATURES = 128
-# ... and from this Cout / Cin on (benchmarks/kernel_gradient.py sets it to 1 to compare).
-TAP_GRADIENT_MIN_RATIO = 2
+TAP_GRADIENT_MIN_RATIO = 1
 
 Padding = tuple[tuple[int, int], tuple[int, int]]
 
@@ -88,7 +90,8 @@ tap_conv.defvjp(_tap_conv_fwd, _tap_conv_bwd)
 
 def causal_conv2d(x: jax.Array, kernel: jax.Array, padding: Padding) -> jax.Array:
   """The VALID convolution of the causal layers: `tap_conv` from
-  TAP_GRADIENT_MIN_FEATURES input features on with Cout >= 2 Cin, else lax's."""
+  TAP_GRADIENT_MIN_FEATURES input features on with Cout >= TAP_GRADIENT_MIN_RATIO * Cin,
+  else lax's."""
   in_features, out_features = kernel.shape[2], kernel.shape[3]
   if (in_features >= TAP_GRADIENT_MIN_FEATURES
       and out_features >= TAP_GRADIENT_MIN_RATIO * in_features):

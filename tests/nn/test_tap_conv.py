@@ -50,14 +50,16 @@ def test_dispatch_uses_taps_only_when_wide(monkeypatch):
                       lambda *args: calls.append(args) or lax_conv(*args))
   x = jnp.ones((1, 3, 3, 128))
   causal_conv.causal_conv2d(x, jnp.ones((2, 3, 128, 128)), ((1, 0), (1, 1)))
-  assert not calls  # Cout = Cin: XLA's
+  assert len(calls) == 1  # Cout = Cin from 128 features on (the PixelCNN :peer)
   causal_conv.causal_conv2d(x, jnp.ones((2, 3, 128, 256)), ((1, 0), (1, 1)))
-  assert len(calls) == 1
+  assert len(calls) == 2
   causal_conv.causal_conv2d(x[..., :64], jnp.ones((2, 3, 64, 128)), ((1, 0), (1, 1)))
-  assert len(calls) == 1  # too few input features
-  monkeypatch.setattr(causal_conv, "TAP_GRADIENT_MIN_RATIO", 1)  # benchmarks/kernel_gradient.py
+  assert len(calls) == 2  # too few input features
+  causal_conv.causal_conv2d(x, jnp.ones((2, 3, 128, 64)), ((1, 0), (1, 1)))
+  assert len(calls) == 2  # Cout < Cin
+  monkeypatch.setattr(causal_conv, "TAP_GRADIENT_MIN_RATIO", 2)
   causal_conv.causal_conv2d(x, jnp.ones((2, 3, 128, 128)), ((1, 0), (1, 1)))
-  assert len(calls) == 2  # now Cout = Cin too
+  assert len(calls) == 2  # the ratio is read at trace time
 
 
 @pytest.mark.parametrize("num_groups,mask_type", [(1, "A"), (1, "B"), (3, "B")])
