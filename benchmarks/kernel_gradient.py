@@ -1,6 +1,6 @@
 """A train step with XLA's kernel gradient for the causal convolutions against the per-tap
-one (`gen_jax.nn.causal_conv.tap_conv`) on every convolution from --min-features (128) on,
-Cout = Cin included: both compiled in one process, then alternated step by step.
+one (`gen_jax.nn.causal_conv.tap_conv`) on every convolution from --min-features (128) on
+with Cout >= Cin: both compiled in one process, then alternated step by step.
 
   python -m benchmarks.kernel_gradient [--config pixelcnn.py:peer] [--devices 2] [--steps 6]
       [--min-features 128]
@@ -19,7 +19,6 @@ from gen_jax.nn import causal_conv
 from tests.conftest import load_config
 
 
-
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--config", default="pixelcnn.py:peer", help="configs/FILE[:VARIANT]")
@@ -30,10 +29,9 @@ def main():
   args = parser.parse_args()
   name, _, variant = args.config.partition(":")
   steps = {}
-  saved = causal_conv.TAP_GRADIENT_MIN_FEATURES, causal_conv.TAP_GRADIENT_MIN_RATIO
+  saved = causal_conv.TAP_GRADIENT_MIN_FEATURES
   try:
-    causal_conv.TAP_GRADIENT_MIN_RATIO = 1
-    # TAP_GRADIENT_MIN_FEATURES per variant: never, and from --min-features on (any Cout).
+    # TAP_GRADIENT_MIN_FEATURES per variant: never, and from --min-features on.
     for label, min_features in {"lax": 10**9, "tap": args.min_features}.items():
       causal_conv.TAP_GRADIENT_MIN_FEATURES = min_features  # read when the step is traced
       config = load_config(name, variant or None)
@@ -41,7 +39,7 @@ def main():
       compiled, state, batch, rng, _, _ = bench.compile_train_step(config)
       steps[label] = [compiled, state, batch, rng]
   finally:
-    causal_conv.TAP_GRADIENT_MIN_FEATURES, causal_conv.TAP_GRADIENT_MIN_RATIO = saved
+    causal_conv.TAP_GRADIENT_MIN_FEATURES = saved
   times = {label: [] for label in steps}
   for step in range(args.steps + 2):
     for label, (compiled, state, batch, rng) in steps.items():

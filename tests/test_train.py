@@ -13,6 +13,7 @@ from PIL import Image
 from conftest import tiny_pixelcnn_config
 from gen_jax import parallel, tasks, train
 from gen_jax.errors import NonFiniteError, UserError
+from gen_jax.nn import causal_conv
 
 
 def read_metrics(workdir):
@@ -69,8 +70,14 @@ def test_resumed_run_equals_uninterrupted_run(tiny_idx, tmp_path):
   chex.assert_trees_all_equal(straight, resumed)
 
 
-def test_sharded_step_equals_single_device_step(tiny_idx):
+@pytest.mark.parametrize("tap_gradient", [False, True])
+def test_sharded_step_equals_single_device_step(tiny_idx, monkeypatch, tap_gradient):
   assert jax.device_count() >= 2, "conftest asks for 2 CPU devices"
+  taps = []
+  if tap_gradient:  # the per-tap kernel gradient (peer-size layers) on these tiny layers
+    monkeypatch.setattr(causal_conv, "TAP_GRADIENT_MIN_FEATURES", 1)
+    tap_conv = causal_conv.tap_conv
+    monkeypatch.setattr(causal_conv, "tap_conv", lambda *args: taps.append(1) or tap_conv(*args))
   config = tiny_pixelcnn_config(tiny_idx)
   task = tasks.create_task(config, train.dataset_spec(config.data))
   # Levels 0..127 only: on uniform data a model that starts uniform has head gradients that
@@ -89,6 +96,7 @@ def test_sharded_step_equals_single_device_step(tiny_idx):
       state, metrics = step(state, batch, jax.random.PRNGKey(1))
     assert len(batch["image"].sharding.device_set) == len(devices)
     outputs.append(jax.device_get((state, metrics)))
+  assert bool(taps) == tap_gradient
   chex.assert_trees_all_close(outputs[0], outputs[1], rtol=2e-5, atol=1e-6)
 
 

@@ -34,13 +34,12 @@ from flax import nnx
 from jax import lax
 
 _DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
-# From this many input features on, and with Cout >= TAP_GRADIENT_MIN_RATIO * Cin, the
-# per-tap kernel gradient beats XLA:CPU's: full PixelCNN :peer step (128 -> 128) 10-11%
+# From this many input features on, and with Cout >= Cin, the per-tap kernel gradient
+# beats XLA:CPU's: full PixelCNN :peer step (128 -> 128) 10-11%
 # faster on an idle Intel AVX-512 machine, Gated :peer's 128 -> 256 0.67-0.75x the kernel
 # gradient's time on an AMD one. The default PixelCNN's 32 -> 32 convolutions are 22%
 # slower with it (benchmarks/kernel_gradient.py --min-features 1).
 TAP_GRADIENT_MIN_FEATURES = 128
-TAP_GRADIENT_MIN_RATIO = 1
 
 Padding = tuple[tuple[int, int], tuple[int, int]]
 
@@ -90,11 +89,9 @@ tap_conv.defvjp(_tap_conv_fwd, _tap_conv_bwd)
 
 def causal_conv2d(x: jax.Array, kernel: jax.Array, padding: Padding) -> jax.Array:
   """The VALID convolution of the causal layers: `tap_conv` from
-  TAP_GRADIENT_MIN_FEATURES input features on with Cout >= TAP_GRADIENT_MIN_RATIO * Cin,
-  else lax's."""
+  TAP_GRADIENT_MIN_FEATURES input features on with Cout >= Cin, else lax's."""
   in_features, out_features = kernel.shape[2], kernel.shape[3]
-  if (in_features >= TAP_GRADIENT_MIN_FEATURES
-      and out_features >= TAP_GRADIENT_MIN_RATIO * in_features):
+  if in_features >= TAP_GRADIENT_MIN_FEATURES and out_features >= in_features:
     return tap_conv(x, kernel, padding)
   return _conv(x, kernel, padding)
 
