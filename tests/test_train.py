@@ -76,6 +76,7 @@ def test_sharded_step_equals_single_device_step(tiny_idx, monkeypatch, tap_gradi
   taps = []
   if tap_gradient:  # the per-tap kernel gradient (peer-size layers) on these tiny layers
     monkeypatch.setattr(causal_conv, "TAP_GRADIENT_MIN_FEATURES", 1)
+    monkeypatch.setattr(causal_conv, "TAP_GRADIENT_MIN_POSITIONS", 1)
     tap_conv = causal_conv.tap_conv
     monkeypatch.setattr(causal_conv, "tap_conv", lambda *args: taps.append(1) or tap_conv(*args))
   config = tiny_pixelcnn_config(tiny_idx)

@@ -16,11 +16,12 @@ group g at pixel (i, j) may see groups < g (mask A) or <= g (mask B). Only the
 centre tap is masked, so the masked work is one 1x1 kernel, not k x k.
 
 `causal_conv2d` runs these VALID convolutions. From TAP_GRADIENT_MIN_FEATURES
-input features on, with at least as many output features (the peer-size
-PixelCNN's 128 -> 128 and Gated PixelCNN's 128 -> 256 convolutions), it uses
+input features on, with at least as many output features, on images of at least
+TAP_GRADIENT_MIN_POSITIONS pixels (the peer-size PixelCNN's 128 -> 128, the Gated
+PixelCNNs' 64 -> 128 and 128 -> 256 convolutions at 28x28), it uses
 `tap_conv`, whose kernel gradient is one matmul per kernel tap over the shifted
 input instead of XLA:CPU's weight-gradient convolution (a convolution whose
-window is the whole image); below that width XLA's is as fast or faster on the
+window is the whole image); below that width, or on a small grid, XLA's is as fast or faster on the
 default configs (benchmarks/peer.md, benchmarks/kernel_gradient.py).
 """
 
@@ -34,12 +35,14 @@ from flax import nnx
 from jax import lax
 
 _DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
-# From this many input features on, and with Cout >= Cin, the per-tap kernel gradient
-# beats XLA:CPU's: full PixelCNN :peer step (128 -> 128) 10-11%
-# faster on an idle Intel AVX-512 machine, Gated :peer's 128 -> 256 0.67-0.75x the kernel
-# gradient's time on an AMD one. The default PixelCNN's 32 -> 32 convolutions are 22%
-# slower with it (benchmarks/kernel_gradient.py --min-features 1).
-TAP_GRADIENT_MIN_FEATURES = 128
+# The per-tap kernel gradient beats XLA:CPU's from this many input features on, with
+# Cout >= Cin, on images of at least this many positions (benchmarks/kernel_gradient.py,
+# a full train step each, Intel AVX-512, 2026-12-05): PixelCNN :peer's 128 -> 128 5% faster
+# on 2 devices and 18% on 1, the default Gated PixelCNN's 64 -> 128 14-15%; but the default
+# PixelCNN's 32 -> 32 11% slower, and the VQ-VAE prior's 64 -> 128 on its 7x7 code grid
+# 4-6% slower (a [B*H*W, Cin] matmul per tap is too short there to pay for its slices).
+TAP_GRADIENT_MIN_FEATURES = 64
+TAP_GRADIENT_MIN_POSITIONS = 256
 
 Padding = tuple[tuple[int, int], tuple[int, int]]
 
@@ -89,9 +92,11 @@ tap_conv.defvjp(_tap_conv_fwd, _tap_conv_bwd)
 
 def causal_conv2d(x: jax.Array, kernel: jax.Array, padding: Padding) -> jax.Array:
   """The VALID convolution of the causal layers: `tap_conv` from
-  TAP_GRADIENT_MIN_FEATURES input features on with Cout >= Cin, else lax's."""
+  TAP_GRADIENT_MIN_FEATURES input features on with Cout >= Cin on images of at least
+  TAP_GRADIENT_MIN_POSITIONS pixels, else lax's."""
   in_features, out_features = kernel.shape[2], kernel.shape[3]
-  if in_features >= TAP_GRADIENT_MIN_FEATURES and out_features >= in_features:
+  if (in_features >= TAP_GRADIENT_MIN_FEATURES and out_features >= in_features
+      and x.shape[1] * x.shape[2] >= TAP_GRADIENT_MIN_POSITIONS):
     return tap_conv(x, kernel, padding)
   return _conv(x, kernel, padding)
 

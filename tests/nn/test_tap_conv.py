@@ -44,19 +44,24 @@ def test_gradients_match_finite_differences():
                             order=1, modes=("rev",), atol=1e-2, rtol=1e-2)
 
 
-def test_dispatch_uses_taps_only_when_wide(monkeypatch):
+def test_dispatch_uses_taps_only_when_wide_on_a_large_grid(monkeypatch):
   calls = []
   monkeypatch.setattr(causal_conv, "tap_conv",
                       lambda *args: calls.append(args) or lax_conv(*args))
-  x = jnp.ones((1, 3, 3, 128))
-  causal_conv.causal_conv2d(x, jnp.ones((2, 3, 128, 128)), ((1, 0), (1, 1)))
-  assert len(calls) == 1  # Cout = Cin from 128 features on (the PixelCNN :peer)
-  causal_conv.causal_conv2d(x, jnp.ones((2, 3, 128, 256)), ((1, 0), (1, 1)))
+  x = jnp.ones((1, 16, 16, 128))  # 256 positions
+  padding = ((1, 0), (1, 1))
+  causal_conv.causal_conv2d(x, jnp.ones((2, 3, 128, 128)), padding)
+  assert len(calls) == 1  # Cout = Cin (the PixelCNN :peer)
+  causal_conv.causal_conv2d(x, jnp.ones((2, 3, 128, 256)), padding)
   assert len(calls) == 2
-  causal_conv.causal_conv2d(x[..., :64], jnp.ones((2, 3, 64, 128)), ((1, 0), (1, 1)))
-  assert len(calls) == 2  # too few input features
-  causal_conv.causal_conv2d(x, jnp.ones((2, 3, 128, 64)), ((1, 0), (1, 1)))
-  assert len(calls) == 2  # Cout < Cin
+  causal_conv.causal_conv2d(x[..., :64], jnp.ones((2, 3, 64, 128)), padding)
+  assert len(calls) == 3  # from 64 features on (the default Gated PixelCNN)
+  causal_conv.causal_conv2d(x[..., :32], jnp.ones((2, 3, 32, 64)), padding)
+  assert len(calls) == 3  # too few input features
+  causal_conv.causal_conv2d(x, jnp.ones((2, 3, 128, 64)), padding)
+  assert len(calls) == 3  # Cout < Cin
+  causal_conv.causal_conv2d(x[:, :7, :7], jnp.ones((2, 3, 128, 128)), padding)
+  assert len(calls) == 3  # a 7x7 grid (the VQ priors' codes)
 
 
 @pytest.mark.parametrize("num_groups,mask_type", [(1, "A"), (1, "B"), (3, "B")])
@@ -82,6 +87,7 @@ def test_layers_on_the_tap_path_match_lax_and_stay_causal(monkeypatch, num_group
     monkeypatch.setattr(causal_conv, "TAP_GRADIENT_MIN_FEATURES", 10**9)
     want_grads, want_support = grads_and_support(layer)
     monkeypatch.setattr(causal_conv, "TAP_GRADIENT_MIN_FEATURES", 1)
+    monkeypatch.setattr(causal_conv, "TAP_GRADIENT_MIN_POSITIONS", 1)
     got_grads, got_support = grads_and_support(layer)
     for got, want in zip(got_grads, want_grads):
       np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
@@ -101,3 +107,18 @@ def test_bfloat16_gradients_keep_the_dtype_and_match_lax():
     assert g.dtype == jnp.bfloat16
     np.testing.assert_allclose(np.asarray(g, np.float32), np.asarray(w, np.float32),
                                rtol=5e-2, atol=5e-1)
+
+
+def test_kernel_gradient_benchmark_reads_its_config_overrides():
+  """benchmarks/kernel_gradient.py --set: literals keep their type, other text is a
+  string, nested keys reach their node, and --devices lands in config.cpu_devices."""
+  from benchmarks import kernel_gradient
+  config = kernel_gradient.load_config(
+      "vqvae_prior.py", ["config.vqvae_workdir=runs/vq", "train.batch_size=8",
+                         "config.model.priors.latent.features=32"], devices=1)
+  assert config.vqvae_workdir == "runs/vq"
+  assert config.train.batch_size == 8
+  assert config.model.priors.latent.features == 32
+  assert config.cpu_devices == 1
+  with pytest.raises(KeyError):
+    kernel_gradient.load_config("pixelcnn.py", ["train.batchsize=8"], devices=1)
