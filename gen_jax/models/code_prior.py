@@ -13,6 +13,7 @@ from flax import nnx
 
 from gen_jax.models.gated_pixelcnn import GatedPixelCNN
 from gen_jax.models.vqvae import ResidualStack
+from gen_jax.nn.upsample import ConvTranspose
 
 
 class CodeConditioning(nnx.Module):
@@ -22,7 +23,7 @@ class CodeConditioning(nnx.Module):
     self.embed = nnx.Embed(num_codes, features, rngs=rngs)
     self.conv = nnx.Conv(features, features, (3, 3), rngs=rngs)
     self.residual = ResidualStack(features, features, num_residual, rngs=rngs)
-    self.upsample = nnx.ConvTranspose(features, features, (4, 4), (2, 2), rngs=rngs)
+    self.upsample = ConvTranspose(features, features, (4, 4), (2, 2), rngs=rngs)
 
   def __call__(self, codes):
     return self.upsample(self.residual(self.conv(self.embed(codes))))

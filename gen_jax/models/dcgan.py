@@ -24,6 +24,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from gen_jax.nn.normalization import BatchNorm
+from gen_jax.nn.upsample import ConvTranspose
 
 _INIT = nnx.initializers.normal(0.02)
 
@@ -35,9 +36,9 @@ def conv(in_features: int, out_features: int, rngs: nnx.Rngs, use_bias: bool = T
 
 
 def transposed_conv(in_features: int, out_features: int, rngs: nnx.Rngs,
-                    use_bias: bool = True) -> nnx.ConvTranspose:
+                    use_bias: bool = True) -> ConvTranspose:
   """4x4, stride 2: [B, H, W, in] -> [B, 2H, 2W, out]. No bias before batch norm."""
-  return nnx.ConvTranspose(in_features, out_features, (4, 4), strides=(2, 2), padding="SAME",
+  return ConvTranspose(in_features, out_features, (4, 4), strides=(2, 2), padding="SAME",
                            use_bias=use_bias, kernel_init=_INIT, rngs=rngs)
 
 

@@ -28,7 +28,8 @@ from flax import nnx
 from jax import lax
 
 from gen_jax.nn.precision import compute_dtype
-from gen_jax.nn.shifted_conv import ShiftedConv, down_shift, right_shift, upsample_by_phases
+from gen_jax.nn.shifted_conv import ShiftedConv, down_shift, right_shift
+from gen_jax.nn.upsample import upsample_by_phases
 from gen_jax.objectives import logistic_mixture
 
 # (u, ul) kernels of the paper: a 2x3 window of the rows above; a 2x2 window up-left.

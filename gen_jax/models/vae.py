@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from gen_jax.nn.precision import compute_dtype
+from gen_jax.nn.upsample import ConvTranspose
 
 
 def conv_kernel_init(key: jax.Array, shape, dtype=jnp.float32) -> jax.Array:
@@ -125,9 +126,9 @@ class ConvDecoder(nnx.Module):
     self.output_shape = (*image_shape, outputs_per_subpixel)
     self.stem = MLP([latent_dim + num_classes, hidden_size,
                      self.grid_shape[0] * self.grid_shape[1] * self.grid_shape[2]], rngs=rngs)
-    self.up1 = nnx.ConvTranspose(2 * features, features, (4, 4), strides=(2, 2),
+    self.up1 = ConvTranspose(2 * features, features, (4, 4), strides=(2, 2),
                                  kernel_init=conv_kernel_init, rngs=rngs)
-    self.up2 = nnx.ConvTranspose(features, features, (4, 4), strides=(2, 2),
+    self.up2 = ConvTranspose(features, features, (4, 4), strides=(2, 2),
                                  kernel_init=conv_kernel_init, rngs=rngs)
     # 1x1: the transposed convs already mix neighbourhoods, and a 3x3 head to 256
     # categorical logits would cost 9x (58M of 80M multiply-adds per 28x28 image).

@@ -29,6 +29,7 @@ from flax import nnx
 
 from gen_jax.errors import UserError
 from gen_jax.nn.precision import compute_dtype
+from gen_jax.nn.upsample import ConvTranspose
 
 
 class ResidualBlock(nnx.Module):
@@ -82,7 +83,7 @@ class Decoder(nnx.Module):
     self.residual = ResidualStack(features, residual_hidden, num_residual, rngs=rngs)
     widths = [features] + [features // 2] * (num_upsamples - 1) + [out_features]
     self.upsamples = nnx.List([
-        nnx.ConvTranspose(widths[i], widths[i + 1], (4, 4), (2, 2), rngs=rngs)
+        ConvTranspose(widths[i], widths[i + 1], (4, 4), (2, 2), rngs=rngs)
         for i in range(num_upsamples)])
 
   def __call__(self, x):
@@ -150,7 +151,7 @@ class VQVAE2(nnx.Module):
     self.top_decoder = Decoder(embedding_dim, features, residual_hidden, num_residual, 1,
                                features, rngs=rngs)
     self.bottom_pre_quantize = nnx.Conv(2 * features, embedding_dim, (1, 1), rngs=rngs)
-    self.upsample_top = nnx.ConvTranspose(embedding_dim, embedding_dim, (4, 4), (2, 2), rngs=rngs)
+    self.upsample_top = ConvTranspose(embedding_dim, embedding_dim, (4, 4), (2, 2), rngs=rngs)
     self.decoder = Decoder(2 * embedding_dim, features, residual_hidden, num_residual,
                            num_downsamples, num_channels, rngs=rngs)
 

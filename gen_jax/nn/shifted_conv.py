@@ -15,24 +15,23 @@ inputs at or above-left of it in the coarse grid, which keeps both properties
 The transposed convolution is, by definition, a convolution over the input
 dilated by 2 (`lhs_dilation`), padded on the same sides; it is computed as one
 stride-1 convolution of the undilated input into the four output phases
-followed by depth-to-space (`upsample_by_phases`), which skips the zeros of
-the dilation (XLA's CPU convolution with lhs_dilation ran 5-20x slower).
+followed by depth-to-space (`nn/upsample.py::upsample_by_phases`), which skips
+the zeros of the dilation.
 """
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 from jax import lax
 
 from gen_jax.nn.causal_conv import init_kernel
 from gen_jax.nn.gated import down_shift
+from gen_jax.nn.upsample import upsample_by_phases
 
 _DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 DIRECTIONS = ("down", "down_right")
 
-__all__ = ["DIRECTIONS", "ShiftedConv", "down_shift", "phase_taps", "right_shift",
-           "shifted_padding", "upsample_by_phases"]
+__all__ = ["DIRECTIONS", "ShiftedConv", "down_shift", "right_shift", "shifted_padding"]
 
 
 def right_shift(x: jax.Array) -> jax.Array:  # [B, H, W, C]: column j <- column j-1, column 0 <- 0
@@ -58,54 +57,6 @@ def shifted_padding(kernel_shape: tuple[int, int], direction: str,
   else:
     raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
   return rows, columns
-
-
-def phase_taps(kernel_size: int, pad_before: int) -> dict[tuple[int, int], int]:
-  """{(phase, offset): tap} of a stride-2 transposed convolution along one axis.
-
-  Output 2i + phase reads dilated input 2i + phase + tap - pad_before; that is
-  undilated input i + offset when tap = 2 offset - phase + pad_before.
-  """
-  taps = {}
-  for phase in (0, 1):
-    for tap in range(kernel_size):
-      if (tap + phase - pad_before) % 2 == 0:
-        taps[(phase, (tap + phase - pad_before) // 2)] = tap
-  return taps
-
-
-def upsample_by_phases(x: jax.Array, kernel: jax.Array,
-                       padding: tuple[tuple[int, int], tuple[int, int]]) -> jax.Array:
-  """conv(dilate_2(x), kernel, padding) -> [B, 2H, 2W, Cout], without the dilation's zeros.
-
-  Each output phase (a, b) (row parity, column parity) is a stride-1
-  convolution of x over offsets (dr, dc) with the taps `phase_taps` assigns to
-  it; all four run as one convolution into 4 Cout channels, then depth-to-space.
-  padding: the ((top, bottom), (left, right)) of the dilated form (bottom and
-  right are then implied: the output is 2H x 2W).
-  """
-  kernel_height, kernel_width, in_features, out_features = kernel.shape
-  row_taps = phase_taps(kernel_height, padding[0][0])
-  column_taps = phase_taps(kernel_width, padding[1][0])
-  row_offsets = sorted({offset for _, offset in row_taps})
-  column_offsets = sorted({offset for _, offset in column_taps})
-  # Gather indices into the kernel padded with one zero tap at the end (for unused slots).
-  rows = np.full((len(row_offsets), 2), kernel_height, np.int32)  # [offsets, phase]
-  columns = np.full((len(column_offsets), 2), kernel_width, np.int32)
-  for (phase, offset), tap in row_taps.items():
-    rows[offset - row_offsets[0], phase] = tap
-  for (phase, offset), tap in column_taps.items():
-    columns[offset - column_offsets[0], phase] = tap
-  padded = jnp.pad(kernel, ((0, 1), (0, 1), (0, 0), (0, 0)))
-  phased = padded[rows[:, None, :, None], columns[None, :, None, :]]  # [dr, dc, a, b, Cin, Cout]
-  phased = jnp.moveaxis(phased, (2, 3), (3, 4))  # [dr, dc, Cin, a, b, Cout]
-  phased = phased.reshape(len(row_offsets), len(column_offsets), in_features, 4 * out_features)
-  offsets_padding = ((-row_offsets[0], row_offsets[-1]), (-column_offsets[0], column_offsets[-1]))
-  y = lax.conv_general_dilated(x, phased, (1, 1), offsets_padding,
-                               dimension_numbers=_DIMENSION_NUMBERS)  # [B, H, W, (a, b, Cout)]
-  batch, height, width, _ = y.shape
-  y = y.reshape(batch, height, width, 2, 2, out_features).transpose(0, 1, 3, 2, 4, 5)
-  return y.reshape(batch, 2 * height, 2 * width, out_features)
 
 
 class ShiftedConv(nnx.Module):

@@ -6,7 +6,8 @@ import pytest
 from flax import nnx
 from jax import lax
 
-from gen_jax.nn.shifted_conv import ShiftedConv, right_shift, shifted_padding, upsample_by_phases
+from gen_jax.nn.shifted_conv import ShiftedConv, right_shift, shifted_padding
+from gen_jax.nn.upsample import upsample_by_phases
 
 
 def expected_support(direction, kernel_shape, resample, height, width):
