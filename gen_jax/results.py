@@ -286,7 +286,7 @@ def group_table(group: Group, runs: dict[str, list[dict]], curves: dict[str, lis
            "| model | " + " | ".join(metrics) + " | seeds | steps | wall per run (min) | "
            "test metric flattened? | published anchor |",
            "|---|" + "---|" * (len(metrics) + 5)]
-  means, spreads, devices = {}, {}, set()
+  means, spreads, devices = {}, {}, {}  # device -> the models that ran on it
   for model in models:
     records = runs.get(model, [])
     cells = []
@@ -296,7 +296,8 @@ def group_table(group: Group, runs: dict[str, list[dict]], curves: dict[str, lis
       if values:
         means.setdefault(metric, {})[model], spreads.setdefault(metric, {})[model] = \
             mean_spread(values)
-    devices.update(r["device"] for r in records)
+    for device in dict.fromkeys(r["device"] for r in records):
+      devices.setdefault(device, []).append(model)
     steps = sorted({r["steps"] for r in records})
     walls = [r["wall_s"] / 60 for r in records if r.get("wall_s") is not None]
     flattening = describe_seed_flattening(notes.get(model, []))
@@ -309,7 +310,9 @@ def group_table(group: Group, runs: dict[str, list[dict]], curves: dict[str, lis
                  f"{', '.join(map(str, steps)) or '-'} | "
                  f"{format_mean_spread(walls) if walls else '-'} | "
                  f"{flattening} | {anchor_cell} |")
-  lines += ["", f"Device: {'; '.join(sorted(devices)) or 'none (no finished run)'}. "
+  described = (list(devices) if len(devices) == 1 else  # several: each with its models
+               [f"{device} ({', '.join(models)})" for device, models in devices.items()])
+  lines += ["", f"Device: {'; '.join(sorted(described)) or 'none (no finished run)'}. "
             "Mean ± sample standard deviation over seeds; flattened = the headline metric "
             "changed by at most 0.25% (a likelihood) or 1% (another metric) over the last "
             "quarter of its steps."]

@@ -132,6 +132,11 @@ def test_group_table_has_mean_spread_wall_anchor_and_verdicts():
   assert ("ours: pixelcnn > row_lstm: **does not match** (pixelcnn 3.2 beats row_lstm 3.5). "
           "These runs stopped at 100 steps, far below the papers' budgets (hundreds of epochs), "
           "on other data; pixelcnn had not flattened, so the order may still change.") in table
+  # Runs on two device settings: each named with its models, not run together.
+  runs["row_lstm"][0]["device"] = "cpu TFRT_CPU_0 x1; 2 runs at once"
+  table = results.group_table(group, runs, curves, {}, metrics)
+  assert ("Device: cpu TFRT_CPU_0 x1 (pixelcnn); cpu TFRT_CPU_0 x1; 2 runs at once "
+          "(row_lstm).") in table
 
 
 def test_selected_runs_put_what_a_run_needs_first():
