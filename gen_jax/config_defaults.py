@@ -8,9 +8,7 @@ its `smoke` variant is `smoke_variant(SIZES)`, the shared shrink plus the model'
 own small sizes, written in the file.
 """
 
-import importlib.util
 import json
-import os
 
 import ml_collections
 
@@ -158,15 +156,6 @@ def finalize(config: ml_collections.ConfigDict, arg: str | None,
     variants[arg](config)
   config.lock()
   return config
-
-
-def load_experiment(path: str, arg: str | None = None) -> ml_collections.ConfigDict:
-  """The experiment file's get_config(arg), loaded by path as `--config PATH:ARG` does."""
-  name = "config_" + os.path.splitext(os.path.basename(path))[0]
-  spec = importlib.util.spec_from_file_location(name, path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
 
 
 def read_run_config(path: str) -> ml_collections.ConfigDict:

@@ -61,8 +61,12 @@ def tiny_idx(tmp_path_factory):
 
 def load_config(filename: str, arg: str | None = None):
   """configs/<filename>'s get_config(arg), loaded by path as config_flags does."""
-  from gen_jax import config_defaults
-  return config_defaults.load_experiment(os.path.join(REPO, "configs", filename), arg)
+  import importlib.util
+  spec = importlib.util.spec_from_file_location(
+      "config_" + filename.replace(".py", ""), os.path.join(REPO, "configs", filename))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
 
 
 def tiny_pixelcnn_config(tiny_idx, **train_overrides):

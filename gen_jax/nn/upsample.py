@@ -4,8 +4,8 @@ A transposed convolution is, by definition, a stride-1 convolution over its inpu
 dilated by the stride (`lhs_dilation`): three of every four dilated pixels are zeros.
 XLA:CPU has no fast kernel for its gradient: 179 ms for one 32 -> 32 4x4 layer from
 14x14 to 28x28 at batch 64, against 13 ms for the forward pass, and 46 ms computed as
-below (`python -m benchmarks.upsample`, idle 2-core Intel Xeon, 2026-12-05; 0.44-0.8 s
-against 68 ms under load). Every output pixel of a stride-2 transposed
+below (`python -m benchmarks.upsample`, idle 2-core Intel Xeon, 2026-12-05). Every
+output pixel of a stride-2 transposed
 convolution has one of four phases (row and column parity), and each phase reads the
 undilated input through a fixed subset of the kernel's taps; `upsample_by_phases`
 runs all four as one stride-1 convolution into 4 x Cout channels, then

@@ -108,17 +108,3 @@ def test_bfloat16_gradients_keep_the_dtype_and_match_lax():
     np.testing.assert_allclose(np.asarray(g, np.float32), np.asarray(w, np.float32),
                                rtol=5e-2, atol=5e-1)
 
-
-def test_kernel_gradient_benchmark_reads_its_config_overrides():
-  """benchmarks/kernel_gradient.py --set: literals keep their type, other text is a
-  string, nested keys reach their node, and --devices lands in config.cpu_devices."""
-  from benchmarks import kernel_gradient
-  config = kernel_gradient.load_config(
-      "vqvae_prior.py", ["config.vqvae_workdir=runs/vq", "train.batch_size=8",
-                         "config.model.priors.latent.features=32"], devices=1)
-  assert config.vqvae_workdir == "runs/vq"
-  assert config.train.batch_size == 8
-  assert config.model.priors.latent.features == 32
-  assert config.cpu_devices == 1
-  with pytest.raises(KeyError):
-    kernel_gradient.load_config("pixelcnn.py", ["train.batchsize=8"], devices=1)
