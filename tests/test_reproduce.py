@@ -139,6 +139,15 @@ def test_group_table_has_mean_spread_wall_anchor_and_verdicts():
           "(row_lstm).") in table
 
 
+def test_group_table_says_nothing_of_orderings_among_models_it_does_not_hold():
+  group = next(g for g in results.GROUPS if g.name == "b")
+  record = fake_record("beta_vae_beta1", 0, 0.05)
+  record["metrics"]["mig"] = 0.1
+  table = results.group_table(group, {"beta_vae_beta1": [record]}, {}, {}, {})
+  assert "m2_labels" not in table  # the M2 orderings: none of their rows in this table
+  assert "Ordering in mig" in table and "nothing to compare" in table  # beta 4 missing
+
+
 def test_selected_runs_put_what_a_run_needs_first():
   assert reproduce.selected_runs(["c"], ["vqvae2_prior"]) == ["vqvae2", "vqvae2_prior"]
   assert reproduce.selected_runs(["d"], ["vaegan"]) == ["fmnist_classifier", "vaegan"]
