@@ -2,7 +2,8 @@
 
   python -m gen_jax.reproduce --budget steps:2000 [--groups a,b] [--models pixelcnn,vae_mlp]
       [--seeds 3] [--root runs/reproduce] [--variant smoke] [--eval_examples 1000]
-      [--nofinal_eval] [--iwae_samples 5000] [--parallel 1] [--readme README.md] [--dry_run]
+      [--nofinal_eval] [--iwae_samples 5000] [--parallel 1] [--readme docs/results.md]
+      [--summary README.md] [--dry_run]
 
 Trains each model of the chosen groups (results.GROUPS) at one budget, each seed a
 `gen_jax.main` process in ROOT/<budget>/<model>/seed_<s>, --parallel at once. minutes:M
@@ -10,7 +11,7 @@ gives each model the steps that fit M minutes at a calibration run's step time. 
 evals (the curves) see --eval_examples test examples; a final `--mode eval` on the whole
 split (IWAE over --iwae_samples for the VAEs) gives the tables' numbers. Finished runs
 are not repeated (other final-eval settings redo only that eval); interrupted ones
-resume. Writes ROOT/results.md (and the --readme block), curves vs steps and wall-clock
+resume. Writes ROOT/results.md (and the --readme block, and --summary's short table), curves vs steps and wall-clock
 and upscaled seed-0 grids under ROOT/<budget>/.
 """
 
@@ -52,6 +53,10 @@ _DRY_RUN = flags.DEFINE_bool("dry_run", False, "Print the commands, run nothing.
 _README = flags.DEFINE_string("readme", None, "Also put the tables into this file, between "
                               "its lines <!-- reproduce:begin --> and <!-- reproduce:end -->, "
                               "in this command's section (other commands' are kept).")
+_SUMMARY = flags.DEFINE_string("summary", None, "With --readme: also put a short table of "
+                               "every section of that file's block (one row per table) into "
+                               "this file, between its lines <!-- reproduce:summary:begin --> "
+                               "and <!-- reproduce:summary:end -->.")
 
 
 def parse_budget(text: str) -> tuple[str, int]:
@@ -289,6 +294,22 @@ def replace_readme_block(path: str, key: str, text: str | None) -> None:
       f.write(updated)
 
 
+def replace_summary(path: str, tables_path: str, check: bool = False) -> None:
+  """Puts the short table of every section in `tables_path`'s reproduce block into the
+  summary block of `path` (check: only that both blocks exist)."""
+  try:
+    with open(tables_path) as f:
+      summary = results.summary_table(f.read())
+    with open(path) as f:
+      updated = results.with_summary(f.read(), summary)
+  except (OSError, ValueError) as error:
+    why = error.strerror if isinstance(error, OSError) else error
+    raise app.UsageError(f"--summary={path} (from --readme={tables_path}): {why}") from error
+  if not check:
+    with open(path, "w") as f:
+      f.write(updated)
+
+
 def print_commands(names: list[str], kind: str, amount: int, budget_dir: str) -> None:
   """--dry_run: the training commands (for minutes:M, of the models already calibrated)."""
   calibrated = os.path.join(budget_dir, "calibration.json")
@@ -350,8 +371,12 @@ def main(argv):
   names = selected_runs(_GROUPS.value, _MODELS.value)
   section = " ".join([f"{_ROOT.value}/{kind}_{amount}", ",".join(_GROUPS.value),
                       ",".join(_MODELS.value)]).strip()
-  if _README.value:  # a bad --readme fails now, not after the runs
+  if _README.value:  # a bad --readme or --summary fails now, not after the runs
     replace_readme_block(_README.value, section, None)
+  if _SUMMARY.value:
+    if not _README.value:
+      raise app.UsageError("--summary: it summarizes the --readme file's tables; set --readme")
+    replace_summary(_SUMMARY.value, _README.value, check=True)
   budget_dir = os.path.abspath(os.path.join(_ROOT.value, f"{kind}_{amount}"))
   if _DRY_RUN.value:
     print_commands(names, kind, amount, budget_dir)
@@ -388,6 +413,8 @@ def main(argv):
     f.write(markdown)
   if _README.value:
     replace_readme_block(_README.value, section, markdown)
+  if _SUMMARY.value:
+    replace_summary(_SUMMARY.value, _README.value)
   print(markdown)
 
 

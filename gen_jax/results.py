@@ -6,6 +6,7 @@ its metrics.jsonl eval curve), so the tables can be rebuilt and tested without t
 """
 
 import dataclasses
+import re
 import math
 import statistics
 
@@ -42,6 +43,7 @@ class Group:
   metrics: tuple[str, ...]  # columns; the first is the headline (curves, flatten, plots)
   anchors: tuple[tuple[str, Anchor], ...] = ()  # (model, anchor)
   orderings: tuple[Ordering, ...] = ()
+  short: str = ""  # the group in the README's summary table
 
 
 PIXELRNN = "van den Oord et al. 2016a (PixelRNN), CIFAR-10 8-bit RGB"
@@ -56,7 +58,7 @@ GROUPS = (
            ("diagonal_bilstm", Anchor("3.00 bits/dim", PIXELRNN))),
           (Ordering("bits_per_dim", ("pixelcnn_pp", "diagonal_bilstm", "gated_pixelcnn",
                                      "row_lstm", "pixelcnn"),
-                    "the CIFAR-10 figures of the anchors"),)),
+                    "the CIFAR-10 figures of the anchors"),), short="autoregressive"),
     Group("b", "Latent-variable models, Fashion-MNIST (beta-VAE rows: "
           "32x32 sprites with known factors, for the MIG)",
           ("vae_mlp", "vae_conv", "ae", "cvae", "m2_labels100", "m2_labels1000",
@@ -80,27 +82,29 @@ GROUPS = (
            *[Ordering("accuracy", (f"m1m2_labels{num}", f"m2_labels{num}"),
                       "Kingma et al. 2014 (M1+M2 beats M2 alone)") for num in (100, 1000)],
            Ordering("mig", ("beta_vae_beta4", "beta_vae_beta1"),
-                    "Higgins et al. 2017, Chen et al. 2018 (beta > 1 disentangles more)"))),
+                    "Higgins et al. 2017, Chen et al. 2018 (beta > 1 disentangles more)")),
+          short="latent-variable"),
     Group("c", "VQ-VAE, VQ-VAE-2 and their priors, Fashion-MNIST",
           ("vqvae", "vqvae2", "vqvae_prior", "vqvae2_prior"),
           ("psnr", "codebook_perplexity", "bits_per_dim"),
           (("vqvae_prior", Anchor("4.67 bits/dim (bound)",
                                   "van den Oord et al. 2017, CIFAR-10")),),
           (Ordering("psnr", ("vqvae2", "vqvae"),
-                    "Razavi et al. 2019 (the hierarchy reconstructs better)"),)),
+                    "Razavi et al. 2019 (the hierarchy reconstructs better)"),), short="VQ"),
     Group("d", "GANs and VAE-GAN, Fashion-MNIST (classifier-feature FID/KID, 10k samples)",
           ("dcgan_non_saturating", "dcgan_hinge", "dcgan_minimax", "dcgan_non_saturating_r1",
            "dcgan_hinge_r1", "dcgan_minimax_r1", "vaegan", "fmnist_classifier"),
           ("fid", "kid", "accuracy"), (),
           (Ordering("fid", ("dcgan_non_saturating", "dcgan_minimax"),
-                    "Goodfellow et al. 2014 (the minimax generator saturates)"),)),
+                    "Goodfellow et al. 2014 (the minimax generator saturates)"),),
+          short="GANs, VAE-GAN"),
     # AR(p): beside the fitted model's held-out nll, least squares' and the true parameters'
     # on the same held-out series (ols_nll, true_nll), and the noise's entropy in closed form.
     Group("e", "Sequences (held-out bits/char; AR(p): nll in nats per step)",
           ("char_rnn", "ar_p"), ("bits_per_char", "nll", "ols_nll", "true_nll"),
           (("ar_p", Anchor("0.7258 nats/step", "the generating process's entropy rate, "
                            "ln(2 pi e sigma^2) / 2 at sigma = 0.5 (configs/ar_p.py)",
-                           same_data=True)),)),
+                           same_data=True)),), short="sequences"),
 )
 
 
@@ -364,3 +368,74 @@ def readme_with_tables(readme: str, key: str, tables: str) -> str:
   following = rest.find(SECTION.format("").rstrip(" ->"))
   tail = rest[following:] if following >= 0 else ""
   return readme[:start] + head + section + tail + readme[end:]
+
+
+SUMMARY_BEGIN, SUMMARY_END = "<!-- reproduce:summary:begin -->", "<!-- reproduce:summary:end -->"
+
+
+def short_device(device_line: str) -> str:
+  """'Device: gpu NVIDIA H200 x1, 16 host CPU cores (...); 15 runs at once. Mean ...' ->
+  'GPU (NVIDIA H200)'; a CPU's -> 'CPU, 2 cores'; several settings, each once."""
+  kinds = [f"GPU ({name.strip()})" if kind == "gpu" else
+           f"CPU, {cores} cores" if cores else "CPU"
+           for kind, name, cores in re.findall(
+               r"\b(gpu|cpu)\b(.*?) x\d+(?:, (\d+) host CPU cores)?", device_line)]
+  return "; ".join(dict.fromkeys(kinds)) or "-"
+
+
+def summarize_section(section: str) -> list[str]:
+  """Summary rows (one per group table) of one command's section of the reproduce block."""
+  budget = re.search(r"^Budget: (\d+) (steps|minutes)", section, re.MULTILINE)
+  how = ("-" if not budget else f"{budget.group(1)} steps" if budget.group(2) == "steps"
+         else f"{budget.group(1)} min of steps")
+  rows = []
+  for table in re.split(r"^(?=### \()", section, flags=re.MULTILINE)[1:]:
+    group = next(g for g in GROUPS if table.startswith(f"### ({g.name})"))
+    lines = table.splitlines()
+    header = next(line for line in lines if line.startswith("| model |"))
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    headlines, flat, models = {}, 0, 0  # metric -> ["model value"]
+    for line in lines:
+      cells = [c.strip() for c in line.strip("|").split("|")]
+      if cells[0] not in RUNS or len(cells) != len(columns):
+        continue
+      row = dict(zip(columns, cells))
+      metric = RUNS[cells[0]].headline or next(
+          (m for m in columns[1:] if m in group.metrics and row[m] != "-"), None)
+      if metric and row.get(metric, "-") != "-":
+        headlines.setdefault(metric, []).append(f"{cells[0]} {row[metric]}")
+      models += 1
+      flat += bool(re.match(r"flat in (\d+)/\1 seeds", row["test metric flattened?"]))
+    verdicts = [f"{order}: {verdict}" for order, verdict in re.findall(
+        r"^Papers' order in \w+, best first \(.*?\): (.*?); ours: .*?\*\*(.*?)\*\*",
+        table, re.MULTILINE)]
+    device = next((line for line in lines if line.startswith("Device: ")), "")
+    rows.append(f"| ({group.name}) {group.short} | {how} | {short_device(device)} | "
+                + "; ".join(f"{metric}: {', '.join(values)}"
+                            for metric, values in headlines.items())
+                + f" | {flat}/{models} | {'; '.join(verdicts) or '-'} |")
+  return rows
+
+
+def summary_table(document: str) -> str:
+  """The README's short results table, from the reproduce block of `document` (the file
+  `--readme` writes): per group table, its budget, device, each row's headline metric
+  (mean ± spread over seeds), how many rows had flattened in every seed, and whether the
+  papers' orderings held. ValueError: no block."""
+  begin, end = document.find(README_BEGIN + "\n"), document.find(README_END)
+  if begin < 0 or end < begin:
+    raise ValueError(f"no {README_BEGIN} ... {README_END} lines")
+  sections = document[begin:end].split(SECTION.format("").rstrip(" ->"))[1:]
+  rows = sorted((row for section in sections for row in summarize_section(section)),
+                key=lambda row: row[:5])  # by group, in the block's order within one
+  return "\n".join(["| table | budget per run | device | headline metric (mean ± sd over "
+                    "seeds) | rows flat in every seed | papers' order |",
+                    "|---|---|---|---|---|---|"] + rows) + "\n"
+
+
+def with_summary(readme: str, summary: str) -> str:
+  """`readme` with `summary` between its summary marker lines. ValueError: no markers."""
+  begin, end = readme.find(SUMMARY_BEGIN + "\n"), readme.find(SUMMARY_END)
+  if begin < 0 or end < begin:
+    raise ValueError(f"no {SUMMARY_BEGIN} ... {SUMMARY_END} lines")
+  return readme[:begin + len(SUMMARY_BEGIN) + 1] + summary + readme[end:]

@@ -272,10 +272,12 @@ def test_reproduce_end_to_end_two_models_one_seed(tiny_idx, tmp_path):
   sources.read_split("fashion_mnist", "train", data_dir=data_dir, idx_dir=idx_dir)
   readme = tmp_path / "README.md"
   readme.write_text("# R\n<!-- reproduce:begin -->\nold\n<!-- reproduce:end -->\nend\n")
+  summary = tmp_path / "SUMMARY.md"
+  summary.write_text("# S\n<!-- reproduce:summary:begin -->\n<!-- reproduce:summary:end -->\n")
   args = [sys.executable, "-m", "gen_jax.reproduce", "--groups=a", "--models=pixelcnn,row_lstm",
           "--seeds=1", "--budget=steps:4", "--num_evals=2", "--variant=smoke",
           "--eval_examples=16", "--parallel=2", f"--root={tmp_path / 'runs'}",
-          f"--readme={readme}"]
+          f"--readme={readme}", f"--summary={summary}"]
   env = {**os.environ, "TFDS_DATA_DIR": data_dir}
   result = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
@@ -302,6 +304,9 @@ def test_reproduce_end_to_end_two_models_one_seed(tiny_idx, tmp_path):
   section = f"<!-- reproduce:section {tmp_path / 'runs'}/steps_4 a pixelcnn,row_lstm -->\n"
   assert readme.read_text() == ("# R\n<!-- reproduce:begin -->\nold\n" + section
                                 + tables.rstrip("\n") + "\n\n<!-- reproduce:end -->\nend\n")
+  (row,) = [line for line in summary.read_text().splitlines() if line.startswith("| (a)")]
+  assert row.startswith("| (a) autoregressive | 4 steps | CPU, ")
+  assert "bits_per_dim: pixelcnn " in row and ", row_lstm " in row
   # a second invocation finds both runs finished: nothing trains, the same tables
   again = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
   assert again.returncode == 0 and "training" not in again.stdout
@@ -329,6 +334,51 @@ def test_a_run_gets_the_workdirs_it_needs(tmp_path):
     reproduce.replace_readme_block(str(unmarked), "k", "table")
   with pytest.raises(app.UsageError, match="No such file"):
     reproduce.replace_readme_block(str(tmp_path / "missing.md"), "k", None)
+
+
+def test_summary_has_a_row_per_table_with_budget_device_headlines_and_verdicts(tmp_path):
+  group_a, group_b = results.GROUPS[0], results.GROUPS[1]
+  runs = {"pixelcnn": [fake_record("pixelcnn", s, v) for s, v in enumerate((3.0, 3.2, 3.4))],
+          "row_lstm": [fake_record("row_lstm", s, 3.5) for s in range(3)]}
+  for record in runs["row_lstm"]:
+    record["device"] = "gpu NVIDIA H100 x1, 16 host CPU cores (X(R) Y); 3 runs at once"
+  flat_curve = [(i, 3.5) for i in range(4)] + [(4, 3.4), (5, 3.4), (6, 3.4), (7, 3.4)]
+  curves = {"pixelcnn": [[(i, 5.0 - i) for i in range(5)]] * 3, "row_lstm": [flat_curve] * 3}
+  metrics = {"pixelcnn": "bits_per_dim", "row_lstm": "bits_per_dim"}
+  table_a = results.group_table(group_a, runs, curves, {}, metrics)
+  m2 = {f"m2_labels{n}": [dict(fake_record(f"m2_labels{n}", s, 0.44),
+                               metrics={"bits_per_dim": 0.44, "accuracy": a})
+                          for s in range(2)] for n, a in ((100, 0.4), (1000, 0.7))}
+  table_b = results.group_table(group_b, m2, {}, {}, {})
+  document = ("x\n<!-- reproduce:begin -->\n"
+              + results.readme_with_tables("<!-- reproduce:begin -->\n<!-- reproduce:end -->",
+                                           "r/steps_9 b", "Budget: 9 steps per run; s\n\n"
+                                           + table_b)[len("<!-- reproduce:begin -->\n"):]
+              .replace("<!-- reproduce:end -->", "")
+              + results.SECTION.format("r/minutes_2 a") + "\nBudget: 2 minutes of training "
+              "steps per run at each model's calibrated step time (steps: x 3); s\n\n"
+              + table_a + "<!-- reproduce:end -->\n")
+  rows = results.summary_table(document).splitlines()
+  assert rows[0].startswith("| table | budget per run | device | headline metric")
+  # by group (a before b), whatever the block's order; the headline per the run's metric
+  assert rows[2] == ("| (a) autoregressive | 2 min of steps | CPU; GPU (NVIDIA H100) | "
+                     "bits_per_dim: pixelcnn 3.2 ± 0.2, row_lstm 3.5 ± 0 | 1/2 | "
+                     "row_lstm > pixelcnn: does not match |")
+  assert rows[3] == ("| (b) latent-variable | 9 steps | CPU | accuracy: m2_labels100 0.4 ± 0, "
+                     "m2_labels1000 0.7 ± 0 | 0/2 | m2_labels1000 > m2_labels100: matches |")
+  assert len(rows) == 4
+  assert results.short_device("Device: cpu x1, 2 host CPU cores (Intel(R) Xeon(R) "
+                              "Processor); 2 runs at once. Mean") == "CPU, 2 cores"
+  readme = tmp_path / "README.md"
+  readme.write_text("a\n<!-- reproduce:summary:begin -->\nold\n<!-- reproduce:summary:end -->\nb\n")
+  tables = tmp_path / "results.md"
+  tables.write_text(document)
+  reproduce.replace_summary(str(readme), str(tables))
+  assert readme.read_text() == ("a\n<!-- reproduce:summary:begin -->\n"
+                                + results.summary_table(document)
+                                + "<!-- reproduce:summary:end -->\nb\n")
+  with pytest.raises(app.UsageError, match="no <!-- reproduce:summary:begin -->"):
+    reproduce.replace_summary(str(tables), str(tables), check=True)
 
 
 def test_each_command_fills_its_own_section_of_the_readme_block():
