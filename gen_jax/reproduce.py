@@ -30,7 +30,7 @@ import numpy as np
 from absl import app, flags
 from PIL import Image
 
-from gen_jax import plots, results, runs
+from gen_jax import plots, results, runs, tables_file
 
 _BUDGET = flags.DEFINE_string("budget", "steps:2000", "steps:N, or minutes:M per run.")
 _GROUPS = flags.DEFINE_list("groups", [g.name for g in results.GROUPS], "Groups to run.")
@@ -280,36 +280,6 @@ def write_figures(group: results.Group, records: dict, budget_dir: str) -> None:
           os.path.join(budget_dir, "samples", f"{model}.png"))
 
 
-def replace_readme_block(path: str, key: str, text: str | None) -> None:
-  """Checks (text None) or puts this command's tables (its section `key`) into the README's
-  reproduce block, keeping the other commands' sections."""
-  try:
-    with open(path) as f:
-      updated = results.readme_with_tables(f.read(), key, text or "")
-  except (OSError, ValueError) as error:
-    why = error.strerror if isinstance(error, OSError) else error
-    raise app.UsageError(f"--readme={path}: {why}") from error
-  if text is not None:
-    with open(path, "w") as f:
-      f.write(updated)
-
-
-def replace_summary(path: str, tables_path: str, check: bool = False) -> None:
-  """Puts the short table of every section in `tables_path`'s reproduce block into the
-  summary block of `path` (check: only that both blocks exist)."""
-  try:
-    with open(tables_path) as f:
-      summary = results.summary_table(f.read())
-    with open(path) as f:
-      updated = results.with_summary(f.read(), summary)
-  except (OSError, ValueError) as error:
-    why = error.strerror if isinstance(error, OSError) else error
-    raise app.UsageError(f"--summary={path} (from --readme={tables_path}): {why}") from error
-  if not check:
-    with open(path, "w") as f:
-      f.write(updated)
-
-
 def print_commands(names: list[str], kind: str, amount: int, budget_dir: str) -> None:
   """--dry_run: the training commands (for minutes:M, of the models already calibrated)."""
   calibrated = os.path.join(budget_dir, "calibration.json")
@@ -372,11 +342,11 @@ def main(argv):
   section = " ".join([f"{_ROOT.value}/{kind}_{amount}", ",".join(_GROUPS.value),
                       ",".join(_MODELS.value)]).strip()
   if _README.value:  # a bad --readme or --summary fails now, not after the runs
-    replace_readme_block(_README.value, section, None)
+    tables_file.replace_section(_README.value, section, None)
   if _SUMMARY.value:
     if not _README.value:
       raise app.UsageError("--summary: it summarizes the --readme file's tables; set --readme")
-    replace_summary(_SUMMARY.value, _README.value, check=True)
+    tables_file.replace_summary(_SUMMARY.value, _README.value, check=True)
   budget_dir = os.path.abspath(os.path.join(_ROOT.value, f"{kind}_{amount}"))
   if _DRY_RUN.value:
     print_commands(names, kind, amount, budget_dir)
@@ -412,9 +382,9 @@ def main(argv):
   with open(os.path.join(os.path.abspath(_ROOT.value), "results.md"), "w") as f:
     f.write(markdown)
   if _README.value:
-    replace_readme_block(_README.value, section, markdown)
+    tables_file.replace_section(_README.value, section, markdown)
   if _SUMMARY.value:
-    replace_summary(_SUMMARY.value, _README.value)
+    tables_file.replace_summary(_SUMMARY.value, _README.value)
   print(markdown)
 
 

@@ -6,7 +6,6 @@ its metrics.jsonl eval curve), so the tables can be rebuilt and tested without t
 """
 
 import dataclasses
-import re
 import math
 import statistics
 
@@ -345,97 +344,3 @@ def budget_caveat(ordering: Ordering, runs: dict[str, list[dict]],
 
 def results_markdown(header: str, tables: list[str]) -> str:
   return "\n".join([header, ""] + [t for t in tables if t])
-
-
-README_BEGIN, README_END = "<!-- reproduce:begin -->", "<!-- reproduce:end -->"
-SECTION = "<!-- reproduce:section {} -->"
-
-
-def readme_with_tables(readme: str, key: str, tables: str) -> str:
-  """`readme` with one command's tables in its reproduce block: the block holds one section
-  per command (a marker line naming `key`, then its tables); this key's section is
-  replaced, or appended when new, and the others are kept. ValueError: no block."""
-  begin, end = readme.find(README_BEGIN + "\n"), readme.find(README_END)
-  if begin < 0 or end < begin:
-    raise ValueError(f"no {README_BEGIN} ... {README_END} lines")
-  start = begin + len(README_BEGIN) + 1
-  marker = SECTION.format(key) + "\n"
-  section = marker + tables.rstrip("\n") + "\n\n"
-  block = readme[start:end]
-  if marker not in block:
-    return readme[:start] + block + section + readme[end:]
-  head, _, rest = block.partition(marker)
-  following = rest.find(SECTION.format("").rstrip(" ->"))
-  tail = rest[following:] if following >= 0 else ""
-  return readme[:start] + head + section + tail + readme[end:]
-
-
-SUMMARY_BEGIN, SUMMARY_END = "<!-- reproduce:summary:begin -->", "<!-- reproduce:summary:end -->"
-
-
-def short_device(device_line: str) -> str:
-  """'Device: gpu NVIDIA H200 x1, 16 host CPU cores (...); 15 runs at once. Mean ...' ->
-  'GPU (NVIDIA H200)'; a CPU's -> 'CPU, 2 cores'; several settings, each once."""
-  kinds = [f"GPU ({name.strip()})" if kind == "gpu" else
-           f"CPU, {cores} cores" if cores else "CPU"
-           for kind, name, cores in re.findall(
-               r"\b(gpu|cpu)\b(.*?) x\d+(?:, (\d+) host CPU cores)?", device_line)]
-  return "; ".join(dict.fromkeys(kinds)) or "-"
-
-
-def summarize_section(section: str) -> list[str]:
-  """Summary rows (one per group table) of one command's section of the reproduce block."""
-  budget = re.search(r"^Budget: (\d+) (steps|minutes)", section, re.MULTILINE)
-  how = ("-" if not budget else f"{budget.group(1)} steps" if budget.group(2) == "steps"
-         else f"{budget.group(1)} min of steps")
-  rows = []
-  for table in re.split(r"^(?=### \()", section, flags=re.MULTILINE)[1:]:
-    group = next(g for g in GROUPS if table.startswith(f"### ({g.name})"))
-    lines = table.splitlines()
-    header = next(line for line in lines if line.startswith("| model |"))
-    columns = [c.strip() for c in header.strip("|").split("|")]
-    headlines, flat, models = {}, 0, 0  # metric -> ["model value"]
-    for line in lines:
-      cells = [c.strip() for c in line.strip("|").split("|")]
-      if cells[0] not in RUNS or len(cells) != len(columns):
-        continue
-      row = dict(zip(columns, cells))
-      metric = RUNS[cells[0]].headline or next(
-          (m for m in columns[1:] if m in group.metrics and row[m] != "-"), None)
-      if metric and row.get(metric, "-") != "-":
-        headlines.setdefault(metric, []).append(f"{cells[0]} {row[metric]}")
-      models += 1
-      flat += bool(re.match(r"flat in (\d+)/\1 seeds", row["test metric flattened?"]))
-    verdicts = [f"{order}: {verdict}" for order, verdict in re.findall(
-        r"^Papers' order in \w+, best first \(.*?\): (.*?); ours: .*?\*\*(.*?)\*\*",
-        table, re.MULTILINE)]
-    device = next((line for line in lines if line.startswith("Device: ")), "")
-    rows.append(f"| ({group.name}) {group.short} | {how} | {short_device(device)} | "
-                + "; ".join(f"{metric}: {', '.join(values)}"
-                            for metric, values in headlines.items())
-                + f" | {flat}/{models} | {'; '.join(verdicts) or '-'} |")
-  return rows
-
-
-def summary_table(document: str) -> str:
-  """The README's short results table, from the reproduce block of `document` (the file
-  `--readme` writes): per group table, its budget, device, each row's headline metric
-  (mean ± spread over seeds), how many rows had flattened in every seed, and whether the
-  papers' orderings held. ValueError: no block."""
-  begin, end = document.find(README_BEGIN + "\n"), document.find(README_END)
-  if begin < 0 or end < begin:
-    raise ValueError(f"no {README_BEGIN} ... {README_END} lines")
-  sections = document[begin:end].split(SECTION.format("").rstrip(" ->"))[1:]
-  rows = sorted((row for section in sections for row in summarize_section(section)),
-                key=lambda row: row[:5])  # by group, in the block's order within one
-  return "\n".join(["| table | budget per run | device | headline metric (mean ± sd over "
-                    "seeds) | rows flat in every seed | papers' order |",
-                    "|---|---|---|---|---|---|"] + rows) + "\n"
-
-
-def with_summary(readme: str, summary: str) -> str:
-  """`readme` with `summary` between its summary marker lines. ValueError: no markers."""
-  begin, end = readme.find(SUMMARY_BEGIN + "\n"), readme.find(SUMMARY_END)
-  if begin < 0 or end < begin:
-    raise ValueError(f"no {SUMMARY_BEGIN} ... {SUMMARY_END} lines")
-  return readme[:begin + len(SUMMARY_BEGIN) + 1] + summary + readme[end:]

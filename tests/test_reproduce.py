@@ -13,7 +13,7 @@ import pytest
 from absl import app
 
 from conftest import REPO, load_config
-from gen_jax import plots, reproduce, results, writers
+from gen_jax import plots, reproduce, results, tables_file, writers
 
 
 def test_budget_parsing():
@@ -331,9 +331,9 @@ def test_a_run_gets_the_workdirs_it_needs(tmp_path):
   unmarked = tmp_path / "README.md"
   unmarked.write_text("no markers\n")
   with pytest.raises(app.UsageError, match="no <!-- reproduce:begin -->"):
-    reproduce.replace_readme_block(str(unmarked), "k", "table")
+    tables_file.replace_section(str(unmarked), "k", "table")
   with pytest.raises(app.UsageError, match="No such file"):
-    reproduce.replace_readme_block(str(tmp_path / "missing.md"), "k", None)
+    tables_file.replace_section(str(tmp_path / "missing.md"), "k", None)
 
 
 def test_summary_has_a_row_per_table_with_budget_device_headlines_and_verdicts(tmp_path):
@@ -351,14 +351,14 @@ def test_summary_has_a_row_per_table_with_budget_device_headlines_and_verdicts(t
                           for s in range(2)] for n, a in ((100, 0.4), (1000, 0.7))}
   table_b = results.group_table(group_b, m2, {}, {}, {})
   document = ("x\n<!-- reproduce:begin -->\n"
-              + results.readme_with_tables("<!-- reproduce:begin -->\n<!-- reproduce:end -->",
+              + tables_file.readme_with_tables("<!-- reproduce:begin -->\n<!-- reproduce:end -->",
                                            "r/steps_9 b", "Budget: 9 steps per run; s\n\n"
                                            + table_b)[len("<!-- reproduce:begin -->\n"):]
               .replace("<!-- reproduce:end -->", "")
-              + results.SECTION.format("r/minutes_2 a") + "\nBudget: 2 minutes of training "
+              + tables_file.SECTION.format("r/minutes_2 a") + "\nBudget: 2 minutes of training "
               "steps per run at each model's calibrated step time (steps: x 3); s\n\n"
               + table_a + "<!-- reproduce:end -->\n")
-  rows = results.summary_table(document).splitlines()
+  rows = tables_file.summary_table(document).splitlines()
   assert rows[0].startswith("| table | budget per run | device | headline metric")
   # by group (a before b), whatever the block's order; the headline per the run's metric
   assert rows[2] == ("| (a) autoregressive | 2 min of steps | CPU; GPU (NVIDIA H100) | "
@@ -367,35 +367,35 @@ def test_summary_has_a_row_per_table_with_budget_device_headlines_and_verdicts(t
   assert rows[3] == ("| (b) latent-variable | 9 steps | CPU | accuracy: m2_labels100 0.4 ± 0, "
                      "m2_labels1000 0.7 ± 0 | 0/2 | m2_labels1000 > m2_labels100: matches |")
   assert len(rows) == 4
-  assert results.short_device("Device: cpu x1, 2 host CPU cores (Intel(R) Xeon(R) "
+  assert tables_file.short_device("Device: cpu x1, 2 host CPU cores (Intel(R) Xeon(R) "
                               "Processor); 2 runs at once. Mean") == "CPU, 2 cores"
   readme = tmp_path / "README.md"
   readme.write_text("a\n<!-- reproduce:summary:begin -->\nold\n<!-- reproduce:summary:end -->\nb\n")
   tables = tmp_path / "results.md"
   tables.write_text(document)
-  reproduce.replace_summary(str(readme), str(tables))
+  tables_file.replace_summary(str(readme), str(tables))
   assert readme.read_text() == ("a\n<!-- reproduce:summary:begin -->\n"
-                                + results.summary_table(document)
+                                + tables_file.summary_table(document)
                                 + "<!-- reproduce:summary:end -->\nb\n")
   with pytest.raises(app.UsageError, match="no <!-- reproduce:summary:begin -->"):
-    reproduce.replace_summary(str(tables), str(tables), check=True)
+    tables_file.replace_summary(str(tables), str(tables), check=True)
 
 
 def test_each_command_fills_its_own_section_of_the_readme_block():
   readme = "intro\n<!-- reproduce:begin -->\nkept\n<!-- reproduce:end -->\nafter\n"
-  one = results.readme_with_tables(readme, "runs/steps_10 a", "table A1\n")
-  two = results.readme_with_tables(one, "runs/steps_20 b", "table B1")
+  one = tables_file.readme_with_tables(readme, "runs/steps_10 a", "table A1\n")
+  two = tables_file.readme_with_tables(one, "runs/steps_20 b", "table B1")
   assert two == ("intro\n<!-- reproduce:begin -->\nkept\n"
                  "<!-- reproduce:section runs/steps_10 a -->\ntable A1\n\n"
                  "<!-- reproduce:section runs/steps_20 b -->\ntable B1\n\n"
                  "<!-- reproduce:end -->\nafter\n")
   # rerunning the first command replaces its section in place; the second's is kept
-  again = results.readme_with_tables(two, "runs/steps_10 a", "table A2")
+  again = tables_file.readme_with_tables(two, "runs/steps_10 a", "table A2")
   assert again == two.replace("table A1", "table A2")
-  last = results.readme_with_tables(again, "runs/steps_20 b", "table B2\nmore")
+  last = tables_file.readme_with_tables(again, "runs/steps_20 b", "table B2\nmore")
   assert last == again.replace("table B1", "table B2\nmore")
   with pytest.raises(ValueError, match="no <!-- reproduce:begin -->"):
-    results.readme_with_tables("no block", "k", "t")
+    tables_file.readme_with_tables("no block", "k", "t")
 
 
 def test_calibration_runs_once_per_model_and_records_its_arithmetic(tmp_path, monkeypatch):
