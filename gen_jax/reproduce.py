@@ -2,8 +2,8 @@
 
   python -m gen_jax.reproduce --budget steps:2000 [--groups a,b] [--models pixelcnn,vae_mlp]
       [--seeds 3] [--root runs/reproduce] [--variant smoke] [--eval_examples 1000]
-      [--nofinal_eval] [--iwae_samples 5000] [--parallel 1] [--readme docs/results.md]
-      [--summary README.md] [--dry_run]
+      [--nofinal_eval] [--iwae_samples 5000] [--parallel 1]
+      [--tables_file docs/results.md] [--summary README.md] [--dry_run]
 
 Trains each model of the chosen groups (results.GROUPS) at one budget, each seed a
 `gen_jax.main` process in ROOT/<budget>/<model>/seed_<s>, --parallel at once. minutes:M
@@ -11,8 +11,9 @@ gives each model the steps that fit M minutes at a calibration run's step time. 
 evals (the curves) see --eval_examples test examples; a final `--mode eval` on the whole
 split (IWAE over --iwae_samples for the VAEs) gives the tables' numbers. Finished runs
 are not repeated (other final-eval settings redo only that eval); interrupted ones
-resume. Writes ROOT/results.md (and the --readme block, and --summary's short table), curves vs steps and wall-clock
-and upscaled seed-0 grids under ROOT/<budget>/.
+resume. Writes ROOT/results.md (and this command's section of --tables_file, and
+--summary's one-row-per-table summary), curves vs steps and wall-clock and upscaled seed-0
+grids under ROOT/<budget>/.
 """
 
 import concurrent.futures
@@ -50,10 +51,11 @@ _NUM_EVALS = flags.DEFINE_integer("num_evals", 10, "Eval points per run (the cur
 _CALIBRATION_STEPS = flags.DEFINE_integer("calibration_steps", 30,
                                           "Steps of a minutes:M calibration run.")
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "Print the commands, run nothing.")
-_README = flags.DEFINE_string("readme", None, "Also put the tables into this file, between "
-                              "its lines <!-- reproduce:begin --> and <!-- reproduce:end -->, "
-                              "in this command's section (other commands' are kept).")
-_SUMMARY = flags.DEFINE_string("summary", None, "With --readme: also put a short table of "
+_TABLES_FILE = flags.DEFINE_string(
+    "tables_file", None, "Also put the tables into this file (docs/results.md), between its "
+    "lines <!-- reproduce:begin --> and <!-- reproduce:end -->, in this command's section "
+    "(other commands' are kept).")
+_SUMMARY = flags.DEFINE_string("summary", None, "With --tables_file: also put a short table of "
                                "every section of that file's block (one row per table) into "
                                "this file, between its lines <!-- reproduce:summary:begin --> "
                                "and <!-- reproduce:summary:end -->.")
@@ -341,12 +343,13 @@ def main(argv):
   names = selected_runs(_GROUPS.value, _MODELS.value)
   section = " ".join([f"{_ROOT.value}/{kind}_{amount}", ",".join(_GROUPS.value),
                       ",".join(_MODELS.value)]).strip()
-  if _README.value:  # a bad --readme or --summary fails now, not after the runs
-    tables_file.replace_section(_README.value, section, None)
+  if _TABLES_FILE.value:  # a bad --tables_file or --summary fails now, not after the runs
+    tables_file.replace_section(_TABLES_FILE.value, section, None)
   if _SUMMARY.value:
-    if not _README.value:
-      raise app.UsageError("--summary: it summarizes the --readme file's tables; set --readme")
-    tables_file.replace_summary(_SUMMARY.value, _README.value, check=True)
+    if not _TABLES_FILE.value:
+      raise app.UsageError("--summary: it summarizes the --tables_file's tables; set "
+                           "--tables_file")
+    tables_file.replace_summary(_SUMMARY.value, _TABLES_FILE.value, check=True)
   budget_dir = os.path.abspath(os.path.join(_ROOT.value, f"{kind}_{amount}"))
   if _DRY_RUN.value:
     print_commands(names, kind, amount, budget_dir)
@@ -381,10 +384,10 @@ def main(argv):
   markdown = tables_markdown(records, failures, budgets, kind, amount, budget_dir)
   with open(os.path.join(os.path.abspath(_ROOT.value), "results.md"), "w") as f:
     f.write(markdown)
-  if _README.value:
-    tables_file.replace_section(_README.value, section, markdown)
+  if _TABLES_FILE.value:
+    tables_file.replace_section(_TABLES_FILE.value, section, markdown)
   if _SUMMARY.value:
-    tables_file.replace_summary(_SUMMARY.value, _README.value)
+    tables_file.replace_summary(_SUMMARY.value, _TABLES_FILE.value)
   print(markdown)
 
 

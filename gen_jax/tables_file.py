@@ -1,38 +1,44 @@
-"""The files `python -m gen_jax.reproduce` writes its tables into: a tables file (--readme,
-docs/results.md) whose reproduce block holds one section per command, and a README whose
-summary block (--summary) has one row per table of that block, parsed from the tables'
-own markdown (so sections whose runs are on another machine count too)."""
+"""The files `python -m gen_jax.reproduce` writes its tables into: a tables file
+(--tables_file, docs/results.md) whose reproduce block holds one section per command, and
+a README whose summary block (--summary) has one row per table of that block, parsed from
+the tables' own markdown (so sections whose runs are on another machine count too)."""
 
+import os
 import re
+from typing import Callable
 
 from absl import app
 
 from gen_jax import results
 
-README_BEGIN, README_END = "<!-- reproduce:begin -->", "<!-- reproduce:end -->"
+TABLES_BEGIN, TABLES_END = "<!-- reproduce:begin -->", "<!-- reproduce:end -->"
 SECTION = "<!-- reproduce:section {} -->"
+SUMMARY_BEGIN, SUMMARY_END = "<!-- reproduce:summary:begin -->", "<!-- reproduce:summary:end -->"
 
 
-def readme_with_tables(readme: str, key: str, tables: str) -> str:
-  """`readme` with one command's tables in its reproduce block: the block holds one section
+def block_span(text: str, begin: str, end: str) -> tuple[int, int]:
+  """Where the lines between the marker line `begin` and the marker `end` lie in `text`.
+  ValueError: no such block."""
+  start, stop = text.find(begin + "\n"), text.find(end)
+  if start < 0 or stop < start:
+    raise ValueError(f"no {begin} ... {end} lines")
+  return start + len(begin) + 1, stop
+
+
+def with_tables(text: str, key: str, tables: str) -> str:
+  """`text` with one command's tables in its reproduce block: the block holds one section
   per command (a marker line naming `key`, then its tables); this key's section is
   replaced, or appended when new, and the others are kept. ValueError: no block."""
-  begin, end = readme.find(README_BEGIN + "\n"), readme.find(README_END)
-  if begin < 0 or end < begin:
-    raise ValueError(f"no {README_BEGIN} ... {README_END} lines")
-  start = begin + len(README_BEGIN) + 1
+  start, stop = block_span(text, TABLES_BEGIN, TABLES_END)
   marker = SECTION.format(key) + "\n"
   section = marker + tables.rstrip("\n") + "\n\n"
-  block = readme[start:end]
+  block = text[start:stop]
   if marker not in block:
-    return readme[:start] + block + section + readme[end:]
+    return text[:start] + block + section + text[stop:]
   head, _, rest = block.partition(marker)
   following = rest.find(SECTION.format("").rstrip(" ->"))
   tail = rest[following:] if following >= 0 else ""
-  return readme[:start] + head + section + tail + readme[end:]
-
-
-SUMMARY_BEGIN, SUMMARY_END = "<!-- reproduce:summary:begin -->", "<!-- reproduce:summary:end -->"
+  return text[:start] + head + section + tail + text[stop:]
 
 
 def short_device(device_line: str) -> str:
@@ -67,7 +73,8 @@ def summarize_section(section: str) -> list[str]:
       if metric and row.get(metric, "-") != "-":
         headlines.setdefault(metric, []).append(f"{cells[0]} {row[metric]}")
       models += 1
-      flat += bool(re.match(r"flat in (\d+)/\1 seeds", row["test metric flattened?"]))
+      # every seed flat: "flat in 3/3 seeds ..." or, for one seed, "flat (...)"
+      flat += bool(re.match(r"flat (in (\d+)/\2 seeds|\()", row["test metric flattened?"]))
     verdicts = [f"{order}: {verdict}" for order, verdict in re.findall(
         r"^Papers' order in \w+, best first \(.*?\): (.*?); ours: .*?\*\*(.*?)\*\*",
         table, re.MULTILINE)]
@@ -81,13 +88,11 @@ def summarize_section(section: str) -> list[str]:
 
 def summary_table(document: str) -> str:
   """The README's short results table, from the reproduce block of `document` (the file
-  `--readme` writes): per group table, its budget, device, each row's headline metric
+  `--tables_file` writes): per group table, its budget, device, each row's headline metric
   (mean ± spread over seeds), how many rows had flattened in every seed, and whether the
   papers' orderings held. ValueError: no block."""
-  begin, end = document.find(README_BEGIN + "\n"), document.find(README_END)
-  if begin < 0 or end < begin:
-    raise ValueError(f"no {README_BEGIN} ... {README_END} lines")
-  sections = document[begin:end].split(SECTION.format("").rstrip(" ->"))[1:]
+  start, stop = block_span(document, TABLES_BEGIN, TABLES_END)
+  sections = document[start:stop].split(SECTION.format("").rstrip(" ->"))[1:]
   rows = sorted((row for section in sections for row in summarize_section(section)),
                 key=lambda row: row[:5])  # by group, in the block's order within one
   return "\n".join(["| table | budget per run | device | headline metric (mean ± sd over "
@@ -97,37 +102,41 @@ def summary_table(document: str) -> str:
 
 def with_summary(readme: str, summary: str) -> str:
   """`readme` with `summary` between its summary marker lines. ValueError: no markers."""
-  begin, end = readme.find(SUMMARY_BEGIN + "\n"), readme.find(SUMMARY_END)
-  if begin < 0 or end < begin:
-    raise ValueError(f"no {SUMMARY_BEGIN} ... {SUMMARY_END} lines")
-  return readme[:begin + len(SUMMARY_BEGIN) + 1] + summary + readme[end:]
+  start, stop = block_span(readme, SUMMARY_BEGIN, SUMMARY_END)
+  return readme[:start] + summary + readme[stop:]
 
 
-def replace_section(path: str, key: str, text: str | None) -> None:
-  """Checks (text None) or puts this command's tables (its section `key`) into the README's
-  reproduce block, keeping the other commands' sections."""
+def rewrite(path: str, flag: str, update: Callable[[str], str], check: bool = False) -> None:
+  """Writes update(the file's text) back to `path`; check: only that it would work (the
+  file is readable, has its block, and is writable), before any run. A problem is a usage
+  error naming --flag."""
   try:
     with open(path) as f:
-      updated = readme_with_tables(f.read(), key, text or "")
+      updated = update(f.read())
+    if check and not os.access(path, os.W_OK):
+      raise PermissionError(13, "not writable")
+    if not check:
+      with open(path, "w") as f:
+        f.write(updated)
   except (OSError, ValueError) as error:
     why = error.strerror if isinstance(error, OSError) else error
-    raise app.UsageError(f"--readme={path}: {why}") from error
-  if text is not None:
-    with open(path, "w") as f:
-      f.write(updated)
+    raise app.UsageError(f"--{flag}={path}: {why}") from error
+
+
+def replace_section(path: str, key: str, tables: str | None) -> None:
+  """Puts this command's tables (its section `key`) into the tables file's reproduce
+  block, keeping the other commands' sections (None: only checks)."""
+  rewrite(path, "tables_file", lambda text: with_tables(text, key, tables or ""),
+          check=tables is None)
 
 
 def replace_summary(path: str, tables_path: str, check: bool = False) -> None:
-  """Puts the short table of every section in `tables_path`'s reproduce block into the
-  summary block of `path` (check: only that both blocks exist)."""
+  """Puts the short table of every section of `tables_path`'s reproduce block into the
+  summary block of `path` (check: only that both files would do)."""
   try:
     with open(tables_path) as f:
       summary = summary_table(f.read())
-    with open(path) as f:
-      updated = with_summary(f.read(), summary)
   except (OSError, ValueError) as error:
     why = error.strerror if isinstance(error, OSError) else error
-    raise app.UsageError(f"--summary={path} (from --readme={tables_path}): {why}") from error
-  if not check:
-    with open(path, "w") as f:
-      f.write(updated)
+    raise app.UsageError(f"--tables_file={tables_path}: {why}") from error
+  rewrite(path, "summary", lambda text: with_summary(text, summary), check=check)

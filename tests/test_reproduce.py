@@ -277,7 +277,7 @@ def test_reproduce_end_to_end_two_models_one_seed(tiny_idx, tmp_path):
   args = [sys.executable, "-m", "gen_jax.reproduce", "--groups=a", "--models=pixelcnn,row_lstm",
           "--seeds=1", "--budget=steps:4", "--num_evals=2", "--variant=smoke",
           "--eval_examples=16", "--parallel=2", f"--root={tmp_path / 'runs'}",
-          f"--readme={readme}", f"--summary={summary}"]
+          f"--tables_file={readme}", f"--summary={summary}"]
   env = {**os.environ, "TFDS_DATA_DIR": data_dir}
   result = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
@@ -313,7 +313,7 @@ def test_reproduce_end_to_end_two_models_one_seed(tiny_idx, tmp_path):
   assert (tmp_path / "runs" / "results.md").read_text() == tables
 
 
-def test_a_run_gets_the_workdirs_it_needs(tmp_path):
+def test_a_run_gets_the_workdirs_it_needs(tmp_path, monkeypatch):
   budget_dir = str(tmp_path / "steps_10")
   prior = reproduce.run_command(results.RUNS["vqvae_prior"], 2, "W", budget_dir, 10, "", 5)
   assert f"--config.vqvae_workdir={budget_dir}/vqvae/seed_2" in prior  # its own seed's codes
@@ -334,6 +334,11 @@ def test_a_run_gets_the_workdirs_it_needs(tmp_path):
     tables_file.replace_section(str(unmarked), "k", "table")
   with pytest.raises(app.UsageError, match="No such file"):
     tables_file.replace_section(str(tmp_path / "missing.md"), "k", None)
+  marked = tmp_path / "tables.md"
+  marked.write_text("<!-- reproduce:begin -->\n<!-- reproduce:end -->\n")
+  monkeypatch.setattr(tables_file.os, "access", lambda path, mode: False)  # a read-only file
+  with pytest.raises(app.UsageError, match="--tables_file=.*tables.md: not writable"):
+    tables_file.replace_section(str(marked), "k", None)  # found before any run, not after
 
 
 def test_summary_has_a_row_per_table_with_budget_device_headlines_and_verdicts(tmp_path):
@@ -351,7 +356,7 @@ def test_summary_has_a_row_per_table_with_budget_device_headlines_and_verdicts(t
                           for s in range(2)] for n, a in ((100, 0.4), (1000, 0.7))}
   table_b = results.group_table(group_b, m2, {}, {}, {})
   document = ("x\n<!-- reproduce:begin -->\n"
-              + tables_file.readme_with_tables("<!-- reproduce:begin -->\n<!-- reproduce:end -->",
+              + tables_file.with_tables("<!-- reproduce:begin -->\n<!-- reproduce:end -->",
                                            "r/steps_9 b", "Budget: 9 steps per run; s\n\n"
                                            + table_b)[len("<!-- reproduce:begin -->\n"):]
               .replace("<!-- reproduce:end -->", "")
@@ -367,6 +372,11 @@ def test_summary_has_a_row_per_table_with_budget_device_headlines_and_verdicts(t
   assert rows[3] == ("| (b) latent-variable | 9 steps | CPU | accuracy: m2_labels100 0.4 ± 0, "
                      "m2_labels1000 0.7 ± 0 | 0/2 | m2_labels1000 > m2_labels100: matches |")
   assert len(rows) == 4
+  # one seed: its flattening cell reads "flat (...)", which counts as flat in every seed
+  one_seed = results.group_table(group_a, {"row_lstm": runs["row_lstm"][:1]},
+                                 {"row_lstm": [flat_curve]}, {}, metrics)
+  (row,) = tables_file.summarize_section("Budget: 8 steps per run\n\n" + one_seed)
+  assert "| flat (" in one_seed and "| 1/1 |" in row
   assert tables_file.short_device("Device: cpu x1, 2 host CPU cores (Intel(R) Xeon(R) "
                               "Processor); 2 runs at once. Mean") == "CPU, 2 cores"
   readme = tmp_path / "README.md"
@@ -383,19 +393,19 @@ def test_summary_has_a_row_per_table_with_budget_device_headlines_and_verdicts(t
 
 def test_each_command_fills_its_own_section_of_the_readme_block():
   readme = "intro\n<!-- reproduce:begin -->\nkept\n<!-- reproduce:end -->\nafter\n"
-  one = tables_file.readme_with_tables(readme, "runs/steps_10 a", "table A1\n")
-  two = tables_file.readme_with_tables(one, "runs/steps_20 b", "table B1")
+  one = tables_file.with_tables(readme, "runs/steps_10 a", "table A1\n")
+  two = tables_file.with_tables(one, "runs/steps_20 b", "table B1")
   assert two == ("intro\n<!-- reproduce:begin -->\nkept\n"
                  "<!-- reproduce:section runs/steps_10 a -->\ntable A1\n\n"
                  "<!-- reproduce:section runs/steps_20 b -->\ntable B1\n\n"
                  "<!-- reproduce:end -->\nafter\n")
   # rerunning the first command replaces its section in place; the second's is kept
-  again = tables_file.readme_with_tables(two, "runs/steps_10 a", "table A2")
+  again = tables_file.with_tables(two, "runs/steps_10 a", "table A2")
   assert again == two.replace("table A1", "table A2")
-  last = tables_file.readme_with_tables(again, "runs/steps_20 b", "table B2\nmore")
+  last = tables_file.with_tables(again, "runs/steps_20 b", "table B2\nmore")
   assert last == again.replace("table B1", "table B2\nmore")
   with pytest.raises(ValueError, match="no <!-- reproduce:begin -->"):
-    tables_file.readme_with_tables("no block", "k", "t")
+    tables_file.with_tables("no block", "k", "t")
 
 
 def test_calibration_runs_once_per_model_and_records_its_arithmetic(tmp_path, monkeypatch):
