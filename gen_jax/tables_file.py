@@ -62,7 +62,7 @@ def summarize_section(section: str) -> list[str]:
     lines = table.splitlines()
     header = next(line for line in lines if line.startswith("| model |"))
     columns = [c.strip() for c in header.strip("|").split("|")]
-    headlines, flat, models = {}, 0, 0  # metric -> ["model value"]
+    headlines, flat, stuck, models = {}, 0, 0, 0  # metric -> ["model value"]
     for line in lines:
       cells = [c.strip() for c in line.strip("|").split("|")]
       if cells[0] not in results.RUNS or len(cells) != len(columns):
@@ -75,6 +75,9 @@ def summarize_section(section: str) -> list[str]:
       models += 1
       # every seed flat: "flat in 3/3 seeds ..." or, for one seed, "flat (...)"
       flat += bool(re.match(r"flat (in (\d+)/\2 seeds|\()", row["test metric flattened?"]))
+      # every seed flat from its first eval: converged before it, or not learning
+      stuck += bool(re.match(r"flat from the first eval( in (\d+)/\2 seeds| \()",
+                             row["test metric flattened?"]))
     verdicts = [f"{order}: {verdict}" for order, verdict in re.findall(
         r"^Papers' order in \w+, best first \(.*?\): (.*?); ours: .*?\*\*(.*?)\*\*",
         table, re.MULTILINE)]
@@ -82,7 +85,9 @@ def summarize_section(section: str) -> list[str]:
     rows.append(f"| ({group.name}) {group.short} | {how} | {short_device(device)} | "
                 + "; ".join(f"{metric}: {', '.join(values)}"
                             for metric, values in headlines.items())
-                + f" | {flat}/{models} | {'; '.join(verdicts) or '-'} |")
+                + f" | {flat}/{models}"
+                + (f"; {stuck}/{models} flat from their first eval" if stuck else "")
+                + f" | {'; '.join(verdicts) or '-'} |")
   return rows
 
 

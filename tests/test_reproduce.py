@@ -377,6 +377,19 @@ def test_summary_has_a_row_per_table_with_budget_device_headlines_and_verdicts(t
                                  {"row_lstm": [flat_curve]}, {}, metrics)
   (row,) = tables_file.summarize_section("Budget: 8 steps per run\n\n" + one_seed)
   assert "| flat (" in one_seed and "| 1/1 |" in row
+  # a row flat from its first eval in every seed (converged early, or stuck) is counted apart;
+  # one stuck seed of three is neither
+  stuck_curve = [(i, 8.0) for i in range(8)]
+  for seeds in (3, 1):
+    stuck = results.group_table(group_a, {m: r[:seeds] for m, r in runs.items()}, {
+        "pixelcnn": [stuck_curve] * seeds, "row_lstm": [flat_curve] * seeds}, {}, metrics)
+    (row,) = tables_file.summarize_section("Budget: 8 steps per run\n\n" + stuck)
+    assert "first eval (converged" in stuck if seeds == 1 else "in 3/3 seeds: conv" in stuck
+    assert "| 1/2; 1/2 flat from their first eval |" in row
+  mixed = results.group_table(group_a, runs, {"pixelcnn": [stuck_curve] + [[(
+      i, 5.0 - i) for i in range(5)]] * 2, "row_lstm": [flat_curve] * 3}, {}, metrics)
+  (row,) = tables_file.summarize_section("Budget: 8 steps per run\n\n" + mixed)
+  assert "flat from the first eval in 1/3 seeds" in mixed and "| 1/2 |" in row
   assert tables_file.short_device("Device: cpu x1, 2 host CPU cores (Intel(R) Xeon(R) "
                               "Processor); 2 runs at once. Mean") == "CPU, 2 cores"
   readme = tmp_path / "README.md"
