@@ -7,6 +7,7 @@ its metrics.jsonl eval curve), so the tables can be rebuilt and tested without t
 
 import dataclasses
 import math
+import re
 import statistics
 
 # Likelihood metrics (smaller is better): a likelihood curve is flat when it moved <= 0.25%
@@ -236,6 +237,16 @@ def describe_seed_flattening(notes: list[dict]) -> str:
        "not learning"] if stuck else [])
   return (", ".join(counts)
           + f" ({change:+.1%} mean, steps {measured[0]['from_step']}-{measured[0]['to_step']})")
+
+
+def flattened_everywhere(cell: str) -> str | None:
+  """Reads back a describe_seed_flattening cell: "flat" when every seed had flattened,
+  "first eval" when every seed was flat from its first eval, else None."""
+  if re.match(r"flat (in (\d+)/\2 seeds|\()", cell):
+    return "flat"
+  if re.match(r"flat from the first eval( in (\d+)/\2 seeds| \()", cell):
+    return "first eval"
+  return None
 
 
 def is_better(metric: str, a: float, b: float) -> bool:

@@ -73,11 +73,8 @@ def summarize_section(section: str) -> list[str]:
       if metric and row.get(metric, "-") != "-":
         headlines.setdefault(metric, []).append(f"{cells[0]} {row[metric]}")
       models += 1
-      # every seed flat: "flat in 3/3 seeds ..." or, for one seed, "flat (...)"
-      flat += bool(re.match(r"flat (in (\d+)/\2 seeds|\()", row["test metric flattened?"]))
-      # every seed flat from its first eval: converged before it, or not learning
-      stuck += bool(re.match(r"flat from the first eval( in (\d+)/\2 seeds| \()",
-                             row["test metric flattened?"]))
+      everywhere = results.flattened_everywhere(row["test metric flattened?"])
+      flat, stuck = flat + (everywhere == "flat"), stuck + (everywhere == "first eval")
     verdicts = [f"{order}: {verdict}" for order, verdict in re.findall(
         r"^Papers' order in \w+, best first \(.*?\): (.*?); ours: .*?\*\*(.*?)\*\*",
         table, re.MULTILINE)]
@@ -111,11 +108,20 @@ def with_summary(readme: str, summary: str) -> str:
   return readme[:start] + summary + readme[stop:]
 
 
+def as_usage_error(flag: str, path: str, action: Callable[[], str]) -> str:
+  """action(), with a file or block problem turned into a usage error naming --flag."""
+  try:
+    return action()
+  except (OSError, ValueError) as error:
+    why = error.strerror if isinstance(error, OSError) else error
+    raise app.UsageError(f"--{flag}={path}: {why}") from error
+
+
 def rewrite(path: str, flag: str, update: Callable[[str], str], check: bool = False) -> None:
   """Writes update(the file's text) back to `path`; check: only that it would work (the
   file is readable, has its block, and is writable), before any run. A problem is a usage
   error naming --flag."""
-  try:
+  def run() -> str:
     with open(path) as f:
       updated = update(f.read())
     if check and not os.access(path, os.W_OK):
@@ -123,9 +129,8 @@ def rewrite(path: str, flag: str, update: Callable[[str], str], check: bool = Fa
     if not check:
       with open(path, "w") as f:
         f.write(updated)
-  except (OSError, ValueError) as error:
-    why = error.strerror if isinstance(error, OSError) else error
-    raise app.UsageError(f"--{flag}={path}: {why}") from error
+    return updated
+  as_usage_error(flag, path, run)
 
 
 def replace_section(path: str, key: str, tables: str | None) -> None:
@@ -138,10 +143,8 @@ def replace_section(path: str, key: str, tables: str | None) -> None:
 def replace_summary(path: str, tables_path: str, check: bool = False) -> None:
   """Puts the short table of every section of `tables_path`'s reproduce block into the
   summary block of `path` (check: only that both files would do)."""
-  try:
+  def read() -> str:
     with open(tables_path) as f:
-      summary = summary_table(f.read())
-  except (OSError, ValueError) as error:
-    why = error.strerror if isinstance(error, OSError) else error
-    raise app.UsageError(f"--tables_file={tables_path}: {why}") from error
+      return summary_table(f.read())
+  summary = as_usage_error("tables_file", tables_path, read)
   rewrite(path, "summary", lambda text: with_summary(text, summary), check=check)

@@ -476,3 +476,12 @@ def test_an_m1m2_run_has_its_config_variants_settings(num):
       config[section][name] = type(config[section][name])(value)
     config.data.m1_config = "vae_mlp.py"
   assert config.to_dict() == load_config("semi_supervised_vae.py", f"m1m2_labels{num}").to_dict()
+
+
+def test_readme_summary_is_the_one_generated_from_docs_results():
+  """The committed README summary is what --summary writes from docs/results.md's tables,
+  so a hand edit of either (or a table retabulated without --summary) shows here."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  readme = open(os.path.join(root, "README.md")).read()
+  document = open(os.path.join(root, "docs", "results.md")).read()
+  assert tables_file.with_summary(readme, tables_file.summary_table(document)) == readme
