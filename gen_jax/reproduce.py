@@ -290,7 +290,8 @@ def print_commands(names: list[str], kind: str, amount: int, budget_dir: str) ->
     if kind == "minutes" and name not in known:
       print(f"# {name}: steps from a {_CALIBRATION_STEPS.value}-step calibration run first")
       continue
-    steps = amount if kind == "steps" else known[name]["steps"]
+    steps = results.RUNS[name].steps_scale * (amount if kind == "steps" else
+                                              known[name]["steps"])
     for seed in range(_SEEDS.value):
       workdir = os.path.join(budget_dir, name, f"seed_{seed}")
       print(" ".join(run_command(results.RUNS[name], seed, workdir, budget_dir, steps,
@@ -317,6 +318,9 @@ def tables_markdown(records: dict, failures: dict, budgets: dict, kind: str, amo
   how = (f"{amount} steps per run" if kind == "steps" else
          f"{amount} minutes of training steps per run at each model's calibrated step time "
          f"(steps: {', '.join(f'{n} {s}' for n, s in budgets.items())})")
+  scaled = [name for name in budgets if results.RUNS[name].steps_scale != 1]
+  how += "".join(f" ({name}: {results.RUNS[name].steps_scale}x that, {budgets[name]} steps)"
+                 for name in scaled)
   command = " ".join(["python -m gen_jax.reproduce", f"--budget {kind}:{amount}",
                       f"--groups {','.join(_GROUPS.value)}", f"--seeds {_SEEDS.value}"]
                      + ([f"--models {','.join(_MODELS.value)}"] if _MODELS.value else [])
@@ -363,9 +367,9 @@ def main(argv):
   def budget(name):  # minutes:M -> the calibrated steps (timed once, one model at a time)
     with calibrating:
       if name not in budgets:
-        budgets[name] = amount if kind == "steps" else calibrate(
-            results.RUNS[name], budget_dir, amount, _VARIANT.value, device,
-            _CALIBRATION_STEPS.value)["steps"]
+        run = results.RUNS[name]
+        budgets[name] = run.steps_scale * (amount if kind == "steps" else calibrate(
+            run, budget_dir, amount, _VARIANT.value, device, _CALIBRATION_STEPS.value)["steps"])
     return budgets[name]
 
   for name in [n for n in names if not results.RUNS[n].needs]:  # before any training

@@ -10,7 +10,8 @@ import types
 
 import numpy as np
 import pytest
-from absl import app
+from absl import app, flags
+from absl.testing import flagsaver
 
 from conftest import REPO, load_config
 from gen_jax import plots, reproduce, results, tables_file, writers
@@ -162,6 +163,37 @@ def test_selected_runs_put_what_a_run_needs_first():
     reproduce.selected_runs(["a"], ["vaegan"])
   every_group = {m for g in results.GROUPS for m in g.models}
   assert every_group == set(results.RUNS)  # every row has a run and every run a row
+
+
+def test_an_m1_trained_longer_trains_its_multiple_of_the_budget_first(tmp_path, monkeypatch):
+  """vae_mlp_10x (steps_scale 10) trains 10x the budget's steps, before the M1+M2 rows over
+  it, which get its workdir and the budget's steps; the header says so."""
+  trained = []
+  monkeypatch.setattr(reproduce, "describe_device", lambda: "cpu")
+
+  def train_one(run, seed, budget_dir, steps, device, **_):
+    trained.append((run.name, seed, steps))
+    return (fake_record(run.name, seed, 3.0, steps) if run.name == "vae_mlp_10x"
+            else "error: not trained")
+
+  monkeypatch.setattr(reproduce, "train_one", train_one)
+  models = ["m1m2_labels100_m1_10x", "m1m2_labels1000_m1_10x"]
+  with flagsaver.flagsaver():
+    flags.FLAGS(["reproduce", "--budget=steps:20", "--groups=b", f"--models={','.join(models)}",
+                 "--seeds=2", f"--root={tmp_path}"])
+    try:
+      reproduce.main([])
+    finally:
+      flags.FLAGS.unparse_flags()
+  assert trained[:2] == [("vae_mlp_10x", 0, 200), ("vae_mlp_10x", 1, 200)]
+  assert sorted(trained[2:]) == sorted((model, seed, 20) for model in models for seed in (0, 1))
+  tables = (tmp_path / "results.md").read_text()
+  assert tables.startswith("Budget: 20 steps per run (vae_mlp_10x: 10x that, 200 steps);")
+  assert "| vae_mlp_10x | 3 ± 0 | 2 | 200 |" in tables
+  command = reproduce.run_command(results.RUNS[models[0]], 1, "W", "B", 20, "", 2)
+  assert "--config.data.m1_workdir=B/vae_mlp_10x/seed_1" in command
+  assert "--config.train.num_steps=20" in command
+  assert reproduce.selected_runs(["b"], models) == ["vae_mlp_10x", *models]
 
 
 def test_a_finished_run_is_not_repeated_and_an_unfinished_one_is(tmp_path, monkeypatch):
