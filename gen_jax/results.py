@@ -339,7 +339,7 @@ def group_table(group: Group, runs: dict[str, list[dict]], curves: dict[str, lis
             "changed by at most 0.25% (a likelihood) or 1% (another metric) over the last "
             "quarter of its steps."]
   for ordering in group.orderings:
-    if not any(m in models for m in ordering.best_first):
+    if sum(m in models for m in ordering.best_first) < 2:
       continue  # a table of other models of the group (--models): nothing to say
     sentence = ordering_sentence(ordering, means.get(ordering.metric, {}),
                                  spreads.get(ordering.metric, {}))

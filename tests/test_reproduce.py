@@ -146,7 +146,13 @@ def test_group_table_says_nothing_of_orderings_among_models_it_does_not_hold():
   record["metrics"]["mig"] = 0.1
   table = results.group_table(group, {"beta_vae_beta1": [record]}, {}, {}, {})
   assert "m2_labels" not in table  # the M2 orderings: none of their rows in this table
-  assert "Ordering in mig" in table and "nothing to compare" in table  # beta 4 missing
+  assert "mig" in table and "Ordering in mig" not in table  # one of its rows: no sentence
+  # with beta 4 in the table but failed in every seed, the ordering says why it is silent
+  table = results.group_table(group, {"beta_vae_beta1": [record]}, {},
+                              {"beta_vae_beta4": ["error: boom"]}, {})
+  assert ("Ordering in mig (Higgins et al. 2017, Chen et al. 2018 (beta > 1 disentangles "
+          "more)): fewer than two of beta_vae_beta4, beta_vae_beta1 ran, nothing to compare."
+          ) in table
 
 
 def test_selected_runs_put_what_a_run_needs_first():
