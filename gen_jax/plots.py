@@ -107,9 +107,11 @@ def seed_mean(curves: list[list[tuple[float, float]]]) -> tuple[np.ndarray, np.n
 def curves_plot(lines: dict[str, tuple[np.ndarray, np.ndarray]], *, title: str = "",
                 size: tuple[int, int] = (640, 320)) -> np.ndarray:
   """An RGB uint8 [height, width, 3] plot of one curve (x [n], y [n]) per name on shared
-  axes, the names as a legend in their colours and both axes' ranges written at their ends."""
-  width, height = size
-  left, right, top, bottom = 56, 130, 22, 18
+  axes, the names as a legend in their colours and both axes' ranges written at their ends.
+  The image widens past size[0] when a legend name is longer than its 130-pixel column."""
+  legend = max(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(name) for name in lines)
+  left, right, top, bottom = 56, max(130, int(legend) + 16), 22, 18
+  width, height = size[0] + right - 130, size[1]
   xs = np.concatenate([np.asarray(x, np.float64) for x, _ in lines.values()])
   ys = np.concatenate([np.asarray(y, np.float64) for _, y in lines.values()])
   x_low, x_high = float(xs.min()), float(xs.max())
@@ -122,7 +124,7 @@ def curves_plot(lines: dict[str, tuple[np.ndarray, np.ndarray]], *, title: str =
     return (left + (x - x_low) / (x_high - x_low) * (width - left - right),
             top + (y_high - y) / (y_high - y_low) * (height - top - bottom))
 
-  image = Image.new("RGB", size, "white")
+  image = Image.new("RGB", (width, height), "white")
   draw = ImageDraw.Draw(image)
   draw.line([(left, top), (left, height - bottom), (width - right, height - bottom)], fill=AXIS)
   for index, (name, (x, y)) in enumerate(lines.items()):

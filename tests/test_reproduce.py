@@ -198,6 +198,14 @@ def test_an_m1_trained_longer_trains_its_multiple_of_the_budget_first(tmp_path, 
   assert "| vae_mlp_10x | 3 ± 0 | 2 | 200 |" in tables
   command = reproduce.run_command(results.RUNS[models[0]], 1, "W", "B", 20, "", 2)
   assert "--config.data.m1_workdir=B/vae_mlp_10x/seed_1" in command
+  assert "--config.model.alpha" not in command  # the paper's alpha = 0.1 N, the config's
+  # the _alpha100x rows: the same M1, the labelled term weighted 100x the paper's alpha
+  alpha = reproduce.run_command(results.RUNS["m1m2_labels1000_m1_10x_alpha100x"], 0, "W", "B",
+                                20, "", 2)
+  assert "--config.data.m1_workdir=B/vae_mlp_10x/seed_0" in alpha
+  assert "--config.model.alpha=600000.0" in alpha and "--config.data.num_labelled=1000" in alpha
+  config = load_config("semi_supervised_vae.py", "m1m2_labels1000")
+  assert config.model.alpha * 100 == 600000.0
   assert "--config.train.num_steps=20" in command
   assert reproduce.selected_runs(["b"], models) == ["vae_mlp_10x", *models]
 
@@ -302,6 +310,12 @@ def test_figures_upscale_with_a_border_and_draw_each_curve():
   assert plot.shape == (320, 640, 3)
   for colour in plots.SET_COLOURS[:2]:
     assert (plot == colour).all(-1).sum() > 50  # each curve drawn in its legend colour
+  # a long name widens the image by what its legend needs, the plot area unchanged; the
+  # column right of the curves holds the whole name (a blank margin after it)
+  name = "m1m2_labels1000_m1_10x_alpha100x"
+  wide = plots.curves_plot({name: (np.arange(5), np.arange(5.0))})
+  assert wide.shape[0] == 320 and wide.shape[1] > 640
+  assert (wide[:, -6:] == 255).all() and not (wide[:, -60:-8] == 255).all()
 
 
 def test_reproduce_end_to_end_two_models_one_seed(tiny_idx, tmp_path):
