@@ -48,12 +48,13 @@ class Group:
 
 PIXELRNN = "van den Oord et al. 2016a (PixelRNN), CIFAR-10 8-bit RGB"
 PAPER_ALPHA = 0.1 * 60_000  # Kingma et al.'s alpha = 0.1 N, configs/semi_supervised_vae.py's
+# The M2 rows, by name suffix: more overrides (_alpha100x: the labelled cross-entropy
+# weighted 100x the paper's alpha, against the drift of q(y|x) toward the unlabelled bound)
+M2_VARIANTS = {"": (), "_alpha100x": (f"--config.model.alpha={100 * PAPER_ALPHA}",)}
 # The M1+M2 rows, by name suffix: the M1 run (the MLP VAE at the budget, or trained 10x its
-# steps) and more overrides (_alpha100x: the labelled cross-entropy weighted 100x the
-# paper's alpha, against the drift of q(y|x) toward the unlabelled bound)
-M1M2_VARIANTS = {"": ("vae_mlp", ()), "_m1_10x": ("vae_mlp_10x", ()),
-                 "_m1_10x_alpha100x": ("vae_mlp_10x",
-                                       (f"--config.model.alpha={100 * PAPER_ALPHA}",))}
+# steps) and the M2 variant whose overrides it takes (and whose row it is compared with)
+M1M2_VARIANTS = {"": ("vae_mlp", ""), "_m1_10x": ("vae_mlp_10x", ""),
+                 "_m1_10x_alpha100x": ("vae_mlp_10x", "_alpha100x")}
 GROUPS = (
     Group("a", "Autoregressive models, Fashion-MNIST 8-bit (test bits/dim)",
           ("pixelcnn", "gated_pixelcnn", "pixelcnn_pp", "row_lstm", "diagonal_bilstm"),
@@ -70,6 +71,8 @@ GROUPS = (
           "32x32 sprites with known factors, for the MIG)",
           ("vae_mlp", "vae_conv", "ae", "cvae", "m2_labels100", "m2_labels1000",
            "m1m2_labels100", "m1m2_labels1000", "vae_mlp_10x",
+           *[f"m2_labels{num}{suffix}" for suffix in M2_VARIANTS if suffix
+             for num in (100, 1000)],
            *[f"m1m2_labels{num}{suffix}" for suffix in M1M2_VARIANTS if suffix
              for num in (100, 1000)],
            "beta_vae_beta1", "beta_vae_beta4", "beta_vae_beta16"),
@@ -78,21 +81,22 @@ GROUPS = (
            "class_mean_accuracy", "mig"),
           (("vae_mlp", Anchor("86.76 nats (NLL, IWAE k=5000 estimate)",
                               "Burda et al. 2016, VAE, binarized MNIST")),
-           ("m2_labels100", Anchor("88.0% accuracy (11.97% error)",
-                                   "Kingma et al. 2014, M2, MNIST")),
-           ("m2_labels1000", Anchor("96.4% accuracy (3.60% error)",
-                                    "Kingma et al. 2014, M2, MNIST")),
+           *[(f"m2_labels{num}{suffix}", Anchor(f"{accuracy} accuracy ({error} error)",
+                                                "Kingma et al. 2014, M2, MNIST"))
+             for num, accuracy, error in ((100, "88.0%", "11.97%"), (1000, "96.4%", "3.60%"))
+             for suffix in M2_VARIANTS],
            ("m1m2_labels100", Anchor("96.7% accuracy (3.33% error)",
                                      "Kingma et al. 2014, M1+M2, MNIST")),
            *[(f"m1m2_labels{num}{m1}", Anchor(f"{accuracy} accuracy ({error} error)",
                                               "Kingma et al. 2014, M1+M2, MNIST"))
              for num, accuracy, error in ((100, "96.7%", "3.33%"), (1000, "97.6%", "2.40%"))
              for m1 in M1M2_VARIANTS]),
-          (Ordering("accuracy", ("m2_labels1000", "m2_labels100"),
-                    "Kingma et al. 2014 (more labels, higher accuracy)"),
-           *[Ordering("accuracy", (f"m1m2_labels{num}{m1}", f"m2_labels{num}"),
+          (*[Ordering("accuracy", (f"m2_labels1000{suffix}", f"m2_labels100{suffix}"),
+                      "Kingma et al. 2014 (more labels, higher accuracy)")
+             for suffix in M2_VARIANTS],
+           *[Ordering("accuracy", (f"m1m2_labels{num}{m1}", f"m2_labels{num}{m2}"),
                       "Kingma et al. 2014 (M1+M2 beats M2 alone)")
-             for num in (100, 1000) for m1 in M1M2_VARIANTS],
+             for num in (100, 1000) for m1, (_, m2) in M1M2_VARIANTS.items()],
            Ordering("mig", ("beta_vae_beta4", "beta_vae_beta1"),
                     "Higgins et al. 2017, Chen et al. 2018 (beta > 1 disentangles more)")),
           short="latent-variable"),
@@ -147,19 +151,18 @@ RUNS = {run.name: run for run in [
     Run("vae_conv", "vae_conv", final_eval=(
         "--config.eval.iwae_chunk_size=5", "--config.train.eval_batch_size=100"), iwae=True),
     Run("ae", "ae"), Run("cvae", "cvae"),
-    Run("m2_labels100", "semi_supervised_vae", ("--config.data.num_labelled=100",),
-        headline="accuracy"),
-    Run("m2_labels1000", "semi_supervised_vae", ("--config.data.num_labelled=1000",),
-        headline="accuracy"),
+    *[Run(f"m2_labels{num}{suffix}", "semi_supervised_vae",
+          (f"--config.data.num_labelled={num}", *more), headline="accuracy")
+      for num in (100, 1000) for suffix, more in M2_VARIANTS.items()],
     # M1+M2: M2 (configs/semi_supervised_vae.py's m1m2 variants' settings) over the z1 of
     # vae_mlp, or of vae_mlp_10x: the same M1 trained 10x the budget's steps
     Run("vae_mlp_10x", "vae_mlp", steps_scale=10),
     *[Run(f"m1m2_labels{num}{suffix}", "semi_supervised_vae", (
         f"--config.data.num_labelled={num}", "--config.data.binarization=none",
         "--config.model.hidden=500", "--config.model.num_layers=2",
-        "--config.model.latent_dim=50", *more), needs=(("data.m1_workdir", m1, True),),
-          headline="accuracy") for num in (100, 1000)
-      for suffix, (m1, more) in M1M2_VARIANTS.items()],
+        "--config.model.latent_dim=50", *M2_VARIANTS[m2]),
+          needs=(("data.m1_workdir", m1, True),), headline="accuracy") for num in (100, 1000)
+      for suffix, (m1, m2) in M1M2_VARIANTS.items()],
     *[Run(f"beta_vae_beta{beta}", "beta_vae", (f"--config.model.beta={beta}.0",),
           headline="mig") for beta in (1, 4, 16)],
     Run("vqvae", "vqvae"), Run("vqvae2", "vqvae2"),
@@ -271,28 +274,30 @@ def is_better(metric: str, a: float, b: float) -> bool:
 
 def ordering_sentence(ordering: Ordering, means: dict[str, float],
                       spreads: dict[str, float] | None = None) -> str:
-  """Whether our means put the rows in the papers' order; names the pairs that flip. A
-  flip by less than the two rows' combined seed spread (sqrt(s_a^2 + s_b^2)) is a tie."""
+  """Whether our means put the rows in the papers' order; names the pairs that flip. Two
+  rows closer than their combined seed spread (sqrt(s_a^2 + s_b^2)) are tied, whichever
+  way round: a flip that small is no reversal, and an order that small is no match."""
   present = [m for m in ordering.best_first if m in means]
   if len(present) < 2:
     return (f"Ordering in {ordering.metric} ({ordering.source}): fewer than two of "
             f"{', '.join(ordering.best_first)} ran, nothing to compare.")
   ours = sorted(present, key=lambda m: means[m], reverse=ordering.metric not in LOWER_IS_BETTER)
   expected = " > ".join(present)
-  flips = [(a, b) for i, a in enumerate(present) for b in present[i + 1:]
-           if is_better(ordering.metric, means[b], means[a])]
   spreads = spreads or {}
-  tied = [(a, b) for a, b in flips
+  pairs = [(a, b) for i, a in enumerate(present) for b in present[i + 1:]]
+  tied = [(a, b) for a, b in pairs
           if abs(means[a] - means[b]) < math.hypot(spreads.get(a, 0.0), spreads.get(b, 0.0))]
+  flips = [(a, b) for a, b in pairs
+           if is_better(ordering.metric, means[b], means[a]) and (a, b) not in tied]
   head = (f"Papers' order in {ordering.metric}, best first ({ordering.source}): {expected}; "
           f"ours: {' > '.join(ours)}")
-  ties = "; ".join(f"{b} {means[b]:.4g} ~ {a} {means[a]:.4g}" for a, b in tied)
-  if len(tied) == len(flips):
+  ties = "; ".join(" ~ ".join(f"{m} {means[m]:.4g}" for m in sorted((a, b), key=ours.index))
+                   for a, b in tied)
+  if not flips:
     return head + (f": **matches within the seeds' spread** ({ties})." if tied else
                    ": **matches**.")
-  pairs = "; ".join(f"{b} {means[b]:.4g} beats {a} {means[a]:.4g}" for a, b in flips
-                    if (a, b) not in tied)
-  return head + f": **does not match** ({pairs}" + (
+  reversals = "; ".join(f"{b} {means[b]:.4g} beats {a} {means[a]:.4g}" for a, b in flips)
+  return head + f": **does not match** ({reversals}" + (
       f"; tied within the seeds' spread: {ties}" if tied else "") + ")."
 
 

@@ -66,6 +66,14 @@ def test_ordering_sentence_says_whether_the_papers_order_holds():
   assert tie.endswith("**matches within the seeds' spread** (pixelcnn 3.095 ~ row_lstm 3.097).")
   reversal = results.ordering_sentence(ordering, close, {"row_lstm": 0.001, "pixelcnn": 0.001})
   assert "**does not match** (pixelcnn 3.095 beats row_lstm 3.097)." in reversal
+  # and so is an order in the papers' direction by less than the spread: no match either
+  narrow = results.ordering_sentence(accuracy, {"m2_labels1000": 0.3738, "m2_labels100": 0.3696},
+                                     {"m2_labels1000": 0.024, "m2_labels100": 0.059})
+  assert narrow.endswith("**matches within the seeds' spread** (m2_labels1000 0.3738 ~ "
+                         "m2_labels100 0.3696).")
+  assert results.ordering_sentence(accuracy, {"m2_labels1000": 0.8, "m2_labels100": 0.6},
+                                   {"m2_labels1000": 0.1, "m2_labels100": 0.1}
+                                   ).endswith("**matches**.")  # 0.2 apart, spread 0.14
   mixed = results.ordering_sentence(ordering, {**close, "diagonal_bilstm": 3.2},
                                     {"row_lstm": 0.002, "pixelcnn": 0.003})
   assert mixed.endswith("(row_lstm 3.097 beats diagonal_bilstm 3.2; pixelcnn 3.095 beats "
@@ -127,7 +135,9 @@ def test_group_table_has_mean_spread_wall_anchor_and_verdicts():
   (row,) = [line for line in table.splitlines() if line.startswith("| row_lstm |")]
   assert "| 3.1 | 1 (1 failed: error: boom) | 100 | 2 | - |" in row
   assert "Device: cpu TFRT_CPU_0 x1." in table
-  assert "ours: row_lstm > pixelcnn: **matches**." in table  # 3.1 < 3.2 bits/dim
+  # 3.1 < 3.2 bits/dim, but closer than pixelcnn's spread of 0.2
+  assert ("ours: row_lstm > pixelcnn: **matches within the seeds' spread** (row_lstm 3.1 ~ "
+          "pixelcnn 3.2).") in table
   runs["row_lstm"] = [fake_record("row_lstm", 0, 3.5)]
   table = results.group_table(group, runs, curves, {}, metrics)
   assert ("ours: pixelcnn > row_lstm: **does not match** (pixelcnn 3.2 beats row_lstm 3.5). "
@@ -206,6 +216,15 @@ def test_an_m1_trained_longer_trains_its_multiple_of_the_budget_first(tmp_path, 
   assert "--config.model.alpha=600000.0" in alpha and "--config.data.num_labelled=1000" in alpha
   assert load_config("semi_supervised_vae.py", "m1m2_labels1000").model.alpha == \
       results.PAPER_ALPHA  # so 600000 is 100x the alpha the other rows train with
+  # M2 on pixels at that alpha, and each M1+M2 row compared with the M2 at its own alpha
+  m2 = reproduce.run_command(results.RUNS["m2_labels100_alpha100x"], 0, "W", "B", 20, "", 2)
+  assert "--config.model.alpha=600000.0" in m2 and "--config.data.num_labelled=100" in m2
+  assert "m1_workdir" not in " ".join(m2) and not results.RUNS["m2_labels100_alpha100x"].needs
+  group_b = next(g for g in results.GROUPS if g.name == "b")
+  beats = {o.best_first[0]: o.best_first[1] for o in group_b.orderings if "M1+M2" in o.source}
+  assert beats["m1m2_labels100_m1_10x_alpha100x"] == "m2_labels100_alpha100x"
+  assert beats["m1m2_labels1000_m1_10x"] == beats["m1m2_labels1000"] == "m2_labels1000"
+  assert all(model in group_b.models for pair in beats.items() for model in pair)
   assert "--config.train.num_steps=20" in command
   assert reproduce.selected_runs(["b"], models) == ["vae_mlp_10x", *models]
 
