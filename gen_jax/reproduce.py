@@ -3,7 +3,7 @@
   python -m gen_jax.reproduce --budget steps:2000 [--groups a,b] [--models pixelcnn,vae_mlp]
       [--seeds 3] [--root runs/reproduce] [--variant smoke] [--eval_examples 1000]
       [--nofinal_eval] [--iwae_samples 5000] [--parallel 1]
-      [--tables_file docs/results.md] [--summary README.md] [--dry_run]
+      [--tables_file docs/results.md] [--summary README.md] [--dry_run] [--tabulate_only]
 
 Trains each model of the chosen groups (results.GROUPS) at one budget, each seed a
 `gen_jax.main` process in ROOT/<budget>/<model>/seed_<s>, --parallel at once. minutes:M
@@ -13,25 +13,22 @@ split (IWAE over --iwae_samples for the VAEs) gives the tables' numbers. Finishe
 are not repeated (other final-eval settings redo only that eval); interrupted ones
 resume. Writes ROOT/results.md (and this command's section of --tables_file, and
 --summary's one-row-per-table summary), curves vs steps and wall-clock and upscaled seed-0
-grids under ROOT/<budget>/.
+grids under ROOT/<budget>/. --tabulate_only rewrites the tables from finished runs alone
+(after a change to gen_jax/results.py, over the archived records), training nothing.
 """
 
 import concurrent.futures
-import glob
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
 import threading
 import time
 
-import numpy as np
 from absl import app, flags
-from PIL import Image
 
-from gen_jax import plots, results, runs, tables_file
+from gen_jax import figures, results, runs, tables_file
 
 _BUDGET = flags.DEFINE_string("budget", "steps:2000", "steps:N, or minutes:M per run.")
 _GROUPS = flags.DEFINE_list("groups", [g.name for g in results.GROUPS], "Groups to run.")
@@ -51,6 +48,10 @@ _NUM_EVALS = flags.DEFINE_integer("num_evals", 10, "Eval points per run (the cur
 _CALIBRATION_STEPS = flags.DEFINE_integer("calibration_steps", 30,
                                           "Steps of a minutes:M calibration run.")
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "Print the commands, run nothing.")
+_TABULATE_ONLY = flags.DEFINE_bool(
+    "tabulate_only", False, "Train and evaluate nothing: write the tables from the runs "
+    "already finished under ROOT (such as an archive's reproduce.json and metrics.jsonl "
+    "files copied there); every other run is a failure in the table.")
 _TABLES_FILE = flags.DEFINE_string(
     "tables_file", None, "Also put the tables into this file (docs/results.md), between its "
     "lines <!-- reproduce:begin --> and <!-- reproduce:end -->, in this command's section "
@@ -155,10 +156,13 @@ def describe_device() -> str:
 
 
 def calibrate(run: results.Run, budget_dir: str, minutes: int, variant: str, device: str,
-              calibration_steps: int) -> dict:
+              calibration_steps: int, tabulate_only: bool = False) -> dict:
   """Steps of `run` that fit `minutes` of training here (cached in calibration.json)."""
   path = os.path.join(budget_dir, "calibration.json")
   table = json.load(open(path)) if os.path.isfile(path) else {}
+  if run.name not in table and tabulate_only:
+    raise app.UsageError(f"--tabulate_only: {run.name} has no calibration in {path}; its "
+                         "steps are unknown (copy the budget's calibration.json there)")
   if run.name not in table:
     workdir = os.path.join(budget_dir, "calibration", run.name)
     os.makedirs(workdir, exist_ok=True)
@@ -179,15 +183,19 @@ def calibrate(run: results.Run, budget_dir: str, minutes: int, variant: str, dev
 
 def train_one(run: results.Run, seed: int, budget_dir: str, steps: int, device: str, *,
               variant: str = "", num_evals: int = 10, final_eval: bool = True,
-              eval_examples: int = 1000, iwae_samples: int = 5000) -> dict | str:
+              eval_examples: int = 1000, iwae_samples: int = 5000,
+              tabulate_only: bool = False) -> dict | str:
   """Trains (or resumes) one run, evaluates it on the whole test split (`final_eval`) and
-  writes its reproduce.json; the record, or the last output line of a failure."""
+  writes its reproduce.json; the record, or the last output line of a failure (with
+  `tabulate_only`, the record of a finished run, or a failure for any other)."""
   workdir = os.path.join(budget_dir, run.name, f"seed_{seed}")
   path = os.path.join(workdir, "reproduce.json")
   done = json.load(open(path)) if os.path.isfile(path) else {}
   wanted = final_eval_overrides(run, iwae_samples) if final_eval else ()
   if results.is_finished(done, steps, wanted):
     return done
+  if tabulate_only:
+    return "not finished (--tabulate_only trains nothing)"
   os.makedirs(workdir, exist_ok=True)
   log = os.path.join(workdir, "reproduce.log")
   command = run_command(run, seed, workdir, budget_dir, steps, variant,
@@ -252,36 +260,6 @@ def run_jobs(jobs: list[tuple[str, int]], work, parallel: int) -> dict:
   return outcomes
 
 
-def eval_curve(workdir: str, metric: str, x: str = "step") -> list[tuple[float, float]]:
-  return [(r.get(x, 0.0), float(r[metric])) for r in runs.read_metrics(workdir, "eval")
-          if metric in r and not isinstance(r[metric], str)]
-
-
-def write_figures(group: results.Group, records: dict, budget_dir: str) -> None:
-  """Curves of the group's first reported metric (seed means at shared eval points) vs
-  steps and vs wall-clock, and the seed-0 sample grids upscaled with a border."""
-  os.makedirs(os.path.join(budget_dir, "plots"), exist_ok=True)
-  for metric in group.metrics:
-    for x in ("step", "wall_s"):
-      lines = {model: plots.seed_mean([eval_curve(os.path.join(
-          budget_dir, model, f"seed_{r['seed']}"), metric, x) for r in records.get(model, [])])
-               for model in group.models}
-      lines = {model: line for model, line in lines.items() if line is not None}
-      if lines:
-        label = "steps" if x == "step" else "wall-clock s"
-        image = plots.curves_plot(lines, title=f"({group.name}) test {metric} vs {label}")
-        Image.fromarray(image).save(os.path.join(
-            budget_dir, "plots", f"{group.name}_{metric}_{'steps' if x == 'step' else 'wall'}.png"))
-  for model in group.models:
-    grids = sorted(glob.glob(os.path.join(budget_dir, model, "seed_0", "samples", "*.png")),
-                   key=lambda p: int((re.findall(r"_(\d+)\.png$", p) or ["-1"])[0]))
-    if grids:
-      os.makedirs(os.path.join(budget_dir, "samples"), exist_ok=True)
-      grid = np.asarray(Image.open(grids[-1]).convert("RGB"))
-      Image.fromarray(plots.upscale_with_border(grid, 3, 8)).save(
-          os.path.join(budget_dir, "samples", f"{model}.png"))
-
-
 def print_commands(names: list[str], kind: str, amount: int, budget_dir: str) -> None:
   """--dry_run: the training commands (for minutes:M, of the models already calibrated)."""
   calibrated = os.path.join(budget_dir, "calibration.json")
@@ -310,11 +288,11 @@ def tables_markdown(records: dict, failures: dict, budgets: dict, kind: str, amo
       metric = results.RUNS[model].headline or next(
           (m for m in group.metrics if m in model_records[0]["metrics"]), None)
       if metric is not None and model in group.models:
-        curves[model] = [eval_curve(os.path.join(budget_dir, model, f"seed_{r['seed']}"),
+        curves[model] = [figures.eval_curve(os.path.join(budget_dir, model, f"seed_{r['seed']}"),
                                     metric) for r in model_records]
         curve_metrics[model] = metric
     tables.append(results.group_table(group, records, curves, failures, curve_metrics))
-    write_figures(group, records, budget_dir)
+    figures.write_figures(group, records, budget_dir)
   how = (f"{amount} steps per run" if kind == "steps" else
          f"{amount} minutes of training steps per run at each model's calibrated step time "
          f"(steps: {', '.join(f'{n} {s}' for n, s in budgets.items())})")
@@ -369,7 +347,8 @@ def main(argv):
       if name not in budgets:
         run = results.RUNS[name]
         budgets[name] = run.steps_scale * (amount if kind == "steps" else calibrate(
-            run, budget_dir, amount, _VARIANT.value, device, _CALIBRATION_STEPS.value)["steps"])
+            run, budget_dir, amount, _VARIANT.value, device, _CALIBRATION_STEPS.value,
+            _TABULATE_ONLY.value)["steps"])
     return budgets[name]
 
   for name in [n for n in names if not results.RUNS[n].needs]:  # before any training
@@ -379,7 +358,8 @@ def main(argv):
       lambda job: train_one(results.RUNS[job[0]], job[1], budget_dir, budget(job[0]), device,
                             variant=_VARIANT.value, num_evals=_NUM_EVALS.value,
                             final_eval=_FINAL_EVAL.value, eval_examples=_EVAL_EXAMPLES.value,
-                            iwae_samples=_IWAE_SAMPLES.value),
+                            iwae_samples=_IWAE_SAMPLES.value,
+                            tabulate_only=_TABULATE_ONLY.value),
       _PARALLEL.value)
   records, failures = {}, {}
   for name, seed in sorted(outcomes, key=lambda job: (names.index(job[0]), job[1])):

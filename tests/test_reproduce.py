@@ -229,6 +229,47 @@ def test_an_m1_trained_longer_trains_its_multiple_of_the_budget_first(tmp_path, 
   assert reproduce.selected_runs(["b"], models) == ["vae_mlp_10x", *models]
 
 
+def test_tabulate_only_writes_the_tables_of_finished_runs_and_runs_nothing(tmp_path,
+                                                                            monkeypatch):
+  calls = []
+  monkeypatch.setattr(reproduce, "execute", lambda command, log: (calls.append(command)
+                                                                  or (0, "trained", 0.0)))
+  monkeypatch.setattr(reproduce, "describe_device", lambda: "cpu")
+  wanted = reproduce.final_eval_overrides(results.RUNS["pixelcnn"], 5000)
+  for seed, value in ((0, 3.0), (1, 3.4)):  # as an archive holds them
+    workdir = tmp_path / "steps_100" / "pixelcnn" / f"seed_{seed}"
+    workdir.mkdir(parents=True)
+    (workdir / "reproduce.json").write_text(json.dumps({
+        **fake_record("pixelcnn", seed, value), "final_eval": {
+            "metrics": {}, "command": " ".join(["-m gen_jax.main --mode eval", *wanted])}}))
+    (workdir / "metrics.jsonl").write_text("".join(json.dumps(
+        {"step": step, "split": "eval", "bits_per_dim": value + 1 / step}) + "\n"
+        for step in (50, 100)))
+  with flagsaver.flagsaver():
+    flags.FLAGS(["reproduce", "--budget=steps:100", "--groups=a", "--models=pixelcnn,row_lstm",
+                 "--seeds=2", f"--root={tmp_path}", "--tabulate_only"])
+    try:
+      reproduce.main([])
+    finally:
+      flags.FLAGS.unparse_flags()
+  assert not calls  # nothing trained or evaluated, though row_lstm never ran
+  tables = (tmp_path / "results.md").read_text()
+  assert "| pixelcnn | 3.2 ± 0.28 | 2 | 100 |" in tables
+  assert "not finished (--tabulate_only trains nothing)" in tables  # row_lstm's failures
+  assert "--tabulate_only" not in tables.split("\n")[0]  # the header names the training command
+  assert not (tmp_path / "steps_100" / "row_lstm").exists()
+  # a minutes:M budget needs the archived calibration; without it, a one-line error
+  with flagsaver.flagsaver():
+    flags.FLAGS(["reproduce", "--budget=minutes:5", "--groups=a", "--models=pixelcnn",
+                 f"--root={tmp_path}", "--tabulate_only"])
+    try:
+      with pytest.raises(app.UsageError, match="no calibration"):
+        reproduce.main([])
+    finally:
+      flags.FLAGS.unparse_flags()
+  assert not calls
+
+
 def test_a_finished_run_is_not_repeated_and_an_unfinished_one_is(tmp_path, monkeypatch):
   calls = []
   monkeypatch.setattr(reproduce, "execute", lambda command, log: (calls.append(command)
