@@ -97,8 +97,9 @@ GROUPS = (
            *[Ordering("accuracy", (f"m1m2_labels{num}{m1}", f"m2_labels{num}{m2}"),
                       "Kingma et al. 2014 (M1+M2 beats M2 alone)")
              for num in (100, 1000) for m1, (_, m2) in M1M2_VARIANTS.items()],
-           Ordering("mig", ("beta_vae_beta4", "beta_vae_beta1"),
-                    "Higgins et al. 2017, Chen et al. 2018 (beta > 1 disentangles more)")),
+           *[Ordering("mig", (f"beta_vae_beta{beta}", "beta_vae_beta1"),
+                      "Higgins et al. 2017, Chen et al. 2018 (beta > 1 disentangles more)")
+             for beta in (4, 16)]),
           short="latent-variable"),
     Group("c", "VQ-VAE, VQ-VAE-2 and their priors, Fashion-MNIST",
           ("vqvae", "vqvae2", "vqvae_prior", "vqvae2_prior"),

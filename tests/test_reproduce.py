@@ -163,6 +163,11 @@ def test_group_table_says_nothing_of_orderings_among_models_it_does_not_hold():
   assert ("Ordering in mig (Higgins et al. 2017, Chen et al. 2018 (beta > 1 disentangles "
           "more)): fewer than two of beta_vae_beta4, beta_vae_beta1 ran, nothing to compare."
           ) in table
+  # every beta above 1 is compared with beta 1 (the papers' claim), beta 16 too
+  strong = {**fake_record("beta_vae_beta16", 0, 0.09), "metrics": {"mig": 0.3}}
+  table = results.group_table(group, {"beta_vae_beta1": [record], "beta_vae_beta16": [strong]},
+                              {}, {}, {})
+  assert "ours: beta_vae_beta16 > beta_vae_beta1: **matches**." in table
 
 
 def test_selected_runs_put_what_a_run_needs_first():
