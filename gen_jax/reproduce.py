@@ -51,7 +51,8 @@ _DRY_RUN = flags.DEFINE_bool("dry_run", False, "Print the commands, run nothing.
 _TABULATE_ONLY = flags.DEFINE_bool(
     "tabulate_only", False, "Train and evaluate nothing: write the tables from the runs "
     "already finished under ROOT (such as an archive's reproduce.json and metrics.jsonl "
-    "files copied there); every other run is a failure in the table.")
+    "files copied there, into a writable ROOT: the tables and figures go there too); every "
+    "other run is a failure in the table.")
 _TABLES_FILE = flags.DEFINE_string(
     "tables_file", None, "Also put the tables into this file (docs/results.md), between its "
     "lines <!-- reproduce:begin --> and <!-- reproduce:end -->, in this command's section "

@@ -186,6 +186,16 @@ def test_selected_runs_put_what_a_run_needs_first():
   assert every_group == set(results.RUNS)  # every row has a run and every run a row
 
 
+def reproduce_main(*args: str) -> None:
+  """gen_jax.reproduce's main in-process with these flags (restored afterwards)."""
+  with flagsaver.flagsaver():
+    flags.FLAGS(["reproduce", *args])
+    try:
+      reproduce.main([])
+    finally:
+      flags.FLAGS.unparse_flags()
+
+
 def test_an_m1_trained_longer_trains_its_multiple_of_the_budget_first(tmp_path, monkeypatch):
   """vae_mlp_10x (steps_scale 10) trains 10x the budget's steps, before the M1+M2 rows over
   it, which get its workdir and the budget's steps; the header says so."""
@@ -199,13 +209,8 @@ def test_an_m1_trained_longer_trains_its_multiple_of_the_budget_first(tmp_path, 
 
   monkeypatch.setattr(reproduce, "train_one", train_one)
   models = ["m1m2_labels100_m1_10x", "m1m2_labels1000_m1_10x"]
-  with flagsaver.flagsaver():
-    flags.FLAGS(["reproduce", "--budget=steps:20", "--groups=b", f"--models={','.join(models)}",
-                 "--seeds=2", f"--root={tmp_path}"])
-    try:
-      reproduce.main([])
-    finally:
-      flags.FLAGS.unparse_flags()
+  reproduce_main("--budget=steps:20", "--groups=b", f"--models={','.join(models)}", "--seeds=2",
+                 f"--root={tmp_path}")
   assert trained[:2] == [("vae_mlp_10x", 0, 200), ("vae_mlp_10x", 1, 200)]
   assert sorted(trained[2:]) == sorted((model, seed, 20) for model in models for seed in (0, 1))
   tables = (tmp_path / "results.md").read_text()
@@ -250,13 +255,8 @@ def test_tabulate_only_writes_the_tables_of_finished_runs_and_runs_nothing(tmp_p
     (workdir / "metrics.jsonl").write_text("".join(json.dumps(
         {"step": step, "split": "eval", "bits_per_dim": value + 1 / step}) + "\n"
         for step in (50, 100)))
-  with flagsaver.flagsaver():
-    flags.FLAGS(["reproduce", "--budget=steps:100", "--groups=a", "--models=pixelcnn,row_lstm",
-                 "--seeds=2", f"--root={tmp_path}", "--tabulate_only"])
-    try:
-      reproduce.main([])
-    finally:
-      flags.FLAGS.unparse_flags()
+  reproduce_main("--budget=steps:100", "--groups=a", "--models=pixelcnn,row_lstm", "--seeds=2",
+                 f"--root={tmp_path}", "--tabulate_only")
   assert not calls  # nothing trained or evaluated, though row_lstm never ran
   tables = (tmp_path / "results.md").read_text()
   assert "| pixelcnn | 3.2 ± 0.28 | 2 | 100 |" in tables
@@ -264,14 +264,17 @@ def test_tabulate_only_writes_the_tables_of_finished_runs_and_runs_nothing(tmp_p
   assert "--tabulate_only" not in tables.split("\n")[0]  # the header names the training command
   assert not (tmp_path / "steps_100" / "row_lstm").exists()
   # a minutes:M budget needs the archived calibration; without it, a one-line error
-  with flagsaver.flagsaver():
-    flags.FLAGS(["reproduce", "--budget=minutes:5", "--groups=a", "--models=pixelcnn",
-                 f"--root={tmp_path}", "--tabulate_only"])
-    try:
-      with pytest.raises(app.UsageError, match="no calibration"):
-        reproduce.main([])
-    finally:
-      flags.FLAGS.unparse_flags()
+  with pytest.raises(app.UsageError, match="no calibration"):
+    reproduce_main("--budget=minutes:5", "--groups=a", "--models=pixelcnn", f"--root={tmp_path}",
+                   "--tabulate_only")
+  # with the archived calibration.json its steps are known, and a finished run tabulates
+  minutes = tmp_path / "minutes_5"
+  (minutes / "pixelcnn").mkdir(parents=True)
+  (tmp_path / "steps_100" / "pixelcnn" / "seed_0").rename(minutes / "pixelcnn" / "seed_0")
+  (minutes / "calibration.json").write_text(json.dumps({"pixelcnn": {"steps": 100}}))
+  reproduce_main("--budget=minutes:5", "--groups=a", "--models=pixelcnn", "--seeds=1",
+                 f"--root={tmp_path}", "--tabulate_only")
+  assert "| pixelcnn | 3 | 1 | 100 |" in (tmp_path / "results.md").read_text()
   assert not calls
 
 
