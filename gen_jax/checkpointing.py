@@ -115,6 +115,12 @@ class Checkpointer:
       raise self._write_error(step, error) from None
     self._in_flight = step
 
+  def delete_after(self, step: int) -> None:
+    """Removes the checkpoints past `step` (a resumed run's later evals are redone)."""
+    self.wait()
+    for later in [s for s in self._manager.all_steps() if s > step]:
+      self._manager.delete(later)
+
   def _check_free_space(self, step: int, tree) -> None:
     """A full disk found before Orbax starts: a write that fails halfway leaves its
     threads' callbacks printing tracebacks into a closed event loop."""

@@ -28,6 +28,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.data.binarization = "none"  # none | fixed | dynamic
   config.data.max_train_examples = 0  # 0 = all
   config.data.max_eval_examples = 0  # 0 = all
+  # Hold out this fraction of the training data (the last examples; a text's evenly spread
+  # blocks) as a validation split: the evals during training score it, not eval_split.
+  config.data.validation_fraction = 0.0
   # Train on inputs with this fraction of entries (pixels, or a VQ prior's codes)
   # replaced by uniform noise: a background model for --mode ood's likelihood ratio.
   config.data.background_noise_rate = 0.0
@@ -66,6 +69,11 @@ def base_config() -> ml_collections.ConfigDict:
   config.train.sample_every = 2000  # 0 = only at the end
   config.train.num_samples = 36
   config.train.keep_checkpoints = 3
+  # Pick the step on the validation split (needs data.validation_fraction > 0): the
+  # checkpoint whose eval metric `select_metric` was best (`select_mode` min | max) is kept
+  # in workdir/best, and --mode eval, sample and the applications read it ("" = the last step).
+  config.train.select_metric = ""
+  config.train.select_mode = "min"
   config.train.progress_bar = True
   config.cas = cas_config()
   return config

@@ -13,7 +13,8 @@ from gen_jax import plots, results, runs
 
 
 def eval_curve(workdir: str, metric: str, x: str = "step") -> list[tuple[float, float]]:
-  return [(r.get(x, 0.0), float(r[metric])) for r in runs.read_metrics(workdir, "eval")
+  """The run's training evals of `metric` (on its validation split when it holds one out)."""
+  return [(r.get(x, 0.0), float(r[metric])) for r in runs.training_evals(workdir)
           if metric in r and not isinstance(r[metric], str)]
 
 
@@ -23,10 +24,14 @@ def write_figures(group: results.Group, records: dict, budget_dir: str) -> None:
   os.makedirs(os.path.join(budget_dir, "plots"), exist_ok=True)
   for metric in group.metrics:
     for x in ("step", "wall_s"):
-      lines = {model: plots.seed_mean([eval_curve(os.path.join(
-          budget_dir, model, f"seed_{r['seed']}"), metric, x) for r in records.get(model, [])])
-               for model in group.models}
-      lines = {model: line for model, line in lines.items() if line is not None}
+      lines = {}
+      for model in group.models:
+        workdirs = [os.path.join(budget_dir, model, f"seed_{r['seed']}")
+                    for r in records.get(model, [])]
+        line = plots.seed_mean([eval_curve(workdir, metric, x) for workdir in workdirs])
+        if line is not None:  # a run whose curves score its validation split says so
+          validation = runs.read_metrics(workdirs[0], "validation")
+          lines[model + (" (validation)" if validation else "")] = line
       if lines:
         label = "steps" if x == "step" else "wall-clock s"
         image = plots.curves_plot(lines, title=f"({group.name}) test {metric} vs {label}")

@@ -201,11 +201,11 @@ def train_one(run: results.Run, seed: int, budget_dir: str, steps: int, device: 
   log = os.path.join(workdir, "reproduce.log")
   command = run_command(run, seed, workdir, budget_dir, steps, variant,
                         eval_every(steps, num_evals), eval_examples=eval_examples)
-  evals = [r for r in runs.read_metrics(workdir, "eval") if r["step"] == steps]
+  evals = [r for r in runs.training_evals(workdir) if r["step"] == steps]
   if not evals:
     print(f"training {run.name} seed {seed} -> {workdir}", flush=True)
     status, last_line, _ = execute(command, log)
-    evals = [r for r in runs.read_metrics(workdir, "eval") if r["step"] == steps]
+    evals = [r for r in runs.training_evals(workdir) if r["step"] == steps]
     if status or not evals:
       return last_line
   train_records = runs.read_metrics(workdir, "train")
@@ -224,6 +224,7 @@ def train_one(run: results.Run, seed: int, budget_dir: str, steps: int, device: 
     if status or not final_evals:
       return last_line
     record["final_eval"] = {"command": " ".join(eval_command[1:]), "wall_s": wall,
+                            "step": final_evals[-1]["step"],  # picked on validation, or last
                             "metrics": {k: v for k, v in final_evals[-1].items()
                                         if k not in ("step", "split")}}
     record["metrics"].update(record["final_eval"]["metrics"])
@@ -310,6 +311,12 @@ def tables_markdown(records: dict, failures: dict, budgets: dict, kind: str, amo
                      + ([] if _FINAL_EVAL.value else ["--nofinal_eval"]))
   evals = (f"the curves' evals on the first {_EVAL_EXAMPLES.value} test examples"
            if _EVAL_EXAMPLES.value else "evals on the whole test split")
+  picked = [name for name in budgets if "--config.train.select_metric" in " ".join(
+      results.RUNS[name].overrides)]
+  which = f"the first {_EVAL_EXAMPLES.value}" if _EVAL_EXAMPLES.value else "all"
+  evals += (f" ({', '.join(picked)}: on {which} validation examples instead, held out of "
+            "its training data, and the final evaluation at the step whose validation eval "
+            "was best)" if picked else "")
   final = ("the numbers from a final evaluation on the whole test split" if _FINAL_EVAL.value
            else "the numbers from the last training eval")
   header = (f"Budget: {how}; seeds 0-{_SEEDS.value - 1}; {evals}, {final}; every number "

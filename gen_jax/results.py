@@ -7,16 +7,12 @@ its metrics.jsonl eval curve), so the tables can be rebuilt and tested without t
 
 import dataclasses
 import math
-import re
 import statistics
 
-# Likelihood metrics (smaller is better): a likelihood curve is flat when it moved <= 0.25%
-# over the last quarter of its steps (0.008 bits/dim at 3 bits/dim: less than the gaps
-# between the papers' rows); other metrics (accuracy, FID, MIG) are noisier: 1%.
-LIKELIHOODS = frozenset({"bits_per_dim", "iwae_bits_per_dim", "nll_nats", "iwae_nats",
-                         "bits_per_char", "nll"})
+from gen_jax import flatness
+
 # Metrics where a smaller value is the better model (every other metric: larger is better).
-LOWER_IS_BETTER = LIKELIHOODS | {"fid", "kid", "dead_codes"}
+LOWER_IS_BETTER = flatness.LIKELIHOODS | {"fid", "kid", "dead_codes"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,9 +44,22 @@ class Group:
 
 PIXELRNN = "van den Oord et al. 2016a (PixelRNN), CIFAR-10 8-bit RGB"
 PAPER_ALPHA = 0.1 * 60_000  # Kingma et al.'s alpha = 0.1 N, configs/semi_supervised_vae.py's
+
+
+def best_on_validation(metric: str, mode: str = "min") -> tuple[str, ...]:
+  """A run judged at its best step on 10% of its training data, held out."""
+  return ("--config.data.validation_fraction=0.1", f"--config.train.select_metric={metric}",
+          *([f"--config.train.select_mode={mode}"] if mode != "min" else []))  # min: default
+
+
 # The M2 rows, by name suffix: more overrides (_alpha100x: the labelled cross-entropy
-# weighted 100x the paper's alpha, against the drift of q(y|x) toward the unlabelled bound)
-M2_VARIANTS = {"": (), "_alpha100x": (f"--config.model.alpha={100 * PAPER_ALPHA}",)}
+# weighted 100x the paper's alpha, against the drift of q(y|x) toward the unlabelled bound;
+# _best_val: judged at the step of the best validation accuracy, all 6000 validation images
+# labelled)
+ALPHA_100X = (f"--config.model.alpha={100 * PAPER_ALPHA}",)
+M2_VARIANTS = {"": (), "_alpha100x": ALPHA_100X,
+               "_best_val": best_on_validation("accuracy", "max"),
+               "_alpha100x_best_val": ALPHA_100X + best_on_validation("accuracy", "max")}
 # The M1+M2 rows, by name suffix: the M1 run (the MLP VAE at the budget, or trained 10x its
 # steps) and the M2 variant whose overrides it takes (and whose row it is compared with)
 M1M2_VARIANTS = {"": ("vae_mlp", ""), "_m1_10x": ("vae_mlp_10x", ""),
@@ -118,7 +127,8 @@ GROUPS = (
     # AR(p): beside the fitted model's held-out nll, least squares' and the true parameters'
     # on the same held-out series (ols_nll, true_nll), and the noise's entropy in closed form.
     Group("e", "Sequences (held-out bits/char; AR(p): nll in nats per step)",
-          ("char_rnn", "ar_p"), ("bits_per_char", "nll", "ols_nll", "true_nll"),
+          ("char_rnn", "char_rnn_best_val", "ar_p"),
+          ("bits_per_char", "nll", "ols_nll", "true_nll"),
           (("ar_p", Anchor("0.7258 nats/step", "the generating process's entropy rate, "
                            "ln(2 pi e sigma^2) / 2 at sigma = 0.5 (configs/ar_p.py)",
                            same_data=True)),), short="sequences"),
@@ -177,7 +187,8 @@ RUNS = {run.name: run for run in [
         if r1 else ()) + CURVE_FID, needs=CLASSIFIER, final_eval=TABLE_FID)
       for r1 in (False, True) for loss in ("non_saturating", "hinge", "minimax")],
     Run("vaegan", "vaegan", CURVE_FID, needs=CLASSIFIER, final_eval=TABLE_FID),
-    Run("char_rnn", "char_rnn"), Run("ar_p", "ar_p")]}
+    Run("char_rnn", "char_rnn"), Run("ar_p", "ar_p"),
+    Run("char_rnn_best_val", "char_rnn", best_on_validation("bits_per_char"))]}
 
 
 def is_finished(record: dict, steps: int, final_eval: tuple[str, ...]) -> bool:
@@ -199,74 +210,6 @@ def mean_spread(values: list[float]) -> tuple[float, float]:
 def format_mean_spread(values: list[float]) -> str:
   mean, spread = mean_spread(values)
   return f"{mean:.4g}" if len(values) == 1 else f"{mean:.4g} ± {spread:.2g}"
-
-
-def flat_tolerance(metric: str) -> float:
-  return 0.0025 if metric in LIKELIHOODS else 0.01
-
-
-def flatten_note(curve: list[tuple[int, float]], fraction: float = 0.25,
-                 tolerance: float = 0.01) -> dict:
-  """Whether an eval curve [(step, value)] had flattened: its relative change over the last
-  `fraction` of its steps, from the last point at or before that window to the last one
-  (by steps, not points: a final eval a few steps after the one before is no window).
-
-  {"flat": bool | None (fewer than 4 points), "change": relative change, "from_step",
-  "to_step", "moved": whether the whole curve, first eval to last, changed by more than
-  the tolerance}; flat when |change| <= tolerance. A curve flat from its first eval on
-  either converged before that eval (AR(p) does in 200 steps) or is not learning (a model
-  stuck at its initial 8 bits/dim); the tables say both.
-  """
-  if len(curve) < 4:
-    return {"flat": None, "change": None, "from_step": None, "to_step": None, "moved": None}
-  start = curve[-1][0] - fraction * (curve[-1][0] - curve[0][0])
-  (first_step, first) = [point for point in curve[:-1] if point[0] <= start][-1]
-  last_step, last = curve[-1]
-  change, total = relative_change(first, last), relative_change(curve[0][1], last)
-  return {"flat": abs(change) <= tolerance, "change": change, "from_step": first_step,
-          "to_step": last_step, "moved": abs(total) > tolerance}
-
-
-def relative_change(before: float, after: float) -> float:
-  return (after - before) / abs(before) if before else after - before
-
-
-def describe_flatten(note: dict) -> str:
-  if note["flat"] is None:
-    return "too few evals"
-  if note["flat"] and not note["moved"]:
-    verdict = "flat from the first eval (converged before it, or not learning)"
-  else:
-    verdict = "flat" if note["flat"] else "still moving"
-  return f"{verdict} ({note['change']:+.1%}, steps {note['from_step']}-{note['to_step']})"
-
-
-def describe_seed_flattening(notes: list[dict]) -> str:
-  """One cell for a model's seeds: how many had flattened, and the mean relative change
-  over the last window (the window of the first seed with enough evals)."""
-  measured = [n for n in notes if n["flat"] is not None]
-  if not measured:
-    return "too few evals" if notes else "-"
-  if len(notes) == 1:
-    return describe_flatten(notes[0])
-  flat = sum(n["flat"] and n["moved"] for n in measured)
-  stuck = sum(n["flat"] and not n["moved"] for n in measured)
-  change = sum(n["change"] for n in measured) / len(measured)
-  counts = ([f"flat in {flat}/{len(notes)} seeds"] if flat or not stuck else []) + (
-      [f"flat from the first eval in {stuck}/{len(notes)} seeds: converged before it, or "
-       "not learning"] if stuck else [])
-  return (", ".join(counts)
-          + f" ({change:+.1%} mean, steps {measured[0]['from_step']}-{measured[0]['to_step']})")
-
-
-def flattened_everywhere(cell: str) -> str | None:
-  """Reads back a describe_seed_flattening cell: "flat" when every seed had flattened,
-  "first eval" when every seed was flat from its first eval, else None."""
-  if re.match(r"flat (in (\d+)/\2 seeds|\()", cell):
-    return "flat"
-  if re.match(r"flat from the first eval( in (\d+)/\2 seeds| \()", cell):
-    return "first eval"
-  return None
 
 
 def is_better(metric: str, a: float, b: float) -> bool:
@@ -310,7 +253,7 @@ def group_table(group: Group, runs: dict[str, list[dict]], curves: dict[str, lis
   curve [(step, value)] of its headline metric, named by curve_metrics[model]; failures:
   model -> the last error line of each failed seed.
   """
-  notes = {model: [flatten_note(c, tolerance=flat_tolerance(curve_metrics[model]))
+  notes = {model: [flatness.flatten_note(c, tolerance=flatness.flat_tolerance(curve_metrics[model]))
                    for c in model_curves] for model, model_curves in curves.items()}
   models = [m for m in group.models if m in runs or m in failures]
   if not models:
@@ -336,14 +279,15 @@ def group_table(group: Group, runs: dict[str, list[dict]], curves: dict[str, lis
       devices.setdefault(device, []).append(model)
     steps = sorted({r["steps"] for r in records})
     walls = [r["wall_s"] / 60 for r in records if r.get("wall_s") is not None]
-    flattening = describe_seed_flattening(notes.get(model, []))
+    flattening = flatness.describe_seed_flattening(notes.get(model, []))
     seeds = f"{len(records)}" + (f" ({len(failures[model])} failed: {failures[model][0]})"
                                  if failures.get(model) else "")
     anchor = anchors.get(model)
     anchor_cell = (f"{anchor.value}: {anchor.source}"
                    + ("" if anchor.same_data else " (other data)")) if anchor else "-"
     lines.append(f"| {model} | " + " | ".join(cells) + f" | {seeds} | "
-                 f"{', '.join(map(str, steps)) or '-'} | "
+                 f"{', '.join(map(str, steps)) or '-'}"
+                 f"{picked_note(records, curves.get(model, []), curve_metrics.get(model))} | "
                  f"{format_mean_spread(walls) if walls else '-'} | "
                  f"{flattening} | {anchor_cell} |")
   described = (list(devices) if len(devices) == 1 else  # several: each with its models
@@ -361,6 +305,19 @@ def group_table(group: Group, runs: dict[str, list[dict]], curves: dict[str, lis
       sentence += " " + budget_caveat(ordering, runs, notes)
     lines += ["", sentence]
   return "\n".join(lines) + "\n"
+
+
+def picked_note(records: list[dict], curves: list[list], metric: str | None) -> str:
+  """The steps cell's note on a row whose final evaluation ran at the step picked on
+  validation (not the last): those steps, and the picking evals' values there (a picking
+  run's curves are its validation evals); "" for any other row."""
+  picked = [(r.get("final_eval") or {}).get("step", r["steps"]) for r in records]
+  if picked == [r["steps"] for r in records]:
+    return ""
+  values = [dict(curve).get(step) for curve, step in zip(curves, picked)]
+  there = (f"; validation {metric} there: {', '.join(f'{v:.4g}' for v in values)}"
+           if len(values) == len(picked) and None not in values else "")
+  return f" (evaluated at the step picked on validation: {', '.join(map(str, picked))}{there})"
 
 
 def budget_caveat(ordering: Ordering, runs: dict[str, list[dict]],

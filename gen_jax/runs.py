@@ -86,14 +86,30 @@ def last_eval_metric(workdir: str, name: str) -> float | None:
   return float(values[-1]) if values else None
 
 
+def checkpoint_directory(config, workdir: str) -> str:
+  """Where a trained run's state is read from: workdir/best, the step picked on the
+  validation split, when config.train.select_metric is set; else workdir/checkpoints."""
+  return os.path.join(workdir, "best" if config.train.get("select_metric") else "checkpoints")
+
+
+def training_evals(workdir: str) -> list[dict]:
+  """The evals a training run wrote: on its validation split ('validation') when it has
+  one, else on the eval split ('eval')."""
+  return read_metrics(workdir, "validation") or read_metrics(workdir, "eval")
+
+
 def restore_state(config, workdir: str, mesh=None, task=None):
-  """(state, step) of the newest readable checkpoint of the run in `workdir`."""
+  """(state, step) of the run in `workdir`: its newest readable checkpoint, or the one
+  picked on validation (checkpoint_directory)."""
   mesh = mesh or parallel.create_mesh()
   spec = dataset_spec(config.data)
   task = task or tasks.create_task(config, spec)
   init_rng, train_rng, _, _ = run_keys(config, mesh)
   # Read-only: a reader never cleans or moves what a trainer of that run may be writing.
-  checkpointer = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"), read_only=True)
+  directory = checkpoint_directory(config, workdir)
+  if not os.path.isdir(directory):
+    raise UserError(f"no checkpoint in {directory}")
+  checkpointer = checkpointing.Checkpointer(directory, read_only=True)
   try:
     restored = checkpointer.restore_latest(abstract_checkpoint(
         task, init_rng, train_rng, example_batch(config, spec, mesh), mesh))

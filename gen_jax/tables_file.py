@@ -9,7 +9,7 @@ from typing import Callable
 
 from absl import app
 
-from gen_jax import results
+from gen_jax import flatness, results
 
 TABLES_BEGIN, TABLES_END = "<!-- reproduce:begin -->", "<!-- reproduce:end -->"
 SECTION = "<!-- reproduce:section {} -->"
@@ -73,7 +73,7 @@ def summarize_section(section: str) -> list[str]:
       if metric and row.get(metric, "-") != "-":
         headlines.setdefault(metric, []).append(f"{cells[0]} {row[metric]}")
       models += 1
-      everywhere = results.flattened_everywhere(row["test metric flattened?"])
+      everywhere = flatness.flattened_everywhere(row["test metric flattened?"])
       flat, stuck = flat + (everywhere == "flat"), stuck + (everywhere == "first eval")
     verdicts = [f"{order}: {verdict}" for order, verdict in re.findall(
         r"^Papers' order in \w+, best first \(.*?\): (.*?); ours: .*?\*\*(.*?)\*\*",

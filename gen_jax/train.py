@@ -22,6 +22,7 @@ from absl import logging
 from tqdm import tqdm
 
 from gen_jax import applications, checkpointing, data, parallel, runs, tasks
+from gen_jax.selection import StepSelection, held_out_split
 from gen_jax import workdir as workdir_lib
 from gen_jax.errors import NonFiniteError, StoppedBySignal, UserError
 from gen_jax.runs import abstract_checkpoint, dataset_spec, example_batch  # noqa: F401 (API)
@@ -57,6 +58,12 @@ def validate_config(config, mesh) -> None:
     parallel.check_batch_size(config.train.batch_size // accum, mesh,
                               "train.batch_size / train.grad_accum_steps")
   parallel.check_batch_size(config.train.eval_batch_size, mesh, "train.eval_batch_size")
+  if config.train.select_metric and not config.data.validation_fraction:
+    raise UserError(f"train.select_metric={config.train.select_metric} picks the step on a "
+                    "validation split, never on the test split: set data.validation_fraction "
+                    "(e.g. 0.1)")
+  if config.train.select_mode not in ("min", "max"):
+    raise UserError(f"train.select_mode={config.train.select_mode!r}: use min or max")
 
 
 def is_due(step: int, every: int, last_step: int) -> bool:
@@ -187,7 +194,7 @@ def run(config, workdir: str, mode: str = "train", mesh=None,
   with StopRequest(enabled=mode == "train") as stop:
     if task.prepare_eval is not None and mode in ("train", "eval"):
       task.prepare_eval(mesh)  # a missing evaluation network fails here, before any step
-    splits = data.load_splits(config.data)
+    splits = data.load_splits(config.data, held_out_split(config, mode))
     outputs = workdir_lib.output_directory(workdir, mode, output_dir)
     lock = workdir_lib.lock_for_training(workdir) if mode == "train" else None
     try:
@@ -209,8 +216,11 @@ def run_in_workdir(config, workdir, outputs, mode, mesh, spec, task, splits, sto
                               binarization=config.data.binarization,
                               noise_rate=config.data.background_noise_rate,
                               noise_levels=data.noise_levels(spec))
-  checkpointer = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"),
-                                            config.train.keep_checkpoints,
+  directory = (os.path.join(workdir, "checkpoints") if mode == "train" else
+               runs.checkpoint_directory(config, workdir))  # a reader: the picked step
+  if mode != "train" and not os.path.isdir(directory):
+    raise UserError(f"--mode {mode} needs a checkpoint in {directory}; train first")
+  checkpointer = checkpointing.Checkpointer(directory, config.train.keep_checkpoints,
                                             read_only=mode != "train")
   init_rng, train_rng, eval_rng, sample_rng = runs.run_keys(config, mesh)
   try:
@@ -224,6 +234,8 @@ def run_in_workdir(config, workdir, outputs, mode, mesh, spec, task, splits, sto
     raise UserError(f"--mode {mode} needs a checkpoint in {checkpointer.directory}; train first")
   writer = MetricWriter(outputs, enabled=parallel.is_main_process(),
                         resume_step=step if mode == "train" else None)
+  eval_name = "validation" if held_out_split(config, mode) == "validation" else "eval"
+  selection = None  # training with train.select_metric: a StepSelection
 
   replicated, sharded = parallel.replicated(mesh), parallel.batch_sharded(mesh)
   eval_step = jax.jit(task.eval_step, in_shardings=(replicated, sharded, replicated),
@@ -232,14 +244,17 @@ def run_in_workdir(config, workdir, outputs, mode, mesh, spec, task, splits, sto
   results = {}
 
   def do_eval(state, step):
-    results["eval"] = evaluate(eval_step, state, eval_split, eval_rng, mesh, config)
+    metrics = results[eval_name] = evaluate(eval_step, state, eval_split, eval_rng, mesh, config)
     if task.split_metrics is not None:
       split_metrics = task.split_metrics(state, eval_rng, eval_split, mesh)
       for name in [name for name, value in split_metrics.items() if np.ndim(value) == 1]:
-        writer.write_histogram(step, f"eval/{name}", split_metrics.pop(name))
-      results["eval"].update(split_metrics)
-    writer.write_scalars(step, "eval", results["eval"])
-    logging.info("step %d eval %s", step, results["eval"])
+        writer.write_histogram(step, f"{eval_name}/{name}", split_metrics.pop(name))
+      metrics.update(split_metrics)
+    if selection is not None:  # saved before its record: a resume redoes an eval it lacks
+      selection.update(metrics, step, {"state": state, "rng": train_rng},
+                       {"step": step, "data_position": step, "num_devices": mesh.devices.size})
+    writer.write_scalars(step, eval_name, metrics)
+    logging.info("step %d %s %s", step, eval_name, metrics)
 
   def do_sample(state, step, writer=writer):
     samples = jax.device_get(sample(state, jax.random.fold_in(sample_rng, step),
@@ -266,7 +281,9 @@ def run_in_workdir(config, workdir, outputs, mode, mesh, spec, task, splits, sto
             jax.random.fold_in(jax.random.fold_in(sample_rng, step), 1),
             config.train.num_samples, writer)
     else:
-      finish_owed_work(config, outputs, state, step, do_eval, do_sample)
+      if config.train.select_metric:
+        selection = StepSelection(config, workdir, outputs, step)
+      finish_owed_work(config, outputs, state, step, do_eval, do_sample, eval_name)
       train_step = jax.jit(task.train_step, in_shardings=(replicated, sharded, replicated),
                            out_shardings=(replicated, replicated), donate_argnums=0)
       hooks = LoopHooks(writer=writer, checkpointer=checkpointer, evaluate=do_eval,
@@ -284,7 +301,11 @@ def run_in_workdir(config, workdir, outputs, mode, mesh, spec, task, splits, sto
     try:
       checkpointer.close()
     finally:
-      writer.close()
+      try:
+        if selection is not None:
+          selection.close()
+      finally:
+        writer.close()
   if stop.signal_number is not None and mode == "train":
     saved = checkpointer.latest_step()
     raise StoppedBySignal(stop.signal_number, f"stopped by signal {stop.signal_number}; " + (
@@ -301,14 +322,15 @@ def unused_sample_index(outputs: str, step: int) -> int:
   return k
 
 
-def finish_owed_work(config, outputs, state, step, do_eval, do_sample) -> None:
+def finish_owed_work(config, outputs, state, step, do_eval, do_sample,
+                     eval_name: str = "eval") -> None:
   """The eval and samples due at a restored step that a killed run did not get to write
   (its checkpoint is saved before them): e.g. the final eval and grid of a finished run."""
   if step == 0:
     return
   num_steps = max(config.train.num_steps, step)
   eval_owed = is_due(step, config.train.eval_every, num_steps) and not any(
-      r["step"] == step for r in runs.read_metrics(outputs, "eval"))
+      r["step"] == step for r in runs.read_metrics(outputs, eval_name))
   sample_owed = is_due(step, config.train.sample_every, num_steps) and not glob.glob(
       os.path.join(glob.escape(outputs), "samples", f"step_{step}.*"))
   if jax.process_count() > 1:  # every process must take part in both (collectives)

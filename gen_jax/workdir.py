@@ -190,7 +190,9 @@ def changes_the_saved_state(key: str, old, new) -> bool:
   """True for keys whose change gives the model other shapes or another meaning."""
   if key == "train.ema_decay":  # the state holds an EMA only when the decay is > 0
     return ((old or 0) > 0) != ((new or 0) > 0)
-  return key.startswith("model.") or key in ("data.name", "data.binarization")
+  # data.validation_fraction: the held-out examples would have been trained on, or not
+  return key.startswith("model.") or key in ("data.name", "data.binarization",
+                                              "data.validation_fraction")
 
 
 def check_resumed_config(stored, config) -> None:

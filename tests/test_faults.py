@@ -188,9 +188,11 @@ def test_resume_with_another_model_is_refused_before_anything_is_written(trained
   changed = config.copy_and_resolve_references()
   with changed.unlocked():
     changed.model.features, changed.data.binarization = 16, "fixed"
+    changed.data.validation_fraction = 0.25  # the held-out examples were trained on
     changed.train.num_steps = 9
   with pytest.raises(UserError, match=r"another model or data than this config: "
                                       r"data.binarization \('none' -> 'fixed'\), "
+                                      r"data.validation_fraction \(0.0 -> 0.25\), "
                                       r"model.features \(8 -> 16\); use a new --workdir"):
     train.run(changed, workdir)
   assert open(os.path.join(workdir, "config.json")).read() == stored

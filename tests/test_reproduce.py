@@ -14,7 +14,7 @@ from absl import app, flags
 from absl.testing import flagsaver
 
 from conftest import REPO, load_config
-from gen_jax import plots, reproduce, results, tables_file, writers
+from gen_jax import figures, flatness, plots, reproduce, results, tables_file, writers
 
 
 def test_budget_parsing():
@@ -83,35 +83,35 @@ def test_ordering_sentence_says_whether_the_papers_order_holds():
 
 def test_flatten_detection():
   flat = [(100 * i, v) for i, v in enumerate([8.0, 4.0, 3.5, 3.3, 3.21, 3.2, 3.2, 3.19, 3.19])]
-  note = results.flatten_note(flat)  # last quarter: the points from step 600 to 800
+  note = flatness.flatten_note(flat)  # last quarter: the points from step 600 to 800
   assert note["flat"] is True and (note["from_step"], note["to_step"]) == (600, 800)
   assert note["change"] == pytest.approx((3.19 - 3.2) / 3.2)
   falling = [(i, 10.0 - i) for i in range(9)]
-  note = results.flatten_note(falling)
+  note = flatness.flatten_note(falling)
   assert note["flat"] is False and note["change"] == pytest.approx((2.0 - 4.0) / 4.0)
-  assert results.describe_flatten(note) == "still moving (-50.0%, steps 6-8)"
-  assert results.flatten_note([(1, 3.0), (2, 2.0), (3, 2.0)])["flat"] is None
+  assert flatness.describe_flatten(note) == "still moving (-50.0%, steps 6-8)"
+  assert flatness.flatten_note([(1, 3.0), (2, 2.0), (3, 2.0)])["flat"] is None
   # A model stuck at its initial 8 bits/dim is flat from its first eval, not converged.
   stuck = [(100 * i, 8.0 - 0.001 * i) for i in range(9)]
-  assert results.flatten_note(stuck)["flat"] is True
-  assert results.describe_flatten(results.flatten_note(stuck)).startswith(
+  assert flatness.flatten_note(stuck)["flat"] is True
+  assert flatness.describe_flatten(flatness.flatten_note(stuck)).startswith(
       "flat from the first eval")
-  assert results.describe_flatten(results.flatten_note(flat)).startswith("flat (")
-  cell = results.describe_seed_flattening([results.flatten_note(c) for c in (flat, stuck)])
+  assert flatness.describe_flatten(flatness.flatten_note(flat)).startswith("flat (")
+  cell = flatness.describe_seed_flattening([flatness.flatten_note(c) for c in (flat, stuck)])
   assert cell.startswith("flat in 1/2 seeds, flat from the first eval in 1/2 seeds: "
                          "converged before it, or not learning (")
-  all_stuck = results.describe_seed_flattening([results.flatten_note(stuck)] * 3)
+  all_stuck = flatness.describe_seed_flattening([flatness.flatten_note(stuck)] * 3)
   assert all_stuck.startswith("flat from the first eval in 3/3 seeds: converged")
   # The window is the last quarter of the steps: a final eval 3 steps after the one
   # before it (eval_every 59 at 298 steps) does not make a window of its own.
   uneven = [(59 * i, 4.0 - 0.1 * i) for i in range(1, 6)] + [(298, 3.5)]
-  note = results.flatten_note(uneven)
+  note = flatness.flatten_note(uneven)
   assert (note["from_step"], note["to_step"]) == (236, 298) and note["flat"] is False
   # A likelihood still falling 0.5% per quarter of the run is not flat; an accuracy is.
   slow = [(100 * i, 3.2 * (1 - 0.005 * i / 2)) for i in range(9)]
-  assert results.flatten_note(slow, tolerance=results.flat_tolerance("bits_per_dim"))[
+  assert flatness.flatten_note(slow, tolerance=flatness.flat_tolerance("bits_per_dim"))[
       "flat"] is False
-  assert results.flatten_note(slow, tolerance=results.flat_tolerance("accuracy"))["flat"] is True
+  assert flatness.flatten_note(slow, tolerance=flatness.flat_tolerance("accuracy"))["flat"] is True
 
 
 def fake_record(model, seed, value, steps=100, wall=60.0):
@@ -262,6 +262,13 @@ def test_tabulate_only_writes_the_tables_of_finished_runs_and_runs_nothing(tmp_p
   assert "| pixelcnn | 3.2 ± 0.28 | 2 | 100 |" in tables
   assert "not finished (--tabulate_only trains nothing)" in tables  # row_lstm's failures
   assert "--tabulate_only" not in tables.split("\n")[0]  # the header names the training command
+  assert "validation" not in tables.split("\n")[0]  # no row picks its step on validation
+  reproduce_main("--budget=steps:100", "--groups=e", "--models=char_rnn,char_rnn_best_val",
+                 f"--root={tmp_path}", "--tabulate_only")
+  assert ("the curves' evals on the first 1000 test examples (char_rnn_best_val: on the first "
+          "1000 validation examples instead, held out of its training data, and the final "
+          "evaluation at the step whose validation eval was best)") in (
+              tmp_path / "results.md").read_text().split("\n")[0]
   assert not (tmp_path / "steps_100" / "row_lstm").exists()
   # a minutes:M budget needs the archived calibration; without it, a one-line error
   with pytest.raises(app.UsageError, match="no calibration"):
@@ -386,6 +393,49 @@ def test_figures_upscale_with_a_border_and_draw_each_curve():
   assert (wide[:, -6:] == 255).all() and not (wide[:, -60:-8] == 255).all()
 
 
+def test_group_table_names_the_steps_picked_on_validation(tmp_path):
+  group = results.GROUPS[0]
+  records = [fake_record("pixelcnn", s, 3.0 + s) for s in range(3)]
+  for record, step in zip(records, (40, 100, 60)):  # a final eval at the picked step
+    record["final_eval"] = {"command": "c", "step": step, "metrics": {}}
+  table = results.group_table(group, {"pixelcnn": records}, {}, {}, {})
+  assert "| 3 | 100 (evaluated at the step picked on validation: 40, 100, 60) |" in table
+  curves = [[(20, 4.5), (40, 4.0), (60, 4.2), (80, 4.3), (100, 4.4)],
+            [(20, 4.5), (40, 4.3), (60, 4.2), (80, 4.1), (100, 4.0)],
+            [(20, 4.6), (40, 4.3), (60, 4.1), (80, 4.2), (100, 4.3)]]
+  table = results.group_table(group, {"pixelcnn": records}, {"pixelcnn": curves}, {},
+                              {"pixelcnn": "bits_per_dim"})  # with the validation values
+  assert ("| 3 | 100 (evaluated at the step picked on validation: 40, 100, 60; validation "
+          "bits_per_dim there: 4, 4, 4.1) |") in table
+  for record in records:  # every final eval at the last step (or none recorded): no note
+    record["final_eval"]["step"] = 100
+  records[0]["final_eval"] = None
+  assert "| 3 | 100 | " in results.group_table(group, {"pixelcnn": records}, {}, {}, {})
+  # A run with a validation split draws its curves from it, not from the test split.
+  workdir = tmp_path / "run"
+  workdir.mkdir()
+  (workdir / "metrics.jsonl").write_text(
+      '{"step": 2, "split": "validation", "bits_per_dim": 5.0}\n'
+      '{"step": 2, "split": "eval", "bits_per_dim": 7.0}\n')
+  assert figures.eval_curve(str(workdir), "bits_per_dim") == [(2, 5.0)]
+
+
+def test_a_curve_of_validation_evals_is_named_so_in_the_plot(tmp_path, monkeypatch):
+  for model, split in (("pixelcnn", "eval"), ("row_lstm", "validation")):
+    workdir = tmp_path / model / "seed_0"
+    workdir.mkdir(parents=True)
+    (workdir / "metrics.jsonl").write_text("".join(
+        f'{{"step": {s}, "split": "{split}", "bits_per_dim": {5.0 - s}, "wall_s": {s}}}\n'
+        for s in (1, 2)))
+  drawn = []
+  monkeypatch.setattr(plots, "curves_plot",
+                      lambda lines, title: drawn.append(sorted(lines)) or np.zeros((2, 2, 3),
+                                                                                   np.uint8))
+  records = {model: [{"seed": 0}] for model in ("pixelcnn", "row_lstm")}
+  figures.write_figures(results.GROUPS[0], records, str(tmp_path))
+  assert drawn == [["pixelcnn", "row_lstm (validation)"]] * 2  # vs steps, vs wall-clock
+
+
 def test_reproduce_end_to_end_two_models_one_seed(tiny_idx, tmp_path):
   idx_dir, data_dir, _ = tiny_idx
   from gen_jax.data import sources
@@ -407,6 +457,7 @@ def test_reproduce_end_to_end_two_models_one_seed(tiny_idx, tmp_path):
     evals = [json.loads(l) for l in (budget_dir / model / "seed_0" / "metrics.jsonl")
              .read_text().splitlines() if '"eval"' in l]
     assert [r["step"] for r in evals] == [2, 4] and record["steps"] == 4
+    assert record["final_eval"]["step"] == 4  # no validation pick: the last step
     # the curve saw 16 test examples; the table's number is the whole split's (all 40)
     assert "--config.data.max_eval_examples=16" in record["command"]
     assert "--config.data.max_eval_examples=0" in record["final_eval"]["command"]

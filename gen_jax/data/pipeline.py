@@ -48,16 +48,34 @@ def image_split(images: np.ndarray, labels: np.ndarray | None = None) -> Split:
   return Split({"image": images} if labels is None else {"image": images, "label": labels})
 
 
-def load_splits(data_config) -> tuple[Split, Split]:
-  """(train, eval) splits of `data_config.name`, optionally truncated."""
+def load_splits(data_config, held_out: str = "test") -> tuple[Split, Split]:
+  """(train, held-out) splits of `data_config.name`, optionally truncated.
+
+  held_out='test' is data.eval_split; 'validation' is the data.validation_fraction
+  of the training data that is held out (an image dataset's last examples; a loader
+  with `holds_out_validation` picks its own part), which the training split then
+  lacks (it lacks it for 'test' too: a run's training data is one thing).
+  """
+  if held_out not in sources.HELD_OUT:
+    raise ValueError(f"held_out={held_out!r}")
   spec = sources.get_spec(data_config)
-  if spec.load is not None:
+  fraction = data_config.get("validation_fraction", 0.0)
+  if held_out == "validation" and not fraction:
+    raise UserError("a validation split needs data.validation_fraction > 0")
+  if spec.load is not None and fraction and not spec.holds_out_validation:
+    raise UserError(f"data.name={data_config.name} has no validation split: set "
+                    "data.validation_fraction=0")
+  if spec.holds_out_validation:
+    train, evaluation = (Split(features) for features in spec.load(data_config, held_out))
+  elif spec.load is not None:
     train, evaluation = (Split(features) for features in spec.load(data_config))
   else:
-    train, evaluation = (image_split(*sources.read_split(
-        data_config.name, split, data_dir=data_config.data_dir or None,
-        idx_dir=data_config.idx_dir or None))
-                         for split in (data_config.train_split, data_config.eval_split))
+    train, validation = sources.split_off_validation(
+        sources.read_features(data_config, data_config.train_split), data_config, held_out)
+    evaluation = (validation if held_out == "validation" else
+                  sources.read_features(data_config, data_config.eval_split))
+    train, evaluation = (image_split(split["image"], split.get("label"))
+                         for split in (train, evaluation))
   return (train.head(data_config.max_train_examples),
           evaluation.head(data_config.max_eval_examples))
 

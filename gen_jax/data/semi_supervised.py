@@ -87,21 +87,26 @@ def training_features(images: np.ndarray | dict, labels: np.ndarray, labelled: n
                                       0).astype(np.float32)}
 
 
-def load_base(config) -> tuple[dict, dict]:
-  """(train, eval) features of the base dataset, read like the trainer would."""
+def load_base(config, held_out: str) -> tuple[dict, dict]:
+  """(train, held-out) features of the base dataset, read like the trainer would: the
+  validation part is the base's, with all its labels, before any label is hidden."""
   spec = sources.get_spec(config)
   if spec.load is not None:
+    if config.get("validation_fraction", 0.0):
+      raise UserError(f"data.base_name={config.name} has no validation split: set "
+                      "data.validation_fraction=0")
     return spec.load(config)
-  return tuple(dict(zip(("image", "label"), sources.read_split(
-      config.name, split, data_dir=config.data_dir or None, idx_dir=config.idx_dir or None)))
-               for split in (config.train_split, config.eval_split))
+  train, validation = sources.split_off_validation(
+      sources.read_features(config, config.train_split), config, held_out)
+  return train, (validation if held_out == "validation" else
+                 sources.read_features(config, config.eval_split))
 
 
-def load(data_config) -> tuple[dict, dict]:
+def load(data_config, held_out: str = "test") -> tuple[dict, dict]:
   check_settings(data_config)
   config = base_config(data_config)
   num_classes = sources.get_spec(config).num_classes
-  train, evaluation = load_base(config)
+  train, evaluation = load_base(config, held_out)
   labelled = select_labelled(train["label"], data_config.num_labelled, num_classes,
                              data_config.label_seed)
   return (training_features(train["image"], train["label"], labelled,
@@ -126,5 +131,5 @@ def semi_supervised_spec(data_config) -> sources.DatasetSpec:
     raise UserError(f"data.base_name={data_config.base_name} must be a labelled image dataset")
   features = {"image": (tuple(spec.image_shape), "uint8"), "label": ((), "int32"),
               "labelled": ((), "float32"), "labelled_weight": ((), "float32")}
-  return dataclasses.replace(spec, features=features, load=load,
+  return dataclasses.replace(spec, features=features, load=load, holds_out_validation=True,
                              num_labelled=data_config.num_labelled)

@@ -76,6 +76,9 @@ class DatasetSpec:
   # name -> (shape of one example, numpy dtype name); None = image (+ label)
   features: dict[str, tuple[tuple[int, ...], str]] | None = None
   load: Callable | None = None  # (data_config) -> (train, eval) dicts of [N, ...] arrays
+  # load takes (data_config, held_out) and, with data.validation_fraction > 0, holds part
+  # of its training data out as the 'validation' split (image data always can)
+  holds_out_validation: bool = False
   vocabulary: str | None = None  # text: the sorted characters; token id i is vocabulary[i]
   series: TimeSeries | None = None  # ar_process, csv_series
   factors: Factors | None = None  # sprites
@@ -123,8 +126,46 @@ def get_spec(data_config) -> DatasetSpec:
   return spec if isinstance(spec, DatasetSpec) else spec(data_config)
 
 
+HELD_OUT = ("test", "validation")
+
+
+def validation_fraction(data_config) -> float:
+  """data.validation_fraction, checked (0 = no validation split)."""
+  fraction = data_config.get("validation_fraction", 0.0)
+  if not 0 <= fraction < 1:
+    raise UserError(f"data.validation_fraction={fraction} must be in [0, 1)")
+  return fraction
+
+
+def validation_boundary(num_train: int, data_config) -> int:
+  """Where the validation part of `num_train` training examples starts: the last
+  data.validation_fraction of them are held out (0 = none)."""
+  fraction = validation_fraction(data_config)
+  boundary = num_train - int(round(fraction * num_train))
+  if fraction and not 0 < boundary < num_train:
+    raise UserError(f"data.validation_fraction={fraction} of {num_train} training examples "
+                    "leaves no validation or no training data; change it")
+  return boundary
+
+
+def split_off_validation(features: dict, data_config, held_out: str) -> tuple[dict, dict | None]:
+  """(training part, validation part or None) of a training split's features."""
+  num_train = len(next(iter(features.values())))
+  boundary = validation_boundary(num_train, data_config)
+  validation = ({name: values[boundary:] for name, values in features.items()}
+                if held_out == "validation" else None)
+  return {name: values[:boundary] for name, values in features.items()}, validation
+
+
 def default_data_dir() -> str:
   return os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
+
+
+def read_features(data_config, split: str) -> dict[str, np.ndarray]:
+  """{'image'[, 'label']} of one split of data_config's image dataset."""
+  images, labels = read_split(data_config.name, split, data_dir=data_config.data_dir or None,
+                              idx_dir=data_config.idx_dir or None)
+  return {"image": images} if labels is None else {"image": images, "label": labels}
 
 
 def _read_source(source) -> tuple[np.ndarray, np.ndarray | None]:

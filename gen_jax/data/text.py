@@ -11,6 +11,9 @@ the characters of the whole corpus, training and held-out text together, so
 every character of the data has a token and there is no <unk>; a character
 outside it elsewhere (a sampling prime) is a UserError naming it.
 
+data.validation_fraction holds out evenly spread blocks of the training text
+(`validation_blocks`), which no training window overlaps.
+
 Examples are windows of sequence_length + 1 token ids ('tokens', int32) with
 per-position 'weights' (1 = a target to score; position 0 never is). Training
 takes every `window_stride`-th window of the training text; evaluation scores
@@ -18,6 +21,7 @@ each held-out character once, after at least `eval_context` characters of
 context in its window (data.windows.scored_windows).
 """
 
+import math
 import os
 
 import numpy as np
@@ -110,6 +114,30 @@ def check_window_settings(data_config, train_length: int, held_out_length: int) 
                     f"of {length + 1}, {held_out_length} held-out characters")
 
 
+def validation_blocks(num_chars: int, data_config) -> list[tuple[int, int]]:
+  """[start, end) of the training text's validation blocks: the text cut into blocks of
+  8 windows (8 (sequence_length + 1) characters), of which a data.validation_fraction,
+  spread evenly, is held out. Interleaved, not the text's end: one document changes
+  along its length (GPL-3's end is its upper-case disclaimers), and a contiguous
+  validation part would hold out all of one kind of text."""
+  fraction = sources.validation_fraction(data_config)
+  if not fraction:
+    return []
+  block = 8 * (data_config.sequence_length + 1)
+  count = num_chars // block
+  chosen = [i for i in range(count) if math.floor((i + 1) * fraction) > math.floor(i * fraction)]
+  if not chosen or len(chosen) == count:
+    raise UserError(f"data.validation_fraction={fraction} of {count} blocks of {block} "
+                    "training characters leaves no validation or no training text; change it")
+  return [(i * block, (i + 1) * block) for i in chosen]
+
+
+def training_segments(num_chars: int, blocks: list[tuple[int, int]]) -> list[tuple[int, int]]:
+  """[start, end) of the training text between the validation blocks."""
+  edges = [0, *[edge for block in blocks for edge in block], num_chars]
+  return [(a, b) for a, b in zip(edges[::2], edges[1::2]) if b > a]
+
+
 def text_spec(data_config) -> sources.DatasetSpec:
   train_text, held_out, start = read_corpus(data_config)
   check_window_settings(data_config, len(train_text), len(held_out) - start)
@@ -119,25 +147,37 @@ def text_spec(data_config) -> sources.DatasetSpec:
       image_shape=None, num_levels=len(vocabulary), num_classes=0,
       how_to_get=TINY_SHAKESPEARE_HOW_TO_GET,
       features={"tokens": (window, "int32"), "weights": (window, "float32")},
-      load=load_text_splits, vocabulary=vocabulary)
+      load=load_text_splits, holds_out_validation=True, vocabulary=vocabulary)
 
 
-def load_text_splits(data_config) -> tuple[dict, dict]:
-  """({'tokens', 'weights'} of training windows, the same of held-out windows)."""
-  train_text, held_out, start = read_corpus(data_config)
-  check_window_settings(data_config, len(train_text), len(held_out) - start)
-  vocabulary = corpus_vocabulary(train_text, held_out)
+def load_text_splits(data_config, held_out: str = "test") -> tuple[dict, dict]:
+  """({'tokens', 'weights'} of training windows, the same of held-out windows); the
+  vocabulary is the whole corpus's (text_spec's), whichever part is held out. With
+  data.validation_fraction, training windows lie inside the training segments only
+  (`validation_blocks`), and 'validation' scores each block's characters once, with
+  the text before the block as context."""
+  vocabulary = text_spec(data_config).vocabulary
+  train_text, series, start = read_corpus(data_config)
+  blocks = validation_blocks(len(train_text), data_config)
+  segments = training_segments(len(train_text), blocks)
   length = data_config.sequence_length + 1
-  train_tokens = windows.sliding_windows(encode(train_text, vocabulary), length,
-                                         data_config.window_stride)
+  check_window_settings(data_config, max(b - a for a, b in segments), len(series) - start)
+  ids = encode(train_text, vocabulary)
+  parts = [windows.sliding_windows(ids[a:b], length, data_config.window_stride)
+           for a, b in segments if b - a >= length]
+  train_tokens = parts[0] if len(parts) == 1 else np.concatenate(parts)  # one: a view
   target_weights = np.ones(length, np.float32)
   target_weights[0] = 0.0  # the first character of a window has no prediction
   train = {"tokens": train_tokens,
            "weights": np.broadcast_to(target_weights, train_tokens.shape)}
-  eval_tokens, eval_weights = windows.scored_windows(
-      encode(held_out, vocabulary), length, start, data_config.eval_context)
+  if held_out == "validation":
+    scored = [windows.scored_windows(ids[:b], length, a, data_config.eval_context)
+              for a, b in blocks]
+    eval_tokens, eval_weights = (np.concatenate(parts) for parts in zip(*scored))
+  else:
+    eval_tokens, eval_weights = windows.scored_windows(
+        encode(series, vocabulary), length, start, data_config.eval_context)
   return train, {"tokens": eval_tokens, "weights": eval_weights}
-
 
 sources.register("text_file", text_spec)
 sources.register("tiny_shakespeare", text_spec)

@@ -91,7 +91,7 @@ def encoded_splits(data_config) -> tuple[dict, dict]:
   if key not in _ENCODED:
     run = m1_run(workdir)
     splits = []
-    for split in semi_supervised.load_base(base):
+    for split in semi_supervised.load_base(base, "test"):
       means, log_variances = run.posterior(split["image"])
       splits.append({"z1_mean": np.asarray(means, np.float32),
                      "z1_log_variance": np.asarray(log_variances, np.float32),
@@ -160,6 +160,7 @@ def semi_supervised_spec(data_config) -> DatasetSpec:
                    "labelled_weight": ((), "float32")})
   return dataclasses.replace(
       spec, image_shape=None, num_levels=0, features=features, load=load_features,
+      holds_out_validation=False,
       m1=M1Features(workdir=workdir, config=m1_config,
                     active_units=tuple(int(i) for i in active),
                     image_shape=tuple(spec.image_shape)))
