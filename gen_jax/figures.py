@@ -22,16 +22,15 @@ def write_figures(group: results.Group, records: dict, budget_dir: str) -> None:
   """Curves of the group's first reported metric (seed means at shared eval points) vs
   steps and vs wall-clock, and the seed-0 sample grids upscaled with a border."""
   os.makedirs(os.path.join(budget_dir, "plots"), exist_ok=True)
+  workdirs = {model: [os.path.join(budget_dir, model, f"seed_{r['seed']}")
+                      for r in records.get(model, [])] for model in group.models}
+  names = {model: model + (" (validation)" if runs.read_metrics(dirs[0], "validation") else "")
+           for model, dirs in workdirs.items() if dirs}  # a curve of validation evals says so
   for metric in group.metrics:
     for x in ("step", "wall_s"):
-      lines = {}
-      for model in group.models:
-        workdirs = [os.path.join(budget_dir, model, f"seed_{r['seed']}")
-                    for r in records.get(model, [])]
-        line = plots.seed_mean([eval_curve(workdir, metric, x) for workdir in workdirs])
-        if line is not None:  # a run whose curves score its validation split says so
-          validation = runs.read_metrics(workdirs[0], "validation")
-          lines[model + (" (validation)" if validation else "")] = line
+      lines = {names[model]: plots.seed_mean([eval_curve(w, metric, x) for w in dirs])
+               for model, dirs in workdirs.items() if dirs}
+      lines = {name: line for name, line in lines.items() if line is not None}
       if lines:
         label = "steps" if x == "step" else "wall-clock s"
         image = plots.curves_plot(lines, title=f"({group.name}) test {metric} vs {label}")

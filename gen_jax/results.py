@@ -54,8 +54,8 @@ def best_on_validation(metric: str, mode: str = "min") -> tuple[str, ...]:
 
 # The M2 rows, by name suffix: more overrides (_alpha100x: the labelled cross-entropy
 # weighted 100x the paper's alpha, against the drift of q(y|x) toward the unlabelled bound;
-# _best_val: judged at the step of the best validation accuracy, all 6000 validation images
-# labelled)
+# _best_val: judged at the step of the best validation accuracy, the held-out 10% of the
+# training images keeping all their labels)
 ALPHA_100X = (f"--config.model.alpha={100 * PAPER_ALPHA}",)
 M2_VARIANTS = {"": (), "_alpha100x": ALPHA_100X,
                "_best_val": best_on_validation("accuracy", "max"),

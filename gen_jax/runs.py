@@ -95,7 +95,9 @@ def checkpoint_directory(config, workdir: str) -> str:
 def training_evals(workdir: str) -> list[dict]:
   """The evals a training run wrote: on its validation split ('validation') when it has
   one, else on the eval split ('eval')."""
-  return read_metrics(workdir, "validation") or read_metrics(workdir, "eval")
+  records = read_metrics(workdir)
+  return ([r for r in records if r.get("split") == "validation"] or
+          [r for r in records if r.get("split") == "eval"])
 
 
 def restore_state(config, workdir: str, mesh=None, task=None):

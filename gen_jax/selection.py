@@ -1,7 +1,8 @@
 """The step a run is judged by, picked on held-out training data.
 
-With data.validation_fraction > 0 a run holds out part of its training data; its evals during training score that validation split (written as
-'validation' in metrics.jsonl), never the test split. With train.select_metric
+With data.validation_fraction > 0 a run holds out part of its training data; its
+evals during training score that validation split (written as 'validation' in
+metrics.jsonl), never the test split. With train.select_metric
 set, the state of the best validation eval so far is kept in workdir/best, and
 every reader of the trained run (--mode eval, sample, the applications, a stage
 2 over it: `runs.checkpoint_directory`) reads that state instead of the last.

@@ -1,8 +1,11 @@
 """Shared test setup: 2 fake CPU devices, tiny generated datasets, small configs."""
 
+import contextlib
+import glob
 import gzip
 import os
 import struct
+import subprocess
 import tempfile
 
 # Two host devices so the sharded path (batch split over 'data') runs in every
@@ -155,3 +158,29 @@ class ImageRecorder:
   def write_images(self, step, name, images, num_columns=None):
     self.images[name] = np.asarray(images)
     return name
+
+
+@contextlib.contextmanager
+def read_only(path):
+  """`path` read-only: a read-only bind mount as root (permissions do not stop root), else
+  chmod; skips the test where neither is possible."""
+  if os.geteuid() != 0:
+    modes = {p: os.stat(p).st_mode for p in [path, *glob.glob(f"{path}/**", recursive=True)]}
+    for p in modes:
+      os.chmod(p, modes[p] & ~0o222)
+    try:
+      yield
+    finally:
+      for p, mode in modes.items():
+        os.chmod(p, mode)
+    return
+  mounted = subprocess.run(["mount", "--bind", path, path], capture_output=True).returncode == 0
+  if not mounted or subprocess.run(["mount", "-o", "remount,ro,bind", path],
+                                   capture_output=True).returncode:
+    if mounted:
+      subprocess.run(["umount", path], check=True)
+    pytest.skip("cannot make a read-only directory here")
+  try:
+    yield
+  finally:
+    subprocess.run(["umount", path], check=True)

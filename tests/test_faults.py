@@ -1,7 +1,6 @@
 """Runs that meet faults: bad workdirs, full disks, two trainers, changed configs,
 garbled checkpoints, kills between a checkpoint and what follows it (issue 12, 8-16)."""
 
-import contextlib
 import errno
 import fcntl
 import glob
@@ -16,7 +15,7 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import REPO, tiny_pixelcnn_config
+from conftest import REPO, read_only, tiny_pixelcnn_config
 from gen_jax import checkpointing, parallel, runs, train
 from gen_jax.errors import NonFiniteError, UserError
 
@@ -42,32 +41,6 @@ def copy_of(trained, tmp_path):
   copy = str(tmp_path / "copy")
   shutil.copytree(workdir, copy)
   return config.copy_and_resolve_references(), copy
-
-
-@contextlib.contextmanager
-def read_only(path):
-  """`path` read-only: a read-only bind mount as root (permissions do not stop root), else
-  chmod; skips the test where neither is possible."""
-  if os.geteuid() != 0:
-    modes = {p: os.stat(p).st_mode for p in [path, *glob.glob(f"{path}/**", recursive=True)]}
-    for p in modes:
-      os.chmod(p, modes[p] & ~0o222)
-    try:
-      yield
-    finally:
-      for p, mode in modes.items():
-        os.chmod(p, mode)
-    return
-  mounted = subprocess.run(["mount", "--bind", path, path], capture_output=True).returncode == 0
-  if not mounted or subprocess.run(["mount", "-o", "remount,ro,bind", path],
-                                   capture_output=True).returncode:
-    if mounted:
-      subprocess.run(["umount", path], check=True)
-    pytest.skip("cannot make a read-only directory here")
-  try:
-    yield
-  finally:
-    subprocess.run(["umount", path], check=True)
 
 
 # 8. A workdir that cannot hold a run; a read-only run can still be evaluated.

@@ -156,8 +156,8 @@ def load_text_splits(data_config, held_out: str = "test") -> tuple[dict, dict]:
   data.validation_fraction, training windows lie inside the training segments only
   (`validation_blocks`), and 'validation' scores each block's characters once, with
   the text before the block as context."""
-  vocabulary = text_spec(data_config).vocabulary
   train_text, series, start = read_corpus(data_config)
+  vocabulary = corpus_vocabulary(train_text, series)  # text_spec's
   blocks = validation_blocks(len(train_text), data_config)
   segments = training_segments(len(train_text), blocks)
   length = data_config.sequence_length + 1
