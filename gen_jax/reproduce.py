@@ -270,8 +270,7 @@ def print_commands(names: list[str], kind: str, amount: int, budget_dir: str) ->
     if kind == "minutes" and name not in known:
       print(f"# {name}: steps from a {_CALIBRATION_STEPS.value}-step calibration run first")
       continue
-    steps = results.RUNS[name].steps_scale * (amount if kind == "steps" else
-                                              known[name]["steps"])
+    steps = results.RUNS[name].steps(amount if kind == "steps" else known[name]["steps"])
     for seed in range(_SEEDS.value):
       workdir = os.path.join(budget_dir, name, f"seed_{seed}")
       print(" ".join(run_command(results.RUNS[name], seed, workdir, budget_dir, steps,
@@ -298,9 +297,11 @@ def tables_markdown(records: dict, failures: dict, budgets: dict, kind: str, amo
   how = (f"{amount} steps per run" if kind == "steps" else
          f"{amount} minutes of training steps per run at each model's calibrated step time "
          f"(steps: {', '.join(f'{n} {s}' for n, s in budgets.items())})")
-  scaled = [name for name in budgets if results.RUNS[name].steps_scale != 1]
-  how += "".join(f" ({name}: {results.RUNS[name].steps_scale}x that, {budgets[name]} steps)"
-                 for name in scaled)
+  for name in budgets:
+    run = results.RUNS[name]
+    how += (f" ({name}: {budgets[name]} steps at every budget)" if run.fixed_steps else
+            f" ({name}: {run.steps_scale}x that, {budgets[name]} steps)"
+            if run.steps_scale != 1 else "")
   command = " ".join(["python -m gen_jax.reproduce", f"--budget {kind}:{amount}",
                       f"--groups {','.join(_GROUPS.value)}", f"--seeds {_SEEDS.value}"]
                      + ([f"--models {','.join(_MODELS.value)}"] if _MODELS.value else [])
@@ -354,9 +355,10 @@ def main(argv):
     with calibrating:
       if name not in budgets:
         run = results.RUNS[name]
-        budgets[name] = run.steps_scale * (amount if kind == "steps" else calibrate(
-            run, budget_dir, amount, _VARIANT.value, device, _CALIBRATION_STEPS.value,
-            _TABULATE_ONLY.value)["steps"])
+        budgets[name] = run.fixed_steps or run.steps_scale * (
+            amount if kind == "steps" else calibrate(
+                run, budget_dir, amount, _VARIANT.value, device, _CALIBRATION_STEPS.value,
+                _TABULATE_ONLY.value)["steps"])
     return budgets[name]
 
   for name in [n for n in names if not results.RUNS[n].needs]:  # before any training

@@ -63,7 +63,9 @@ M2_VARIANTS = {"": (), "_alpha100x": ALPHA_100X,
 # The M1+M2 rows, by name suffix: the M1 run (the MLP VAE at the budget, or trained 10x its
 # steps) and the M2 variant whose overrides it takes (and whose row it is compared with)
 M1M2_VARIANTS = {"": ("vae_mlp", ""), "_m1_10x": ("vae_mlp_10x", ""),
-                 "_m1_10x_alpha100x": ("vae_mlp_10x", "_alpha100x")}
+                 "_m1_10x_alpha100x": ("vae_mlp_10x", "_alpha100x"),
+                 "_m1_10x_best_val": ("vae_mlp_10x", "_best_val"),
+                 "_m1_10x_alpha100x_best_val": ("vae_mlp_10x", "_alpha100x_best_val")}
 GROUPS = (
     Group("a", "Autoregressive models, Fashion-MNIST 8-bit (test bits/dim)",
           ("pixelcnn", "gated_pixelcnn", "pixelcnn_pp", "row_lstm", "diagonal_bilstm"),
@@ -146,6 +148,10 @@ class Run:
   iwae: bool = False  # the final eval also gives the IWAE bound (--iwae_samples)
   headline: str = ""  # the metric whose curve says if it flattened ("": the group's first)
   steps_scale: int = 1  # trains steps_scale x the budget's steps (an M1 trained longer)
+  fixed_steps: int = 0  # trains this many steps at every budget (0: the budget's)
+
+  def steps(self, budget_steps: int) -> int:
+    return self.fixed_steps or self.steps_scale * budget_steps
 
 
 # The GANs' FID/KID features: the classifier's seed-0 run. Their curves' evals score 2000
@@ -181,7 +187,9 @@ RUNS = {run.name: run for run in [
         headline="bits_per_dim"),
     Run("vqvae2_prior", "vqvae2_prior", needs=(("vqvae_workdir", "vqvae2", True),),
         headline="bits_per_dim"),
-    Run("fmnist_classifier", "fmnist_classifier"),
+    # 1000 steps at every budget (flat there: 90.4% test accuracy), so FIDs of the GANs at
+    # different budgets are over the same features and compare across tables
+    Run("fmnist_classifier", "fmnist_classifier", fixed_steps=1000),
     *[Run(f"dcgan_{loss}{'_r1' if r1 else ''}", "dcgan", (f"--config.model.loss={loss}",) + (
         ("--config.model.r1_gamma=1.0", "--config.model.discriminator_batch_norm=False")
         if r1 else ()) + CURVE_FID, needs=CLASSIFIER, final_eval=TABLE_FID)
@@ -253,8 +261,8 @@ def group_table(group: Group, runs: dict[str, list[dict]], curves: dict[str, lis
   curve [(step, value)] of its headline metric, named by curve_metrics[model]; failures:
   model -> the last error line of each failed seed.
   """
-  notes = {model: [flatness.flatten_note(c, tolerance=flatness.flat_tolerance(curve_metrics[model]))
-                   for c in model_curves] for model, model_curves in curves.items()}
+  notes = {model: [flatness.curve_note(c, curve_metrics[model]) for c in model_curves]
+           for model, model_curves in curves.items()}
   models = [m for m in group.models if m in runs or m in failures]
   if not models:
     return ""
@@ -295,7 +303,8 @@ def group_table(group: Group, runs: dict[str, list[dict]], curves: dict[str, lis
   lines += ["", f"Device: {'; '.join(sorted(described)) or 'none (no finished run)'}. "
             "Mean ± sample standard deviation over seeds; flattened = the headline metric "
             "changed by at most 0.25% (a likelihood) or 1% (another metric) over the last "
-            "quarter of its steps."]
+            "quarter of its steps" + NOISY_RULE * any(
+                curve_metrics.get(m) in flatness.NOISY for m in models) + "."]
   for ordering in group.orderings:
     if sum(m in models for m in ordering.best_first) < 2:
       continue  # a table of other models of the group (--models): nothing to say
@@ -305,6 +314,13 @@ def group_table(group: Group, runs: dict[str, list[dict]], curves: dict[str, lis
       sentence += " " + budget_caveat(ordering, runs, notes)
     lines += ["", sentence]
   return "\n".join(lines) + "\n"
+
+
+NOISY_RULE = ("; for FID, KID, MIG and accuracy, whose evals scatter by more than that, the "
+              "trend of the evals of the last half of the steps (at least 5: the Theil-Sen "
+              "slope) moved it by at most 1% a quarter of the run, or Kendall's rank test "
+              "found no trend in them (p >= 0.05: no trend beyond the evals' scatter); a "
+              "curve of fewer than 5 evals, by the rule before")
 
 
 def picked_note(records: list[dict], curves: list[list], metric: str | None) -> str:
@@ -322,14 +338,19 @@ def picked_note(records: list[dict], curves: list[list], metric: str | None) -> 
 
 def budget_caveat(ordering: Ordering, runs: dict[str, list[dict]],
                   notes: dict[str, list[dict]]) -> str:
-  """Why an ordering may not hold here: the budget, and which rows were still moving."""
+  """Why an ordering may not hold here: the budget, and which rows were still moving (or,
+  by a noisy metric's rule, showed no trend beyond their evals' scatter in some seed)."""
   rows = [m for m in ordering.best_first if runs.get(m)]
   steps = sorted({r["steps"] for m in rows for r in runs[m]})
   moving = [m for m in rows if any(note["flat"] is False for note in notes.get(m, []))]
+  unclear = [m for m in rows if m not in moving
+             and any(note.get("noise") for note in notes.get(m, []))]
+  scatter = (f" ({', '.join(unclear)}: in some seed no trend beyond the evals' scatter)"
+             if unclear else "")
   return (f"These runs stopped at {', '.join(map(str, steps))} steps, far below the papers' "
           "budgets (hundreds of epochs), on other data" + (
-              f"; {', '.join(moving)} had not flattened, so the order may still change."
-              if moving else "; every row had flattened at this budget."))
+              f"; {', '.join(moving)} had not flattened{scatter}, so the order may still "
+              "change." if moving else f"; every row had flattened at this budget{scatter}."))
 
 
 def results_markdown(header: str, tables: list[str]) -> str:

@@ -62,7 +62,8 @@ def summarize_section(section: str) -> list[str]:
     lines = table.splitlines()
     header = next(line for line in lines if line.startswith("| model |"))
     columns = [c.strip() for c in header.strip("|").split("|")]
-    headlines, flat, stuck, models = {}, 0, 0, 0  # metric -> ["model value"]
+    headlines, models = {}, 0  # metric -> ["model value"]
+    flattened = {"flat": 0, "first eval": 0, "scatter": 0}  # rows so in every seed
     for line in lines:
       cells = [c.strip() for c in line.strip("|").split("|")]
       if cells[0] not in results.RUNS or len(cells) != len(columns):
@@ -74,7 +75,8 @@ def summarize_section(section: str) -> list[str]:
         headlines.setdefault(metric, []).append(f"{cells[0]} {row[metric]}")
       models += 1
       everywhere = flatness.flattened_everywhere(row["test metric flattened?"])
-      flat, stuck = flat + (everywhere == "flat"), stuck + (everywhere == "first eval")
+      if everywhere:
+        flattened[everywhere] += 1
     verdicts = [f"{order}: {verdict}" for order, verdict in re.findall(
         r"^Papers' order in \w+, best first \(.*?\): (.*?); ours: .*?\*\*(.*?)\*\*",
         table, re.MULTILINE)]
@@ -82,8 +84,11 @@ def summarize_section(section: str) -> list[str]:
     rows.append(f"| ({group.name}) {group.short} | {how} | {short_device(device)} | "
                 + "; ".join(f"{metric}: {', '.join(values)}"
                             for metric, values in headlines.items())
-                + f" | {flat}/{models}"
-                + (f"; {stuck}/{models} flat from their first eval" if stuck else "")
+                + f" | {flattened['flat']}/{models}"
+                + (f"; {flattened['first eval']}/{models} flat from their first eval"
+                   if flattened["first eval"] else "")
+                + (f"; {flattened['scatter']}/{models} flat or no trend beyond their evals' "
+                   "scatter" if flattened["scatter"] else "")
                 + f" | {'; '.join(verdicts) or '-'} |")
   return rows
 

@@ -1,6 +1,7 @@
 """M1+M2: M2 over a trained VAE's posterior (data.m1_workdir, tasks/m1_features.py)."""
 
 import functools
+import json
 import glob
 import math
 import os
@@ -13,6 +14,7 @@ from jax.scipy.stats import norm
 
 from conftest import load_config, provide_prerequisites, smoke_config
 from gen_jax import data, runs, tasks, train
+from gen_jax.data import semi_supervised, sources
 from gen_jax.errors import UserError
 from gen_jax.models.semi_supervised_vae import SemiSupervisedVAE
 from gen_jax.tasks import m1_features
@@ -183,3 +185,37 @@ def test_m1m2_smoke_run_reports_accuracy_and_a_feature_bound(smoke_run):
   run = runs.load(workdir)
   images = run.sample(10, jax.random.key(0))  # M1's decoder means, one column per class
   assert images.shape == (10, 28, 28, 1) and images.dtype == np.uint8
+
+
+def test_m1m2_validation_is_the_encoded_tail_with_every_label_and_picks_a_step(
+    m1m2_config, tmp_path):
+  """data.validation_fraction over M1's features: the validation split is M1's posterior of
+  the training images' tail with all their labels, M2 trains on none of it, the test split
+  is unchanged, and a run picking its step on validation accuracy keeps that state."""
+  whole_train, whole_test = m1_features.encoded_splits(m1m2_config.data)
+  config = m1m2_config.copy_and_resolve_references()
+  with config.unlocked():
+    config.data.validation_fraction = 0.25
+    config.train.select_metric, config.train.select_mode = "accuracy", "max"
+  active = m1_features.selected_units(config.data)
+  training, validation = m1_features.load_features(config.data, "validation")
+  _, test = m1_features.load_features(config.data, "test")
+  boundary = len(whole_train["label"]) - len(whole_train["label"]) // 4
+  base = semi_supervised.base_config(config.data)
+  tail = sources.read_features(base, base.train_split)["image"][boundary:]
+  tail_mean, _ = m1_features.m1_run(config.data.m1_workdir).posterior(tail)  # M1 on the tail
+  np.testing.assert_array_equal(validation["z1_mean"], np.asarray(tail_mean)[:, active])
+  np.testing.assert_array_equal(validation["label"], whole_train["label"][boundary:])
+  np.testing.assert_array_equal(test["z1_mean"], whole_test["z1_mean"][:, active])
+  held_out = {row.tobytes() for row in validation["z1_mean"]}
+  kept = {row.tobytes() for row in whole_train["z1_mean"][:boundary][:, active]}
+  assert {row.tobytes() for row in training["z1_mean"]} <= kept
+  assert not held_out & {row.tobytes() for row in training["z1_mean"]}
+  assert training["label"].max() >= 0  # labelled rows chosen among the kept images
+  workdir = str(tmp_path / "picked")
+  train.run(config, workdir)
+  records = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+  accuracies = {r["step"]: r["accuracy"] for r in records if r["split"] == "validation"}
+  assert accuracies and not any(r["split"] == "eval" for r in records)
+  best = max(accuracies, key=lambda step: (accuracies[step], -step))
+  assert os.listdir(os.path.join(workdir, "best")) == [str(best)]

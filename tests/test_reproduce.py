@@ -114,6 +114,72 @@ def test_flatten_detection():
   assert flatness.flatten_note(slow, tolerance=flatness.flat_tolerance("accuracy"))["flat"] is True
 
 
+def test_a_noisy_metric_is_judged_by_the_trend_of_its_last_half():
+  """FID, KID, MIG and accuracy (flatness.NOISY): the Theil-Sen trend of the last half's
+  evals (at least 5) and Kendall's rank test, not the last two evals."""
+  steps = [500 * i for i in range(1, 9)]  # 8 evals, 500-4000: the last half is 2250-4000
+  # scatter about a level: the last quarter's two evals differ by 10%
+  level = list(zip(steps, [60.0, 52.0, 48.0, 53.0, 48.0, 52.0, 49.0, 47.0]))
+  assert flatness.flatten_note(level)["flat"] is False
+  note = flatness.curve_note(level, "fid")
+  assert note["flat"] is True and (note["from_step"], note["to_step"]) == (2000, 4000)
+  # a curved fall (halving its pace each eval) is a trend: 5 evals that only fall have
+  # Kendall's p = 2/5! < 0.05
+  falling = list(zip(steps, [100.0, 70.0, 55.0, 47.0, 43.0, 41.0, 40.0, 39.5]))
+  note = flatness.curve_note(falling, "fid")
+  assert note["flat"] is False and not note["noise"] and note["change"] < -0.01
+  # a straight slow line: its change over a quarter of the run (875 steps) relative to
+  # the line's value there, in closed form
+  line = [(step, 100.0 - 0.0005 * step) for step in steps]
+  note = flatness.curve_note(line, "accuracy")
+  assert note["change"] == pytest.approx(-0.0005 * 875 / (100.0 - 0.0005 * 3125))
+  assert note["flat"] is True and note["noise"] is False
+  # the same line 10x steeper moves 4.5% a quarter: a trend, not flat
+  steep = [(step, 100.0 - 0.005 * step) for step in steps]
+  assert flatness.curve_note(steep, "mig")["flat"] is False
+  # a large change whose evals zig-zag: the rank test finds no trend in them
+  zigzag = list(zip(steps, [50.0, 60.0, 40.0, 62.0, 38.0, 58.0, 41.0, 57.0]))
+  note = flatness.curve_note(zigzag, "kid")
+  assert note["noise"] is True and note["flat"] is True and abs(note["change"]) > 0.01
+  assert flatness.describe_flatten(note).startswith("no trend beyond the evals' scatter (trend "
+                                                    "of steps 2000-4000: ")
+  # likelihoods keep the endpoint rule; a noisy curve of 4 evals has too few for a trend
+  assert flatness.curve_note(zigzag, "bits_per_dim") == flatness.flatten_note(
+      zigzag, tolerance=0.0025)
+  assert flatness.curve_note(falling[:4], "fid") == flatness.flatten_note(falling[:4])
+  notes = [flatness.curve_note(c, "fid") for c in (zigzag, line, zigzag)]
+  cell = flatness.describe_seed_flattening(notes)
+  assert cell.startswith("flat in 1/3 seeds, no trend beyond the evals' scatter in 2/3 seeds "
+                         "(trend of steps 2000-4000: ") and cell.endswith(
+                             " mean a quarter of the run)")
+  assert flatness.flattened_everywhere(cell) == "scatter"
+  assert flatness.flattened_everywhere(flatness.describe_seed_flattening(
+      [flatness.curve_note(c, "fid") for c in (zigzag, steep)])) is None
+  assert flatness.flattened_everywhere(flatness.describe_flatten(notes[0])) == "scatter"
+  # in a table: the rule is named under it, and the summary counts such rows apart
+  group_d = next(g for g in results.GROUPS if g.name == "d")
+  runs = {m: [dict(fake_record(m, s, 0.0), metrics={"fid": 50.0 + s}) for s in range(3)]
+          for m in ("dcgan_hinge", "dcgan_minimax")}
+  table = results.group_table(group_d, runs, {"dcgan_hinge": [zigzag, line, zigzag],
+                                              "dcgan_minimax": [line] * 3}, {},
+                              {"dcgan_hinge": "fid", "dcgan_minimax": "fid"})
+  assert "Kendall's rank test" in table
+  (row,) = tables_file.summarize_section("Budget: 4000 steps per run\n\n" + table)
+  assert "| 1/2; 1/2 flat or no trend beyond their evals' scatter |" in row
+  likelihoods = results.group_table(results.GROUPS[0], {"pixelcnn": runs["dcgan_hinge"]}, {
+      "pixelcnn": [line] * 3}, {}, {"pixelcnn": "bits_per_dim"})
+  assert "Kendall" not in likelihoods
+  # a reversed order over rows flat or without a trend says which were the latter
+  fids = {"dcgan_non_saturating": 60.0, "dcgan_minimax": 40.0}
+  reversed_order = results.group_table(
+      group_d, {m: [dict(fake_record(m, s, 0.0), metrics={"fid": f + 0.1 * s}) for s in range(3)]
+                for m, f in fids.items()},
+      {"dcgan_non_saturating": [line] * 3, "dcgan_minimax": [zigzag] * 3}, {},
+      dict.fromkeys(fids, "fid"))
+  assert ("**does not match**" in reversed_order and "every row had flattened at this budget "
+          "(dcgan_minimax: in some seed no trend beyond the evals' scatter)." in reversed_order)
+
+
 def fake_record(model, seed, value, steps=100, wall=60.0):
   return {"model": model, "seed": seed, "steps": steps, "device": "cpu TFRT_CPU_0 x1",
           "wall_s": wall, "metrics": {"bits_per_dim": value}, "final_eval": None,
@@ -196,18 +262,25 @@ def reproduce_main(*args: str) -> None:
       flags.FLAGS.unparse_flags()
 
 
-def test_an_m1_trained_longer_trains_its_multiple_of_the_budget_first(tmp_path, monkeypatch):
-  """vae_mlp_10x (steps_scale 10) trains 10x the budget's steps, before the M1+M2 rows over
-  it, which get its workdir and the budget's steps; the header says so."""
+def record_training(monkeypatch, finishes: str) -> list[tuple[str, int, int]]:
+  """Replaces reproduce's training with a record of (run, seed, steps) of each run it would
+  train, in order; the run named `finishes` finishes, every other fails."""
   trained = []
   monkeypatch.setattr(reproduce, "describe_device", lambda: "cpu")
 
   def train_one(run, seed, budget_dir, steps, device, **_):
     trained.append((run.name, seed, steps))
-    return (fake_record(run.name, seed, 3.0, steps) if run.name == "vae_mlp_10x"
+    return (fake_record(run.name, seed, 3.0, steps) if run.name == finishes
             else "error: not trained")
 
   monkeypatch.setattr(reproduce, "train_one", train_one)
+  return trained
+
+
+def test_an_m1_trained_longer_trains_its_multiple_of_the_budget_first(tmp_path, monkeypatch):
+  """vae_mlp_10x (steps_scale 10) trains 10x the budget's steps, before the M1+M2 rows over
+  it, which get its workdir and the budget's steps; the header says so."""
+  trained = record_training(monkeypatch, finishes="vae_mlp_10x")
   models = ["m1m2_labels100_m1_10x", "m1m2_labels1000_m1_10x"]
   reproduce_main("--budget=steps:20", "--groups=b", f"--models={','.join(models)}", "--seeds=2",
                  f"--root={tmp_path}")
@@ -237,6 +310,21 @@ def test_an_m1_trained_longer_trains_its_multiple_of_the_budget_first(tmp_path, 
   assert all(model in group_b.models for pair in beats.items() for model in pair)
   assert "--config.train.num_steps=20" in command
   assert reproduce.selected_runs(["b"], models) == ["vae_mlp_10x", *models]
+
+
+def test_the_fid_classifier_trains_its_fixed_steps_at_every_budget(tmp_path, monkeypatch):
+  """fmnist_classifier (fixed_steps 1000) trains 1000 steps whatever the budget, so the GANs'
+  FIDs at every budget are over the same features; the header says so."""
+  trained = record_training(monkeypatch, finishes="fmnist_classifier")
+  for budget in (20, 4000):
+    trained.clear()
+    reproduce_main(f"--budget=steps:{budget}", "--groups=d", "--models=dcgan_hinge",
+                   "--seeds=1", f"--root={tmp_path}")
+    assert trained == [("fmnist_classifier", 0, 1000), ("dcgan_hinge", 0, budget)]
+    assert (tmp_path / "results.md").read_text().startswith(
+        f"Budget: {budget} steps per run (fmnist_classifier: 1000 steps at every budget);")
+  assert results.RUNS["fmnist_classifier"].steps(30) == 1000
+  assert results.RUNS["vae_mlp_10x"].steps(30) == 300 and results.RUNS["vae_mlp"].steps(30) == 30
 
 
 def test_tabulate_only_writes_the_tables_of_finished_runs_and_runs_nothing(tmp_path,

@@ -30,7 +30,7 @@ from gen_jax.errors import UserError
 
 KEY = "data.m1_workdir"
 FEATURES = ("z1_mean", "z1_log_variance")
-_ENCODED: dict = {}  # (workdir, step, base data config) -> (train, eval) posteriors
+_ENCODED: dict = {}  # (workdir, step, base data config, held_out) -> (train, held-out)
 _RUNS: dict = {}  # (workdir, step) -> runs.Run
 
 
@@ -78,20 +78,23 @@ def active_units(means: np.ndarray, threshold: float) -> np.ndarray:
   return np.flatnonzero(means.std(axis=0) > threshold)
 
 
-def encoded_splits(data_config) -> tuple[dict, dict]:
-  """(train, eval) {'z1_mean', 'z1_log_variance' [N, Z] every unit, 'label' [N]} of the
-  base dataset's splits, encoded by the M1 run once per process."""
+def encoded_splits(data_config, held_out: str = "test") -> tuple[dict, dict]:
+  """(train, held-out) {'z1_mean', 'z1_log_variance' [N, Z] every unit, 'label' [N]} of the
+  base dataset's splits, encoded by the M1 run once per process; held_out 'validation' is
+  the part data.validation_fraction holds out of the training images, with all its labels
+  (semi_supervised.load_base: the training part is the same either way). M1 trained on
+  every training image, those too: it saw their pixels, never their labels."""
   workdir = data_config.m1_workdir
   m1_config = read_m1_config(workdir)
   base = semi_supervised.base_config(data_config)
   if m1_config.data.name != base.name:
     raise UserError(f"{KEY}={workdir} was trained on {m1_config.data.name}, not on "
                     f"data.base_name={base.name}")
-  key = (os.path.abspath(workdir), m1_step(workdir), base.to_json(sort_keys=True))
+  key = (os.path.abspath(workdir), m1_step(workdir), base.to_json(sort_keys=True), held_out)
   if key not in _ENCODED:
     run = m1_run(workdir)
     splits = []
-    for split in semi_supervised.load_base(base, "test"):
+    for split in semi_supervised.load_base(base, held_out):
       means, log_variances = run.posterior(split["image"])
       splits.append({"z1_mean": np.asarray(means, np.float32),
                      "z1_log_variance": np.asarray(log_variances, np.float32),
@@ -132,9 +135,10 @@ def labelled_class_means(data_config) -> np.ndarray:
   return np.stack([means[labels == k].mean(axis=0) for k in range(num_classes(data_config))])
 
 
-def load_features(data_config) -> tuple[dict, dict]:
-  """(train, eval) splits of the semi_supervised dataset over the active units' posteriors."""
-  train, evaluation = encoded_splits(data_config)
+def load_features(data_config, held_out: str = "test") -> tuple[dict, dict]:
+  """(train, held-out) splits of the semi_supervised dataset over the active units'
+  posteriors (held_out: 'test', or 'validation', as data.load_splits)."""
+  train, evaluation = encoded_splits(data_config, held_out)
   active = selected_units(data_config)
   pick = lambda split: {name: split[name][:, active] for name in FEATURES}  # noqa: E731
   labelled = labelled_images(data_config, train["label"])
@@ -160,7 +164,7 @@ def semi_supervised_spec(data_config) -> DatasetSpec:
                    "labelled_weight": ((), "float32")})
   return dataclasses.replace(
       spec, image_shape=None, num_levels=0, features=features, load=load_features,
-      holds_out_validation=False,
+      holds_out_validation=True,
       m1=M1Features(workdir=workdir, config=m1_config,
                     active_units=tuple(int(i) for i in active),
                     image_shape=tuple(spec.image_shape)))
