@@ -7,6 +7,7 @@
   python -m gen_jax.main --config configs/vae_mlp.py --workdir workdirs/vae_mlp
   python -m gen_jax.main --config configs/semi_supervised_vae.py:m1m2_labels100 \
       --workdir DIR --config.data.m1_workdir=workdirs/vae_mlp
+  # M1 convolutional: a finished configs/vae_conv.py run (variants m1m2_conv_labels*)
 
 Labels are kept for data.num_labelled training images (balanced over the 10
 classes, chosen from data.label_seed); half of every batch, in expectation,
@@ -21,7 +22,8 @@ and the cross-entropy alpha / (N_l * 599) = 0.1 for 100 labels (1/59 and
 0.1017 for 1000).
 
 M1+M2 (Kingma et al.'s stacked model; variants m1m2_labels100, m1m2_labels1000):
-with data.m1_workdir naming a finished configs/vae_mlp.py run, M2 models that
+with data.m1_workdir naming a finished configs/vae_mlp.py run (the paper's M1; or a
+configs/vae_conv.py run, variants m1m2_conv_labels100/1000), M2 models that
 VAE's latent z1 instead of the pixels (gen_jax/tasks/m1_features.py). Each image
 becomes its q(z1|x) mean and log-variance over M1's active units (posterior-mean
 std over the training images > data.m1_active_threshold), encoded once; every
@@ -53,7 +55,7 @@ def get_config(arg=None):
   config.data.labelled_fraction = 0.5  # of the training split, hence of a batch on average
   config.data.label_seed = 0  # which images keep their label
   config.data.binarization = "dynamic"  # Bernoulli decoder
-  config.data.m1_workdir = ""  # M1+M2: a finished configs/vae_mlp.py run ("" = M2 on pixels)
+  config.data.m1_workdir = ""  # M1+M2: a finished VAE run, mlp or conv ("" = M2 on pixels)
   config.data.m1_config = ""  # the config M1 comes from, set by the m1m2 variants (tests)
   config.data.m1_active_threshold = 0.1  # keep M1's units whose posterior-mean std exceeds it
 
@@ -73,7 +75,11 @@ def get_config(arg=None):
       config, arg, {"smoke": config_defaults.smoke_variant(SMOKE), "labels100": labels(100),
                     "labels1000": labels(1000), "m1m2_labels100": m1m2(100),
                     "m1m2_labels1000": m1m2(1000),
-                    "m1m2_smoke": config_defaults.smoke_variant(M1M2_SMOKE, m1m2(100))})
+                    "m1m2_conv_labels100": m1m2(100, "vae_conv.py"),
+                    "m1m2_conv_labels1000": m1m2(1000, "vae_conv.py"),
+                    "m1m2_smoke": config_defaults.smoke_variant(M1M2_SMOKE, m1m2(100)),
+                    "m1m2_conv_smoke": config_defaults.smoke_variant(
+                        M1M2_SMOKE, m1m2(100, "vae_conv.py"))})
 
 
 def labels(num):
@@ -82,11 +88,12 @@ def labels(num):
   return set_labels
 
 
-def m1m2(num):
-  """M1+M2 with `num` labels (pass --config.data.m1_workdir): Kingma et al.'s sizes."""
+def m1m2(num, m1_config="vae_mlp.py"):
+  """M1+M2 with `num` labels (pass --config.data.m1_workdir, a run of configs/`m1_config`):
+  Kingma et al.'s sizes."""
   def set_m1m2(config):
     config.data.num_labelled = num
     config.data.binarization = "none"  # the features are M1's; it binarizes its own inputs
-    config.data.m1_config = "vae_mlp.py"
+    config.data.m1_config = m1_config
     config.model.hidden, config.model.num_layers, config.model.latent_dim = 500, 2, 50
   return set_m1m2

@@ -65,7 +65,9 @@ M2_VARIANTS = {"": (), "_alpha100x": ALPHA_100X,
 M1M2_VARIANTS = {"": ("vae_mlp", ""), "_m1_10x": ("vae_mlp_10x", ""),
                  "_m1_10x_alpha100x": ("vae_mlp_10x", "_alpha100x"),
                  "_m1_10x_best_val": ("vae_mlp_10x", "_best_val"),
-                 "_m1_10x_alpha100x_best_val": ("vae_mlp_10x", "_alpha100x_best_val")}
+                 "_m1_10x_alpha100x_best_val": ("vae_mlp_10x", "_alpha100x_best_val"),
+                 # a convolutional M1 (configs/vae_conv.py at the budget's steps)
+                 "_m1_conv": ("vae_conv", ""), "_m1_conv_alpha100x": ("vae_conv", "_alpha100x")}
 GROUPS = (
     Group("a", "Autoregressive models, Fashion-MNIST 8-bit (test bits/dim)",
           ("pixelcnn", "gated_pixelcnn", "pixelcnn_pp", "row_lstm", "diagonal_bilstm"),

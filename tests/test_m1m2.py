@@ -24,10 +24,11 @@ from gen_jax.tasks.common import TrainState, module_functions
 K, Z, D = 3, 2, 4
 
 
-@pytest.fixture(scope="module")
-def m1m2_config(smoke_run, tiny_idx):
-  """configs/semi_supervised_vae.py:m1m2_smoke on the tiny data over vae_mlp's smoke run."""
-  config = smoke_config("semi_supervised_vae.py", "m1m2_smoke", tiny_idx)
+@pytest.fixture(scope="module", params=["m1m2_smoke", "m1m2_conv_smoke"])
+def m1m2_config(request, smoke_run, tiny_idx):
+  """configs/semi_supervised_vae.py:m1m2_smoke on the tiny data over vae_mlp's smoke run,
+  and m1m2_conv_smoke over vae_conv's (a convolutional M1)."""
+  config = smoke_config("semi_supervised_vae.py", request.param, tiny_idx)
   with config.unlocked():
     provide_prerequisites(config, smoke_run)
   return config
@@ -60,6 +61,7 @@ def test_features_are_the_restored_m1_encoders_posterior(m1m2_config):
   assert all(row.tobytes() in rows for row in training["z1_mean"])
   spec = train.dataset_spec(data_config)
   assert spec.m1.active_units == tuple(active) and spec.image_shape is None
+  assert m1_config.model.architecture == data_config.m1_config[len("vae_"):-len(".py")]
   assert spec.example_features()["z1_mean"] == ((len(active),), "float32")
 
 
@@ -168,13 +170,14 @@ def test_m1_workdir_must_hold_a_vae_mlp_run(tmp_path):
   (tmp_path / "config.json").write_text(autoencoder.to_json())
   with config.unlocked():
     config.data.m1_workdir = str(tmp_path)
-  with pytest.raises(UserError, match=r"data\.m1_workdir=.*'autoencoder' run, not a "
-                                      r"configs/vae_mlp\.py VAE"):
+  with pytest.raises(UserError, match=r"data\.m1_workdir=.*'autoencoder' run, not an "
+                                      r"unconditional VAE \(configs/vae_mlp\.py or"):
     train.dataset_spec(config.data)
 
 
-def test_m1m2_smoke_run_reports_accuracy_and_a_feature_bound(smoke_run):
-  workdir, results = smoke_run("semi_supervised_vae.py", "m1m2_smoke")
+@pytest.mark.parametrize("variant", ["m1m2_smoke", "m1m2_conv_smoke"])
+def test_m1m2_smoke_run_reports_accuracy_and_a_feature_bound(smoke_run, variant):
+  workdir, results = smoke_run("semi_supervised_vae.py", variant)
   metrics = results["eval"]
   assert 0 <= metrics["accuracy"] <= 1 and 0 <= metrics["class_mean_accuracy"] <= 1
   assert math.isfinite(metrics["z1_negative_elbo_nats"])

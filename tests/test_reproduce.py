@@ -724,17 +724,22 @@ def test_the_ar_p_anchor_is_its_configs_noise_entropy():
 
 
 @pytest.mark.parametrize("num", [100, 1000])
-def test_an_m1m2_run_has_its_config_variants_settings(num):
+@pytest.mark.parametrize("m1", ["", "_m1_conv"])
+def test_an_m1m2_run_has_its_config_variants_settings(num, m1):
   """RUNS' overrides (flags, not a :variant) set what configs/semi_supervised_vae.py's
-  m1m2_labels<num> variant sets, but the test-only data.m1_config."""
+  m1m2_labels<num> (m1m2_conv_labels<num>) variant sets, but the test-only data.m1_config,
+  and the run needs the M1 of that config."""
   config = load_config("semi_supervised_vae.py")
+  run = results.RUNS[f"m1m2_labels{num}{m1}"]
   with config.unlocked():
-    for flag in results.RUNS[f"m1m2_labels{num}"].overrides:
+    for flag in run.overrides:
       key, value = flag[len("--config."):].split("=")
       section, name = key.split(".")
       config[section][name] = type(config[section][name])(value)
-    config.data.m1_config = "vae_mlp.py"
-  assert config.to_dict() == load_config("semi_supervised_vae.py", f"m1m2_labels{num}").to_dict()
+    config.data.m1_config = results.RUNS[run.needs[0][1]].config + ".py"
+  variant = f"m1m2_conv_labels{num}" if m1 else f"m1m2_labels{num}"
+  assert config.to_dict() == load_config("semi_supervised_vae.py", variant).to_dict()
+  assert run.needs == (("data.m1_workdir", "vae_conv" if m1 else "vae_mlp", True),)
 
 
 def test_readme_summary_is_the_one_generated_from_docs_results():

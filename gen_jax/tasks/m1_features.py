@@ -1,6 +1,7 @@
 """M1 of Kingma et al. 2014's stacked M1+M2: a trained VAE's posterior as M2's data.
 
-With data.m1_workdir set (a finished configs/vae_mlp.py run), data.name=semi_supervised
+With data.m1_workdir set (a finished configs/vae_mlp.py run, Kingma et al.'s M1, or a
+configs/vae_conv.py run: any unconditional VAE), data.name=semi_supervised
 holds, per image, M1's q(z1|x) mean and log-variance (`z1_mean`, `z1_log_variance`
 [A]) in place of its pixels, restricted to M1's A active units: those whose
 posterior mean varies over the training images, std > data.m1_active_threshold
@@ -45,10 +46,9 @@ def read_m1_config(workdir: str) -> ml_collections.ConfigDict:
                     "there first")
   config = config_defaults.read_run_config(path)
   model = config.model
-  if (model.name != "vae" or model.get("architecture") != "mlp"
-      or model.get("class_conditional", False)):
-    raise UserError(f"{KEY}={workdir} holds a {model.name!r} run, not a configs/vae_mlp.py "
-                    "VAE (model.name=vae, architecture=mlp, unconditional)")
+  if model.name != "vae" or model.get("class_conditional", False):
+    raise UserError(f"{KEY}={workdir} holds a {model.name!r} run, not an unconditional VAE "
+                    "(configs/vae_mlp.py or configs/vae_conv.py)")
   return config
 
 
