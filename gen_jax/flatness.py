@@ -57,8 +57,8 @@ def trend_note(curve: list[tuple[int, float]], fraction: float = 0.25,
   """flatten_note for a noisy metric: the trend of the evals of the last 2 * `fraction` of
   the steps (at least the last 5), by the Theil-Sen slope b (the median of the pairwise
   slopes, which one outlying eval cannot swing) and its change over `fraction` of the
-  steps, b * fraction * span, relative to the line's value `fraction` of the steps before
-  the last eval. Flat when that change is within the tolerance, or when Kendall's rank
+  steps, b * fraction * span, relative to the median of those evals (never near zero
+  where the line would be: a steep fall). Flat when that change is within the tolerance, or when Kendall's rank
   test of the values against the steps finds no trend (p >= 0.05: 5 evals that only
   ever fall have p = 2/5! = 0.017, a curved fall is a trend as much as a straight one),
   with "noise": True. A curve of fewer than 5 evals has no such test: flatten_note.
@@ -69,8 +69,8 @@ def trend_note(curve: list[tuple[int, float]], fraction: float = 0.25,
   span = curve[-1][0] - curve[0][0]
   recent = [point for point in curve if point[0] >= curve[-1][0] - 2 * fraction * span]
   steps, values = np.asarray(curve[-max(5, len(recent)):], dtype=np.float64).T
-  slope, intercept, _, _ = stats.theilslopes(values, steps)
-  reference = intercept + slope * (steps[-1] - fraction * span)
+  slope, _, _, _ = stats.theilslopes(values, steps)
+  reference = float(np.median(values))
   change = float(slope * fraction * span / abs(reference) if reference else
                  slope * fraction * span)
   no_trend = bool(stats.kendalltau(steps, values).pvalue >= 0.05)
