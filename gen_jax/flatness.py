@@ -57,12 +57,13 @@ def trend_note(curve: list[tuple[int, float]], fraction: float = 0.25,
   """flatten_note for a noisy metric: the trend of the evals of the last 2 * `fraction` of
   the steps (at least the last 5), by the Theil-Sen slope b (the median of the pairwise
   slopes, which one outlying eval cannot swing) and its change over `fraction` of the
-  steps, b * fraction * span, relative to the median of those evals (never near zero
-  where the line would be: a steep fall). Flat when that change is within the tolerance, or when Kendall's rank
-  test of the values against the steps finds no trend (p >= 0.05: 5 evals that only
-  ever fall have p = 2/5! = 0.017, a curved fall is a trend as much as a straight one),
-  with "noise": True. A curve of fewer than 5 evals has no such test: flatten_note.
-  The same keys as flatten_note, plus "noise"; "moved" compares the first and last eval.
+  steps, b * fraction * span, relative to the median of those evals (never near zero,
+  as the line's own value can be after a steep fall). Flat when that change is within the
+  tolerance, or when Kendall's rank test of the values against the steps finds no trend
+  (p >= 0.05: 5 evals that only ever fall have p = 2/5! = 0.017, a curved fall is a trend
+  as much as a straight one), with "noise": True. A curve of fewer than 5 evals has no
+  such test: flatten_note. The same keys as flatten_note, plus "noise"; "moved" compares
+  the first and last eval.
   """
   if len(curve) < 5:
     return flatten_note(curve, fraction, tolerance)
@@ -89,7 +90,7 @@ SCATTER = "no trend beyond the evals' scatter"
 
 def describe_change(note: dict, change: float, mean: str = "") -> str:
   """The change part of a cell (`mean`: " mean" for the mean of the seeds' changes); a
-  trend_note's is its fitted line's change over a quarter of the run."""
+  trend_note's is its trend's change over a quarter of the run."""
   window = f"steps {note['from_step']}-{note['to_step']}"
   return (f"trend of {window}: {change:+.1%}{mean} a quarter of the run"
           if "noise" in note else f"{change:+.1%}{mean}, {window}")

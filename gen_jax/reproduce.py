@@ -355,10 +355,9 @@ def main(argv):
     with calibrating:
       if name not in budgets:
         run = results.RUNS[name]
-        budgets[name] = run.fixed_steps or run.steps_scale * (
-            amount if kind == "steps" else calibrate(
-                run, budget_dir, amount, _VARIANT.value, device, _CALIBRATION_STEPS.value,
-                _TABULATE_ONLY.value)["steps"])
+        budgets[name] = run.steps(amount if kind == "steps" or run.fixed_steps else calibrate(
+            run, budget_dir, amount, _VARIANT.value, device, _CALIBRATION_STEPS.value,
+            _TABULATE_ONLY.value)["steps"])
     return budgets[name]
 
   for name in [n for n in names if not results.RUNS[n].needs]:  # before any training

@@ -1,7 +1,6 @@
 """M1+M2: M2 over a trained VAE's posterior (data.m1_workdir, tasks/m1_features.py)."""
 
 import functools
-import json
 import glob
 import math
 import os
@@ -13,7 +12,7 @@ import pytest
 from jax.scipy.stats import norm
 
 from conftest import load_config, provide_prerequisites, smoke_config
-from gen_jax import data, runs, tasks, train
+from gen_jax import data, parallel, runs, tasks, train
 from gen_jax.data import semi_supervised, sources
 from gen_jax.errors import UserError
 from gen_jax.models.semi_supervised_vae import SemiSupervisedVAE
@@ -191,11 +190,20 @@ def test_m1m2_smoke_run_reports_accuracy_and_a_feature_bound(smoke_run, variant)
 
 
 def test_m1m2_validation_is_the_encoded_tail_with_every_label_and_picks_a_step(
-    m1m2_config, tmp_path):
+    m1m2_config, tmp_path, monkeypatch):
   """data.validation_fraction over M1's features: the validation split is M1's posterior of
   the training images' tail with all their labels, M2 trains on none of it, the test split
-  is unchanged, and a run picking its step on validation accuracy keeps that state."""
+  is unchanged, M1 encodes each image once, and a run picking its step on validation
+  accuracy on 2 devices keeps that state, which --mode eval reads."""
   whole_train, whole_test = m1_features.encoded_splits(m1m2_config.data)
+  boundary = len(whole_train["label"]) - len(whole_train["label"]) // 4
+  base = semi_supervised.base_config(m1m2_config.data)
+  tail = sources.read_features(base, base.train_split)["image"][boundary:]
+  m1 = m1_features.m1_run(m1m2_config.data.m1_workdir)
+  tail_mean, _ = m1.posterior(tail)  # M1 on the tail alone
+  encoded = []  # the number of images of each M1 encoding from here on
+  monkeypatch.setattr(m1, "posterior", lambda images, encode=m1.posterior: (
+      encoded.append(len(images)) or encode(images)))
   config = m1m2_config.copy_and_resolve_references()
   with config.unlocked():
     config.data.validation_fraction = 0.25
@@ -203,22 +211,24 @@ def test_m1m2_validation_is_the_encoded_tail_with_every_label_and_picks_a_step(
   active = m1_features.selected_units(config.data)
   training, validation = m1_features.load_features(config.data, "validation")
   _, test = m1_features.load_features(config.data, "test")
-  boundary = len(whole_train["label"]) - len(whole_train["label"]) // 4
-  base = semi_supervised.base_config(config.data)
-  tail = sources.read_features(base, base.train_split)["image"][boundary:]
-  tail_mean, _ = m1_features.m1_run(config.data.m1_workdir).posterior(tail)  # M1 on the tail
+  assert sorted(encoded) == sorted([boundary, len(tail), len(whole_test["label"])])
   np.testing.assert_array_equal(validation["z1_mean"], np.asarray(tail_mean)[:, active])
   np.testing.assert_array_equal(validation["label"], whole_train["label"][boundary:])
   np.testing.assert_array_equal(test["z1_mean"], whole_test["z1_mean"][:, active])
   held_out = {row.tobytes() for row in validation["z1_mean"]}
   kept = {row.tobytes() for row in whole_train["z1_mean"][:boundary][:, active]}
-  assert {row.tobytes() for row in training["z1_mean"]} <= kept
-  assert not held_out & {row.tobytes() for row in training["z1_mean"]}
-  assert training["label"].max() >= 0  # labelled rows chosen among the kept images
+  trained = {row.tobytes() for row in training["z1_mean"]}
+  assert trained <= kept and not held_out & trained
+  labelled = {row.tobytes() for row in training["z1_mean"][training["label"] >= 0]}
+  assert len(labelled) == config.data.num_labelled  # chosen among the kept images
   workdir = str(tmp_path / "picked")
-  train.run(config, workdir)
-  records = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
-  accuracies = {r["step"]: r["accuracy"] for r in records if r["split"] == "validation"}
-  assert accuracies and not any(r["split"] == "eval" for r in records)
+  assert jax.device_count() >= 2, "conftest asks for 2 CPU devices"
+  train.run(config, workdir, mesh=parallel.create_mesh(jax.devices()[:2]))
+  accuracies = {r["step"]: r["accuracy"] for r in runs.read_metrics(workdir, "validation")}
+  assert accuracies and not runs.read_metrics(workdir, "eval")
   best = max(accuracies, key=lambda step: (accuracies[step], -step))
   assert os.listdir(os.path.join(workdir, "best")) == [str(best)]
+  output = str(tmp_path / "eval")
+  train.run(config, workdir, mode="eval", output_dir=output)
+  (record,) = runs.read_metrics(output, "eval")
+  assert record["step"] == best  # the test split, scored at the picked step

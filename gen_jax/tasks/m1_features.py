@@ -31,7 +31,7 @@ from gen_jax.errors import UserError
 
 KEY = "data.m1_workdir"
 FEATURES = ("z1_mean", "z1_log_variance")
-_ENCODED: dict = {}  # (workdir, step, base data config, held_out) -> (train, held-out)
+_ENCODED: dict = {}  # (workdir, step, base data config) -> {'train'|'test'|'validation': part}
 _RUNS: dict = {}  # (workdir, step) -> runs.Run
 
 
@@ -90,17 +90,17 @@ def encoded_splits(data_config, held_out: str = "test") -> tuple[dict, dict]:
   if m1_config.data.name != base.name:
     raise UserError(f"{KEY}={workdir} was trained on {m1_config.data.name}, not on "
                     f"data.base_name={base.name}")
-  key = (os.path.abspath(workdir), m1_step(workdir), base.to_json(sort_keys=True), held_out)
-  if key not in _ENCODED:
+  encoded = _ENCODED.setdefault(
+      (os.path.abspath(workdir), m1_step(workdir), base.to_json(sort_keys=True)), {})
+  if "train" not in encoded or held_out not in encoded:  # each part encoded once
     run = m1_run(workdir)
-    splits = []
-    for split in semi_supervised.load_base(base, held_out):
-      means, log_variances = run.posterior(split["image"])
-      splits.append({"z1_mean": np.asarray(means, np.float32),
-                     "z1_log_variance": np.asarray(log_variances, np.float32),
-                     "label": np.asarray(split["label"], np.int32)})
-    _ENCODED[key] = tuple(splits)
-  return _ENCODED[key]
+    for name, split in zip(("train", held_out), semi_supervised.load_base(base, held_out)):
+      if name not in encoded:
+        means, log_variances = run.posterior(split["image"])
+        encoded[name] = {"z1_mean": np.asarray(means, np.float32),
+                         "z1_log_variance": np.asarray(log_variances, np.float32),
+                         "label": np.asarray(split["label"], np.int32)}
+  return encoded["train"], encoded[held_out]
 
 
 def selected_units(data_config) -> np.ndarray:
