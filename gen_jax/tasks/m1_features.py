@@ -84,6 +84,11 @@ def encoded_splits(data_config, held_out: str = "test") -> tuple[dict, dict]:
   the part data.validation_fraction holds out of the training images, with all its labels
   (semi_supervised.load_base: the training part is the same either way). M1 trained on
   every training image, those too: it saw their pixels, never their labels."""
+  return encoded_part(data_config, "train"), encoded_part(data_config, held_out)
+
+
+def encoded_part(data_config, part: str) -> dict:
+  """One part ('train', 'test' or 'validation') of encoded_splits, each encoded once."""
   workdir = data_config.m1_workdir
   m1_config = read_m1_config(workdir)
   base = semi_supervised.base_config(data_config)
@@ -92,20 +97,19 @@ def encoded_splits(data_config, held_out: str = "test") -> tuple[dict, dict]:
                     f"data.base_name={base.name}")
   encoded = _ENCODED.setdefault(
       (os.path.abspath(workdir), m1_step(workdir), base.to_json(sort_keys=True)), {})
-  if "train" not in encoded or held_out not in encoded:  # each part encoded once
-    run = m1_run(workdir)
-    for name, split in zip(("train", held_out), semi_supervised.load_base(base, held_out)):
-      if name not in encoded:
-        means, log_variances = run.posterior(split["image"])
-        encoded[name] = {"z1_mean": np.asarray(means, np.float32),
-                         "z1_log_variance": np.asarray(log_variances, np.float32),
-                         "label": np.asarray(split["label"], np.int32)}
-  return encoded["train"], encoded[held_out]
+  if part not in encoded:
+    train, held_out = semi_supervised.load_base(base, "test" if part == "train" else part)
+    split = train if part == "train" else held_out
+    means, log_variances = m1_run(workdir).posterior(split["image"])
+    encoded[part] = {"z1_mean": np.asarray(means, np.float32),
+                     "z1_log_variance": np.asarray(log_variances, np.float32),
+                     "label": np.asarray(split["label"], np.int32)}
+  return encoded[part]
 
 
 def selected_units(data_config) -> np.ndarray:
   """The active units of the M1 run's training-image posterior means."""
-  train, _ = encoded_splits(data_config)
+  train = encoded_part(data_config, "train")
   active = active_units(train["z1_mean"], data_config.m1_active_threshold)
   if not len(active):
     raise UserError(f"{KEY}={data_config.m1_workdir}: no latent unit's posterior mean has std > "
@@ -128,7 +132,7 @@ def labelled_class_means(data_config) -> np.ndarray:
   """[K, A]: per class, the mean over its labelled training images of M1's posterior
   means on the active units; the nearest of these is what the labels alone classify
   with on the same features (eval's `class_mean_accuracy`, a reference for M2's)."""
-  train, _ = encoded_splits(data_config)
+  train = encoded_part(data_config, "train")
   labelled = labelled_images(data_config, train["label"])
   means = train["z1_mean"][labelled][:, selected_units(data_config)]
   labels = train["label"][labelled]
