@@ -3,6 +3,7 @@
 a README whose summary block (--summary) has one row per table of that block, parsed from
 the tables' own markdown (so sections whose runs are on another machine count too)."""
 
+import dataclasses
 import os
 import re
 from typing import Callable
@@ -51,8 +52,38 @@ def short_device(device_line: str) -> str:
   return "; ".join(dict.fromkeys(kinds)) or "-"
 
 
-def summarize_section(section: str) -> list[str]:
-  """Summary rows (one per group table) of one command's section of the reproduce block."""
+@dataclasses.dataclass
+class SummaryRow:
+  """One group table of a section, as the README's summary shows it."""
+  group: str  # "(b) latent-variable"
+  budget: str  # "10000 steps"
+  device: str
+  headlines: dict[str, list[tuple[str, str]]]  # metric -> [(model, "mean ± sd")]
+  flat: str  # "1/3; 2/3 flat or no trend beyond their evals' scatter"
+  verdicts: str
+
+  def markdown(self, shown: set[tuple[str, ...]]) -> str:
+    """The row; a model whose headline an earlier row (in `shown`, which this extends)
+    gave at the same budget and on the same device is named, not repeated."""
+    cells, repeated = [], []
+    for metric, values in self.headlines.items():
+      fresh = []
+      for model, value in values:
+        key = (self.budget, self.device, model, value)
+        (repeated if key in shown else fresh).append(model if key in shown else
+                                                   f"{model} {value}")
+        shown.add(key)
+      if fresh:
+        cells.append(f"{metric}: {', '.join(fresh)}")
+    if repeated:
+      cells.append(f"as in a row above: {', '.join(repeated)}")
+    return (f"| {self.group} | {self.budget} | {self.device} | {'; '.join(cells)} | "
+            f"{self.flat} | {self.verdicts} |")
+
+
+def section_rows(section: str) -> list[SummaryRow]:
+  """The summary rows (one per group table) of one command's section of the reproduce
+  block."""
   budget = re.search(r"^Budget: (\d+) (steps|minutes)", section, re.MULTILINE)
   how = ("-" if not budget else f"{budget.group(1)} steps" if budget.group(2) == "steps"
          else f"{budget.group(1)} min of steps")
@@ -62,7 +93,7 @@ def summarize_section(section: str) -> list[str]:
     lines = table.splitlines()
     header = next(line for line in lines if line.startswith("| model |"))
     columns = [c.strip() for c in header.strip("|").split("|")]
-    headlines, models = {}, 0  # metric -> ["model value"]
+    headlines, models = {}, 0  # metric -> [(model, value)]
     flattened = {"flat": 0, "first eval": 0, "scatter": 0}  # rows so in every seed
     for line in lines:
       cells = [c.strip() for c in line.strip("|").split("|")]
@@ -72,7 +103,7 @@ def summarize_section(section: str) -> list[str]:
       metric = results.RUNS[cells[0]].headline or next(
           (m for m in columns[1:] if m in group.metrics and row[m] != "-"), None)
       if metric and row.get(metric, "-") != "-":
-        headlines.setdefault(metric, []).append(f"{cells[0]} {row[metric]}")
+        headlines.setdefault(metric, []).append((cells[0], row[metric]))
       models += 1
       everywhere = flatness.flattened_everywhere(row["test metric flattened?"])
       if everywhere:
@@ -81,30 +112,35 @@ def summarize_section(section: str) -> list[str]:
         r"^Papers' order in \w+, best first \(.*?\): (.*?); ours: .*?\*\*(.*?)\*\*",
         table, re.MULTILINE)]
     device = next((line for line in lines if line.startswith("Device: ")), "")
-    rows.append(f"| ({group.name}) {group.short} | {how} | {short_device(device)} | "
-                + "; ".join(f"{metric}: {', '.join(values)}"
-                            for metric, values in headlines.items())
-                + f" | {flattened['flat']}/{models}"
-                + (f"; {flattened['first eval']}/{models} flat from their first eval"
-                   if flattened["first eval"] else "")
-                + (f"; {flattened['scatter']}/{models} flat or no trend beyond their evals' "
-                   "scatter" if flattened["scatter"] else "")
-                + f" | {'; '.join(verdicts) or '-'} |")
+    rows.append(SummaryRow(
+        f"({group.name}) {group.short}", how, short_device(device), headlines,
+        f"{flattened['flat']}/{models}"
+        + (f"; {flattened['first eval']}/{models} flat from their first eval"
+           if flattened["first eval"] else "")
+        + (f"; {flattened['scatter']}/{models} flat or no trend beyond their evals' "
+           "scatter" if flattened["scatter"] else ""),
+        "; ".join(verdicts) or "-"))
   return rows
+
+
+def summarize_section(section: str) -> list[str]:
+  """Summary rows (one per group table) of one command's section, each in full."""
+  return [row.markdown(set()) for row in section_rows(section)]
 
 
 def summary_table(document: str) -> str:
   """The README's short results table, from the reproduce block of `document` (the file
   `--tables_file` writes): per group table, its budget, device, each row's headline metric
-  (mean ± spread over seeds), how many rows had flattened in every seed, and whether the
-  papers' orderings held. ValueError: no block."""
+  (mean ± spread over seeds; one an earlier row gave, by name only), how many rows had
+  flattened in every seed, and whether the papers' orderings held. ValueError: no block."""
   start, stop = block_span(document, TABLES_BEGIN, TABLES_END)
   sections = document[start:stop].split(SECTION.format("").rstrip(" ->"))[1:]
-  rows = sorted((row for section in sections for row in summarize_section(section)),
-                key=lambda row: row[:5])  # by group, in the block's order within one
+  rows = sorted((row for section in sections for row in section_rows(section)),
+                key=lambda row: row.group)  # by group, in the block's order within one
+  shown = set()
   return "\n".join(["| table | budget per run | device | headline metric (mean ± sd over "
                     "seeds) | rows flat in every seed | papers' order |",
-                    "|---|---|---|---|---|---|"] + rows) + "\n"
+                    "|---|---|---|---|---|---|"] + [row.markdown(shown) for row in rows]) + "\n"
 
 
 def with_summary(readme: str, summary: str) -> str:

@@ -631,6 +631,16 @@ def test_summary_has_a_row_per_table_with_budget_device_headlines_and_verdicts(t
   assert rows[3] == ("| (b) latent-variable | 9 steps | CPU | accuracy: m2_labels100 0.4 ± 0, "
                      "m2_labels1000 0.7 ± 0 | 0/2 | m2_labels1000 > m2_labels100: matches |")
   assert len(rows) == 4
+  # a later row of the same budget and device names the headlines an earlier row gave
+  again = document.replace("<!-- reproduce:end -->", tables_file.SECTION.format(
+      "r/steps_9 b m2_labels1000") + "\nBudget: 9 steps per run; s\n\n"
+      + results.group_table(group_b, {"m2_labels1000": m2["m2_labels1000"]}, {}, {}, {})
+      + "<!-- reproduce:end -->")
+  assert tables_file.summary_table(again).splitlines()[4] == (
+      "| (b) latent-variable | 9 steps | CPU | as in a row above: m2_labels1000 | 0/1 | - |")
+  head, _, tail = again.rpartition("Budget: 9 steps")  # the last section: another budget
+  elsewhere = head + "Budget: 10 steps" + tail
+  assert "accuracy: m2_labels1000 0.7 ± 0 | 0/1 |" in tables_file.summary_table(elsewhere)
   # one seed: its flattening cell reads "flat (...)", which counts as flat in every seed
   one_seed = results.group_table(group_a, {"row_lstm": runs["row_lstm"][:1]},
                                  {"row_lstm": [flat_curve]}, {}, metrics)
