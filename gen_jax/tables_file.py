@@ -60,11 +60,12 @@ class SummaryRow:
   device: str
   headlines: dict[str, list[tuple[str, str]]]  # metric -> [(model, "mean ± sd")]
   flat: str  # "1/3; 2/3 flat or no trend beyond their evals' scatter"
-  verdicts: str
+  verdicts: list[str]  # "order: verdict", one per papers' ordering of the table
 
   def markdown(self, shown: set[tuple[str, ...]]) -> str:
     """The row; a model whose headline an earlier row (in `shown`, which this extends)
-    gave at the same budget and on the same device is named, not repeated."""
+    gave at the same budget and on the same device is named, not repeated, and such a
+    row's papers'-order verdicts are counted, not repeated."""
     cells, repeated = [], []
     for metric, values in self.headlines.items():
       fresh = []
@@ -77,8 +78,12 @@ class SummaryRow:
         cells.append(f"{metric}: {', '.join(fresh)}")
     if repeated:
       cells.append(f"as in a row above: {', '.join(repeated)}")
+    verdicts = [v for v in self.verdicts if (self.budget, self.device, v) not in shown]
+    shown.update((self.budget, self.device, v) for v in self.verdicts)
+    if len(verdicts) < len(self.verdicts):
+      verdicts.append(f"{len(self.verdicts) - len(verdicts)} as in a row above")
     return (f"| {self.group} | {self.budget} | {self.device} | {'; '.join(cells)} | "
-            f"{self.flat} | {self.verdicts} |")
+            f"{self.flat} | {'; '.join(verdicts) or '-'} |")
 
 
 def section_rows(section: str) -> list[SummaryRow]:
@@ -119,7 +124,7 @@ def section_rows(section: str) -> list[SummaryRow]:
            if flattened["first eval"] else "")
         + (f"; {flattened['scatter']}/{models} flat or no trend beyond their evals' "
            "scatter" if flattened["scatter"] else ""),
-        "; ".join(verdicts) or "-"))
+        verdicts))
   return rows
 
 

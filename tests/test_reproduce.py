@@ -638,6 +638,12 @@ def test_summary_has_a_row_per_table_with_budget_device_headlines_and_verdicts(t
       + "<!-- reproduce:end -->")
   assert tables_file.summary_table(again).splitlines()[4] == (
       "| (b) latent-variable | 9 steps | CPU | as in a row above: m2_labels1000 | 0/1 | - |")
+  both = again.replace("<!-- reproduce:end -->", tables_file.SECTION.format(
+      "r/steps_9 b both") + "\nBudget: 9 steps per run; s\n\n" + table_b
+      + "<!-- reproduce:end -->")  # the first row's table again: its verdict is counted
+  assert tables_file.summary_table(both).splitlines()[5] == (
+      "| (b) latent-variable | 9 steps | CPU | as in a row above: m2_labels100, m2_labels1000 | "
+      "0/2 | 1 as in a row above |")
   head, _, tail = again.rpartition("Budget: 9 steps")  # the last section: another budget
   elsewhere = head + "Budget: 10 steps" + tail
   assert "accuracy: m2_labels1000 0.7 ± 0 | 0/1 |" in tables_file.summary_table(elsewhere)
