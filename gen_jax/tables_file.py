@@ -70,20 +70,26 @@ class SummaryRow:
     for metric, values in self.headlines.items():
       fresh = []
       for model, value in values:
-        key = (self.budget, self.device, model, value)
-        (repeated if key in shown else fresh).append(model if key in shown else
-                                                   f"{model} {value}")
-        shown.add(key)
+        if self.first_time((model, value), shown):
+          fresh.append(f"{model} {value}")
+        else:
+          repeated.append(model)
       if fresh:
         cells.append(f"{metric}: {', '.join(fresh)}")
     if repeated:
       cells.append(f"as in a row above: {', '.join(repeated)}")
-    verdicts = [v for v in self.verdicts if (self.budget, self.device, v) not in shown]
-    shown.update((self.budget, self.device, v) for v in self.verdicts)
+    verdicts = [v for v in self.verdicts if self.first_time((v,), shown)]
     if len(verdicts) < len(self.verdicts):
       verdicts.append(f"{len(self.verdicts) - len(verdicts)} as in a row above")
     return (f"| {self.group} | {self.budget} | {self.device} | {'; '.join(cells)} | "
             f"{self.flat} | {'; '.join(verdicts) or '-'} |")
+
+  def first_time(self, item: tuple[str, ...], shown: set[tuple[str, ...]]) -> bool:
+    """Whether no earlier row gave `item` at this budget and device; marks it given."""
+    key = (self.budget, self.device, *item)
+    first = key not in shown
+    shown.add(key)
+    return first
 
 
 def section_rows(section: str) -> list[SummaryRow]:
@@ -137,7 +143,8 @@ def summary_table(document: str) -> str:
   """The README's short results table, from the reproduce block of `document` (the file
   `--tables_file` writes): per group table, its budget, device, each row's headline metric
   (mean ± spread over seeds; one an earlier row gave, by name only), how many rows had
-  flattened in every seed, and whether the papers' orderings held. ValueError: no block."""
+  flattened in every seed, and whether the papers' orderings held (those an earlier row
+  gave, by count only). ValueError: no block."""
   start, stop = block_span(document, TABLES_BEGIN, TABLES_END)
   sections = document[start:stop].split(SECTION.format("").rstrip(" ->"))[1:]
   rows = sorted((row for section in sections for row in section_rows(section)),
