@@ -1,4 +1,4 @@
-"""Whether an eval curve had flattened: the tables' "test metric flattened?" column.
+"""Whether an eval curve had flattened: the tables' "eval curve flattened?" column.
 
 A curve is [(step, value)] of one run's headline metric (its evals during training).
 """

@@ -43,6 +43,7 @@ class Group:
 
 
 PIXELRNN = "van den Oord et al. 2016a (PixelRNN), CIFAR-10 8-bit RGB"
+FLATTENED_COLUMN = "eval curve flattened?"  # of the curve the header names: test or validation
 PAPER_ALPHA = 0.1 * 60_000  # Kingma et al.'s alpha = 0.1 N, configs/semi_supervised_vae.py's
 
 
@@ -273,7 +274,7 @@ def group_table(group: Group, runs: dict[str, list[dict]], curves: dict[str, lis
   anchors = dict(group.anchors)
   lines = [f"### ({group.name}) {group.title}", "",
            "| model | " + " | ".join(metrics) + " | seeds | steps | wall per run (min) | "
-           "test metric flattened? | published anchor |",
+           f"{FLATTENED_COLUMN} | published anchor |",
            "|---|" + "---|" * (len(metrics) + 5)]
   means, spreads, devices = {}, {}, {}  # device -> the models that ran on it
   for model in models:

@@ -116,7 +116,7 @@ def section_rows(section: str) -> list[SummaryRow]:
       if metric and row.get(metric, "-") != "-":
         headlines.setdefault(metric, []).append((cells[0], row[metric]))
       models += 1
-      everywhere = flatness.flattened_everywhere(row["test metric flattened?"])
+      everywhere = flatness.flattened_everywhere(row[results.FLATTENED_COLUMN])
       if everywhere:
         flattened[everywhere] += 1
     verdicts = [f"{order}: {verdict}" for order, verdict in re.findall(

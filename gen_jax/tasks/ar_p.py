@@ -28,9 +28,8 @@ from gen_jax import plots
 from gen_jax.data.sources import DatasetSpec
 from gen_jax.errors import UserError
 from gen_jax.objectives import time_series
-from gen_jax.tasks.common import (GRAD_ACCUM, Task, eval_params, make_init,
-                                  make_optimizer, make_train_step, stateless_loss,
-                                  train_settings)
+from gen_jax.tasks.common import (GRAD_ACCUM, Task, eval_params, make_init, make_optimizer,
+                                  stateless_train_step)
 
 
 def create_ar_params(rng, order: int) -> dict:
@@ -198,10 +197,9 @@ def create_ar_p_task(config, spec: DatasetSpec) -> Task:
       supports=frozenset({GRAD_ACCUM}),  # float32 only: a linear model compared with OLS
       init=make_init(functools.partial(create_ar_params, order=order), tx,
                      config.train.ema_decay > 0),
-      train_step=make_train_step(stateless_loss(functools.partial(ar_loss, **units,
-                                                   steps_per_window=steps_per_window)),
-                                 tx, schedule,
-                                 config.train.ema_decay, **train_settings(config.train)),
+      train_step=stateless_train_step(
+          functools.partial(ar_loss, **units, steps_per_window=steps_per_window), tx, schedule,
+          config.train),
       eval_step=functools.partial(ar_eval_step, **units, references=references),
       split_metrics=functools.partial(parameter_metrics, **units, references=references),
       sample=functools.partial(forecast, **units, history=jnp.asarray(plot_settings["history"]),

@@ -22,9 +22,8 @@ from gen_jax.models.pixelcnn import PixelCNN
 from gen_jax.models.pixelrnn import PixelRNN
 from gen_jax.objectives import likelihoods
 from gen_jax.objectives.likelihoods import to_uint8
-from gen_jax.tasks.common import (Task, check_divisible, eval_params, make_init,
-                                  make_optimizer, make_train_step, module_functions,
-                                  stateless_loss, train_settings)
+from gen_jax.tasks.common import (Task, check_divisible, eval_params, make_init, make_optimizer,
+                                  module_functions, stateless_train_step)
 
 
 def autoregressive_loss(params, batch, rng, *, apply_fn, conditional):
@@ -105,9 +104,8 @@ def create_autoregressive_task(config, spec: DatasetSpec, create_module,
                          num_levels=spec.num_levels)
   return Task(
       init=make_init(create_params, tx, config.train.ema_decay > 0),
-      train_step=make_train_step(
-          stateless_loss(functools.partial(autoregressive_loss, **bound)), tx, schedule,
-          config.train.ema_decay, **train_settings(config.train)),
+      train_step=stateless_train_step(functools.partial(autoregressive_loss, **bound), tx, schedule,
+                                      config.train),
       eval_step=functools.partial(autoregressive_eval_step, **bound),
       log_prob=functools.partial(autoregressive_log_prob, **bound), log_prob_kind="exact",
       sample=functools.partial(autoregressive_sample, fill=fill, **sample_settings),

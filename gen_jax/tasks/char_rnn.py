@@ -20,9 +20,8 @@ from gen_jax.data.sources import DatasetSpec
 from gen_jax.errors import UserError
 from gen_jax.models.char_rnn import CharRNN
 from gen_jax.objectives import likelihoods
-from gen_jax.tasks.common import (GRAD_ACCUM, Task, eval_params, make_init,
-                                  make_optimizer, make_train_step, module_functions,
-                                  stateless_loss, train_settings)
+from gen_jax.tasks.common import (GRAD_ACCUM, Task, eval_params, make_init, make_optimizer,
+                                  module_functions, stateless_train_step)
 
 
 def next_token_nll(logits: jax.Array, targets: jax.Array) -> jax.Array:
@@ -124,9 +123,8 @@ def create_char_rnn_task(config, spec: DatasetSpec) -> Task:
   return Task(
       supports=frozenset({GRAD_ACCUM}),  # float32 only: its LSTM state is carried in float32
       init=make_init(create_params, tx, config.train.ema_decay > 0),
-      train_step=make_train_step(
-          stateless_loss(functools.partial(char_rnn_loss, apply_fn=apply_model)), tx,
-          schedule, config.train.ema_decay, **train_settings(config.train)),
+      train_step=stateless_train_step(functools.partial(char_rnn_loss, apply_fn=apply_model), tx,
+                                      schedule, config.train),
       eval_step=functools.partial(char_rnn_eval_step, apply_fn=apply_model),
       log_prob=functools.partial(char_rnn_log_prob, apply_fn=apply_model), log_prob_kind="exact",
       sample=functools.partial(sample_text, apply_fn=apply_model, prime=prime,

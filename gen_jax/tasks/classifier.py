@@ -21,8 +21,8 @@ from gen_jax.data.sources import DatasetSpec
 from gen_jax.errors import UserError
 from gen_jax.evaluation import fid
 from gen_jax.models.classifier import Classifier
-from gen_jax.tasks.common import (Task, eval_params, make_init, make_optimizer, make_train_step,
-                                  module_functions, stateless_loss, train_settings)
+from gen_jax.tasks.common import (Task, eval_params, make_init, make_optimizer, module_functions,
+                                  stateless_train_step)
 
 MODEL_NAME = "classifier"
 
@@ -78,9 +78,8 @@ def create_classifier_task(config, spec: DatasetSpec) -> Task:
   tx, schedule = make_optimizer(config.train)
   return Task(
       init=make_init(create_params, tx, config.train.ema_decay > 0),
-      train_step=make_train_step(
-          stateless_loss(functools.partial(classification_loss, apply_fn=apply_fn)), tx,
-          schedule, config.train.ema_decay, **train_settings(config.train)),
+      train_step=stateless_train_step(
+          functools.partial(classification_loss, apply_fn=apply_fn), tx, schedule, config.train),
       eval_step=functools.partial(classifier_eval_step, apply_fn=apply_fn),
       sample=first_layer_filters)
 

@@ -158,14 +158,16 @@ def check_supported(supports: frozenset, train_config, model_name: str) -> None:
     raise UserError(f"{model_name} does not accumulate gradients: set train.grad_accum_steps=1")
 
 
-def stateless_loss(loss_fn: Callable) -> Callable:
-  """make_train_step's loss from loss(params, batch, rng) -> (loss, metrics): no step,
-  no statistics."""
+def stateless_train_step(loss_fn: Callable, tx: optax.GradientTransformation,
+                         schedule: optax.Schedule, train_config) -> Callable:
+  """make_train_step with config.train's EMA, precision and accumulation, for a
+  loss(params, batch, rng) -> (loss, metrics) that needs no step and updates no statistics."""
   def loss(params, batch, rng, step):
     del step
     value, metrics = loss_fn(params, batch, rng)
     return value, (metrics, None)
-  return loss
+  return make_train_step(loss, tx, schedule, train_config.ema_decay,
+                         **train_settings(train_config))
 
 
 def join_micro_batches(stacked):

@@ -29,8 +29,8 @@ from gen_jax.errors import UserError
 from gen_jax.models.pixelcnn_pp import PixelCNNPlusPlus
 from gen_jax.objectives import likelihoods, logistic_mixture
 from gen_jax.tasks.autoregressive import autoregressive_sample, log_prob_sums
-from gen_jax.tasks.common import (Task, eval_params, make_init, make_optimizer, make_train_step,
-                                  module_functions, stateless_loss, train_settings)
+from gen_jax.tasks.common import (Task, eval_params, make_init, make_optimizer, module_functions,
+                                  stateless_train_step)
 
 
 def mixture_bits_per_dim(params, images, rng, *, apply_fn, num_mixtures, num_levels):
@@ -157,9 +157,8 @@ def create_pixelcnn_pp_task(config, spec: DatasetSpec) -> Task:
   tx, schedule = make_optimizer(config.train)
   return Task(
       init=make_init(lambda rng: create_params(rbg_key(rng)), tx, config.train.ema_decay > 0),
-      train_step=make_train_step(
-          stateless_loss(functools.partial(pixelcnn_pp_loss, **settings)), tx, schedule,
-          config.train.ema_decay, **train_settings(config.train)),
+      train_step=stateless_train_step(functools.partial(pixelcnn_pp_loss, **settings), tx, schedule,
+                                      config.train),
       eval_step=functools.partial(pixelcnn_pp_eval_step, **settings),
       log_prob=functools.partial(pixelcnn_pp_log_prob, **settings), log_prob_kind="exact",
       sample=functools.partial(autoregressive_sample, fill=fill, **sample_settings),

@@ -29,8 +29,8 @@ from gen_jax.errors import UserError
 from gen_jax.models.semi_supervised_vae import SemiSupervisedVAE
 from gen_jax.objectives import elbo, likelihoods, semi_supervised
 from gen_jax.tasks import m1_features
-from gen_jax.tasks.common import (Task, eval_params, make_init, make_optimizer,
-                                  make_train_step, module_functions, stateless_loss, train_settings)
+from gen_jax.tasks.common import (Task, eval_params, make_init, make_optimizer, module_functions,
+                                  stateless_train_step)
 
 
 def flatten_images(images: jax.Array) -> jax.Array:
@@ -206,8 +206,7 @@ def create_semi_supervised_vae_task(config, spec: DatasetSpec) -> Task:
                            inputs_fn=sampled_features if features else pixel_inputs)
   return Task(
       init=make_init(create_params, tx, config.train.ema_decay > 0),
-      train_step=make_train_step(stateless_loss(loss), tx, schedule, config.train.ema_decay,
-                                 **train_settings(config.train)),
+      train_step=stateless_train_step(loss, tx, schedule, config.train),
       eval_step=functools.partial(
           semi_supervised_vae_eval_step, bounds_fn=bounds_fn,
           class_means=(jnp.asarray(m1_features.labelled_class_means(config.data))

@@ -42,8 +42,8 @@ from gen_jax.models.code_prior import CodePrior
 from gen_jax.models.vqvae import MODELS
 from gen_jax.objectives import likelihoods
 from gen_jax.tasks import vq
-from gen_jax.tasks.common import (Task, eval_params, make_init, make_optimizer, make_train_step,
-                                  module_functions, stateless_loss, train_settings)
+from gen_jax.tasks.common import (Task, eval_params, make_init, make_optimizer, module_functions,
+                                  stateless_train_step)
 
 DATASET = "vq_codes"
 STAGE1_FOR_PRIOR = {"vqvae_prior": "vqvae", "vqvae2_prior": "vqvae2"}
@@ -339,9 +339,8 @@ def create_vq_prior_task(config, spec: DatasetSpec) -> Task:
                              num_levels=images.num_levels)
   return Task(
       init=make_init(create_params, tx, config.train.ema_decay > 0),
-      train_step=make_train_step(
-          stateless_loss(functools.partial(prior_loss, **bound)), tx, schedule,
-          config.train.ema_decay, **train_settings(config.train)),
+      train_step=stateless_train_step(functools.partial(prior_loss, **bound), tx, schedule,
+                                      config.train),
       eval_step=functools.partial(prior_eval_step, **bound),
       log_prob=functools.partial(prior_log_prob, **bound), log_prob_kind="vq-bound",
       image_batch=functools.partial(
