@@ -104,6 +104,9 @@ def section_rows(section: str) -> list[SummaryRow]:
     lines = table.splitlines()
     header = next(line for line in lines if line.startswith("| model |"))
     columns = [c.strip() for c in header.strip("|").split("|")]
+    if results.FLATTENED_COLUMN not in columns:  # a table written before the column's name
+      raise ValueError(f"a ({group.name}) table has no {results.FLATTENED_COLUMN!r} column: "
+                       "rerun its command with --tabulate_only to rewrite it")
     headlines, models = {}, 0  # metric -> [(model, value)]
     flattened = {"flat": 0, "first eval": 0, "scatter": 0}  # rows so in every seed
     for line in lines:

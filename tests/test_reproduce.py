@@ -677,6 +677,12 @@ def test_summary_has_a_row_per_table_with_budget_device_headlines_and_verdicts(t
                                 + "<!-- reproduce:summary:end -->\nb\n")
   with pytest.raises(app.UsageError, match="no <!-- reproduce:summary:begin -->"):
     tables_file.replace_summary(str(tables), str(tables), check=True)
+  # a table written before the flatness column had its name: a usage error, README kept
+  tables.write_text(document.replace(results.FLATTENED_COLUMN, "test metric flattened?"))
+  before = readme.read_text()
+  with pytest.raises(app.UsageError, match="no 'eval curve flattened.' column: rerun"):
+    tables_file.replace_summary(str(readme), str(tables))
+  assert readme.read_text() == before
 
 
 def test_each_command_fills_its_own_section_of_the_readme_block():
