@@ -6,7 +6,8 @@
       [--tables_file docs/results.md] [--summary README.md] [--dry_run] [--tabulate_only]
 
 Trains each model of the chosen groups (results.GROUPS) at one budget, each seed a
-`gen_jax.main` process in ROOT/<budget>/<model>/seed_<s>, --parallel at once. minutes:M
+`gen_jax.main` process in ROOT/<budget>/<model>/seed_<s>, --parallel at once (a run built
+on another starts once that one has trained, beside its final evaluation). minutes:M
 gives each model the steps that fit M minutes at a calibration run's step time. Training
 evals (the curves) see --eval_examples test examples; a final `--mode eval` on the whole
 split (IWAE over --iwae_samples for the VAEs) gives the tables' numbers. Finished runs
@@ -17,18 +18,16 @@ grids under ROOT/<budget>/. --tabulate_only rewrites the tables from finished ru
 (after a change to gen_jax/results.py, over the archived records), training nothing.
 """
 
-import concurrent.futures
 import json
 import os
 import statistics
 import subprocess
 import sys
 import threading
-import time
 
 from absl import app, flags
 
-from gen_jax import figures, results, runs, tables_file
+from gen_jax import figures, reproduce_run, results, runs, schedule, tables_file
 
 _BUDGET = flags.DEFINE_string("budget", "steps:2000", "steps:N, or minutes:M per run.")
 _GROUPS = flags.DEFINE_list("groups", [g.name for g in results.GROUPS], "Groups to run.")
@@ -57,6 +56,10 @@ _TABLES_FILE = flags.DEFINE_string(
     "tables_file", None, "Also put the tables into this file (docs/results.md), between its "
     "lines <!-- reproduce:begin --> and <!-- reproduce:end -->, in this command's section "
     "(other commands' are kept).")
+_FID_CLASSIFIER = flags.DEFINE_string(
+    "fid_classifier", None, "A finished fmnist_classifier run's workdir, checkpoints and all "
+    "(docs/reproduce/fid_classifier/fmnist_classifier/seed_0), to score the GANs with: "
+    "copied to ROOT/<budget>/fmnist_classifier/seed_0 instead of training one there.")
 _SUMMARY = flags.DEFINE_string("summary", None, "With --tables_file: also put a short table of "
                                "every section of that file's block (one row per table) into "
                                "this file, between its lines <!-- reproduce:summary:begin --> "
@@ -84,11 +87,6 @@ def steps_for_minutes(minutes: float, step_seconds: float) -> int:
   return max(1, int(minutes * 60 / step_seconds))
 
 
-def eval_every(steps: int, num_evals: int) -> int:
-  """The eval interval that gives about `num_evals` eval points (the last at the end)."""
-  return max(1, steps // max(1, num_evals))
-
-
 def selected_runs(groups: list[str], models: list[str]) -> list[str]:
   """The chosen groups' models (only `models` when given), each after the runs it needs."""
   known = {g.name: g for g in results.GROUPS}
@@ -107,39 +105,6 @@ def selected_runs(groups: list[str], models: list[str]) -> list[str]:
     if name not in ordered:
       ordered.append(name)
   return ordered
-
-
-def run_command(run: results.Run, seed: int, workdir: str, budget_dir: str, steps: int,
-                variant: str, eval_every: int, extra: tuple[str, ...] = (),
-                eval_examples: int = 1000) -> list[str]:
-  config = f"configs/{run.config}.py" + (f":{variant}" if variant else "")
-  needed = [f"--config.{key}={os.path.join(budget_dir, other, f'seed_{seed if same else 0}')}"
-            for key, other, same in run.needs]
-  return [sys.executable, "-m", "gen_jax.main", "--config", config, "--workdir", workdir,
-          f"--config.seed={seed}", f"--config.train.num_steps={steps}",
-          f"--config.train.eval_every={eval_every}", "--config.train.progress_bar=False",
-          f"--config.data.max_eval_examples={eval_examples}", *extra, *run.overrides, *needed]
-
-
-def final_eval_overrides(run: results.Run, iwae_samples: int) -> tuple[str, ...]:
-  """The final --mode eval's overrides: the whole test split (and the VAEs' IWAE bound)."""
-  return ("--config.data.max_eval_examples=0",
-          *((f"--config.eval.iwae_samples={iwae_samples}",) if run.iwae else ()),
-          *run.final_eval)
-
-
-def execute(command: list[str], log_path: str) -> tuple[int, str, float]:
-  """Runs `command` from the repository root, appending its output to `log_path`;
-  (exit status, last output line, wall seconds)."""
-  start = time.perf_counter()
-  with open(log_path, "a") as log:
-    log.write("$ " + " ".join(command[1:]) + "\n")
-    log.flush()
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    done = subprocess.run(command, cwd=root, stdout=log, stderr=subprocess.STDOUT, check=False)
-  with open(log_path) as log:
-    lines = [line.strip() for line in log if line.strip()]
-  return done.returncode, (lines[-1] if lines else "no output")[:160], time.perf_counter() - start
 
 
 def describe_device() -> str:
@@ -168,9 +133,10 @@ def calibrate(run: results.Run, budget_dir: str, minutes: int, variant: str, dev
     workdir = os.path.join(budget_dir, "calibration", run.name)
     os.makedirs(workdir, exist_ok=True)
     steps = calibration_steps
-    command = run_command(run, 0, workdir, budget_dir, steps, variant, 0, (
+    command = reproduce_run.run_command(run, 0, workdir, budget_dir, steps, variant, 0, (
         f"--config.train.log_every={max(1, steps // 3)}",), eval_examples=500)
-    status, last_line, _ = execute(command, os.path.join(workdir, "reproduce.log"))
+    status, last_line, _ = reproduce_run.execute(command,
+                                                 os.path.join(workdir, "reproduce.log"))
     if status:
       raise app.UsageError(f"calibration of {run.name} failed: {last_line}")
     step_seconds = seconds_per_step(runs.read_metrics(workdir, "train"))
@@ -182,84 +148,10 @@ def calibrate(run: results.Run, budget_dir: str, minutes: int, variant: str, dev
   return table[run.name]
 
 
-def train_one(run: results.Run, seed: int, budget_dir: str, steps: int, device: str, *,
-              variant: str = "", num_evals: int = 10, final_eval: bool = True,
-              eval_examples: int = 1000, iwae_samples: int = 5000,
-              tabulate_only: bool = False) -> dict | str:
-  """Trains (or resumes) one run, evaluates it on the whole test split (`final_eval`) and
-  writes its reproduce.json; the record, or the last output line of a failure (with
-  `tabulate_only`, the record of a finished run, or a failure for any other)."""
-  workdir = os.path.join(budget_dir, run.name, f"seed_{seed}")
-  path = os.path.join(workdir, "reproduce.json")
-  done = json.load(open(path)) if os.path.isfile(path) else {}
-  wanted = final_eval_overrides(run, iwae_samples) if final_eval else ()
-  if results.is_finished(done, steps, wanted):
-    return done
-  if tabulate_only:
-    return "not finished (--tabulate_only trains nothing)"
-  os.makedirs(workdir, exist_ok=True)
-  log = os.path.join(workdir, "reproduce.log")
-  command = run_command(run, seed, workdir, budget_dir, steps, variant,
-                        eval_every(steps, num_evals), eval_examples=eval_examples)
-  evals = [r for r in runs.training_evals(workdir) if r["step"] == steps]
-  if not evals:
-    print(f"training {run.name} seed {seed} -> {workdir}", flush=True)
-    status, last_line, _ = execute(command, log)
-    evals = [r for r in runs.training_evals(workdir) if r["step"] == steps]
-    if status or not evals:
-      return last_line
-  train_records = runs.read_metrics(workdir, "train")
-  record = {"model": run.name, "seed": seed, "steps": steps, "device": device,
-            "command": " ".join(command[1:]), "overrides": command[7:],
-            "wall_s": max([r.get("wall_s", 0.0) for r in train_records + evals] or [0.0]),
-            "metrics": {k: v for k, v in evals[-1].items() if k not in ("step", "split")},
-            "final_eval": None}
-  if final_eval:
-    output = os.path.join(workdir, "final_eval")
-    eval_command = command + ["--mode", "eval", f"--output_dir={output}",
-                              *final_eval_overrides(run, iwae_samples)]
-    print(f"final eval of {run.name} seed {seed}", flush=True)
-    status, last_line, wall = execute(eval_command, log)
-    final_evals = runs.read_metrics(output, "eval")
-    if status or not final_evals:
-      return last_line
-    record["final_eval"] = {"command": " ".join(eval_command[1:]), "wall_s": wall,
-                            "step": final_evals[-1]["step"],  # picked on validation, or last
-                            "metrics": {k: v for k, v in final_evals[-1].items()
-                                        if k not in ("step", "split")}}
-    record["metrics"].update(record["final_eval"]["metrics"])
-  with open(path, "w") as f:
-    json.dump(record, f, indent=2, sort_keys=True)
-  return record
-
-
-def run_jobs(jobs: list[tuple[str, int]], work, parallel: int) -> dict:
-  """work(job) for every (model, seed) job, `parallel` at once, each after the jobs it needs
-  (RUNS[model].needs among `jobs`); {job: outcome}. A job whose needed job failed (a str
-  outcome) is not run; its outcome says which."""
-  listed = set(jobs)
-
-  def needed(job):
-    name, seed = job
-    return [(other, seed if same else 0) for _, other, same in results.RUNS[name].needs
-            if (other, seed if same else 0) in listed]
-
-  pending, outcomes, running = list(jobs), {}, {}
-  with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
-    while pending or running:
-      for job in [j for j in pending if all(d in outcomes for d in needed(j))]:
-        failed = [d for d in needed(job) if isinstance(outcomes[d], str)]
-        if failed or len(running) < parallel:
-          pending.remove(job)
-          if failed:
-            outcomes[job] = f"not run: {failed[0][0]} seed {failed[0][1]} failed"
-          else:
-            running[pool.submit(work, job)] = job
-      if running:  # else: jobs were skipped above, and others may now be ready
-        finished, _ = concurrent.futures.wait(running, return_when="FIRST_COMPLETED")
-        for future in finished:
-          outcomes[running.pop(future)] = future.result()
-  return outcomes
+def needed(job: tuple[str, int]) -> list[tuple[str, int]]:
+  """The (model, seed) jobs whose checkpoints the run `job` reads (RUNS[model].needs)."""
+  name, seed = job
+  return [(other, seed if same else 0) for _, other, same in results.RUNS[name].needs]
 
 
 def print_commands(names: list[str], kind: str, amount: int, budget_dir: str) -> None:
@@ -273,9 +165,10 @@ def print_commands(names: list[str], kind: str, amount: int, budget_dir: str) ->
     steps = results.RUNS[name].steps(amount if kind == "steps" else known[name]["steps"])
     for seed in range(_SEEDS.value):
       workdir = os.path.join(budget_dir, name, f"seed_{seed}")
-      print(" ".join(run_command(results.RUNS[name], seed, workdir, budget_dir, steps,
-                                 _VARIANT.value, eval_every(steps, _NUM_EVALS.value),
-                                 eval_examples=_EVAL_EXAMPLES.value)[1:]))
+      print(" ".join(reproduce_run.run_command(
+          results.RUNS[name], seed, workdir, budget_dir, steps, _VARIANT.value,
+          reproduce_run.eval_every(steps, _NUM_EVALS.value),
+          eval_examples=_EVAL_EXAMPLES.value)[1:]))
 
 
 def tables_markdown(records: dict, failures: dict, budgets: dict, kind: str, amount: int,
@@ -307,7 +200,8 @@ def tables_markdown(records: dict, failures: dict, budgets: dict, kind: str, amo
                      + ([f"--models {','.join(_MODELS.value)}"] if _MODELS.value else [])
                      + ([f"--variant {_VARIANT.value}"] if _VARIANT.value else [])
                      + [f"--{flag.name}={flag.value}" for flag in (
-                         _ROOT, _EVAL_EXAMPLES, _IWAE_SAMPLES, _PARALLEL, _NUM_EVALS)
+                         _ROOT, _EVAL_EXAMPLES, _IWAE_SAMPLES, _PARALLEL, _NUM_EVALS,
+                         _FID_CLASSIFIER)
                         if flag.value != flag.default]
                      + ([] if _FINAL_EVAL.value else ["--nofinal_eval"]))
   evals = (f"the curves' evals on the first {_EVAL_EXAMPLES.value} test examples"
@@ -360,16 +254,21 @@ def main(argv):
             _TABULATE_ONLY.value)["steps"])
     return budgets[name]
 
+  if _FID_CLASSIFIER.value and "fmnist_classifier" in names:
+    reproduce_run.adopt_run(_FID_CLASSIFIER.value, os.path.join(
+        budget_dir, "fmnist_classifier", "seed_0"), "--fid_classifier")
   for name in [n for n in names if not results.RUNS[n].needs]:  # before any training
     budget(name)
-  outcomes = run_jobs(
-      [(name, seed) for name in names for seed in range(_SEEDS.value)],
-      lambda job: train_one(results.RUNS[job[0]], job[1], budget_dir, budget(job[0]), device,
-                            variant=_VARIANT.value, num_evals=_NUM_EVALS.value,
-                            final_eval=_FINAL_EVAL.value, eval_examples=_EVAL_EXAMPLES.value,
-                            iwae_samples=_IWAE_SAMPLES.value,
-                            tabulate_only=_TABULATE_ONLY.value),
-      _PARALLEL.value)
+  settings = dict(variant=_VARIANT.value, num_evals=_NUM_EVALS.value,
+                  final_eval=_FINAL_EVAL.value, eval_examples=_EVAL_EXAMPLES.value,
+                  iwae_samples=_IWAE_SAMPLES.value, tabulate_only=_TABULATE_ONLY.value)
+  outcomes = schedule.run_jobs(
+      [(name, seed) for name in names for seed in range(_SEEDS.value)], needed,
+      lambda job: reproduce_run.train_run(results.RUNS[job[0]], job[1], budget_dir,
+                                          budget(job[0]), device, **settings),
+      _PARALLEL.value,
+      lambda job, trained: reproduce_run.evaluate_run(results.RUNS[job[0]], trained,
+                                                      budget_dir, **settings))
   records, failures = {}, {}
   for name, seed in sorted(outcomes, key=lambda job: (names.index(job[0]), job[1])):
     outcome = outcomes[name, seed]

@@ -14,7 +14,8 @@ from absl import app, flags
 from absl.testing import flagsaver
 
 from conftest import REPO, load_config
-from gen_jax import figures, flatness, plots, reproduce, results, tables_file, writers
+from gen_jax import (figures, flatness, plots, reproduce, reproduce_run, results, schedule,
+                     tables_file, writers)
 
 
 def test_budget_parsing():
@@ -268,12 +269,13 @@ def record_training(monkeypatch, finishes: str) -> list[tuple[str, int, int]]:
   trained = []
   monkeypatch.setattr(reproduce, "describe_device", lambda: "cpu")
 
-  def train_one(run, seed, budget_dir, steps, device, **_):
+  def train_run(run, seed, budget_dir, steps, device, **_):
     trained.append((run.name, seed, steps))
     return (fake_record(run.name, seed, 3.0, steps) if run.name == finishes
             else "error: not trained")
 
-  monkeypatch.setattr(reproduce, "train_one", train_one)
+  monkeypatch.setattr(reproduce_run, "train_run", train_run)
+  monkeypatch.setattr(reproduce_run, "evaluate_run", lambda run, record, budget_dir, **_: record)
   return trained
 
 
@@ -289,18 +291,18 @@ def test_an_m1_trained_longer_trains_its_multiple_of_the_budget_first(tmp_path, 
   tables = (tmp_path / "results.md").read_text()
   assert tables.startswith("Budget: 20 steps per run (vae_mlp_10x: 10x that, 200 steps);")
   assert "| vae_mlp_10x | 3 ± 0 | 2 | 200 |" in tables
-  command = reproduce.run_command(results.RUNS[models[0]], 1, "W", "B", 20, "", 2)
+  command = reproduce_run.run_command(results.RUNS[models[0]], 1, "W", "B", 20, "", 2)
   assert "--config.data.m1_workdir=B/vae_mlp_10x/seed_1" in command
   assert "--config.model.alpha" not in command  # the paper's alpha = 0.1 N, the config's
   # the _alpha100x rows: the same M1, the labelled term weighted 100x the paper's alpha
-  alpha = reproduce.run_command(results.RUNS["m1m2_labels1000_m1_10x_alpha100x"], 0, "W", "B",
+  alpha = reproduce_run.run_command(results.RUNS["m1m2_labels1000_m1_10x_alpha100x"], 0, "W", "B",
                                 20, "", 2)
   assert "--config.data.m1_workdir=B/vae_mlp_10x/seed_0" in alpha
   assert "--config.model.alpha=600000.0" in alpha and "--config.data.num_labelled=1000" in alpha
   assert load_config("semi_supervised_vae.py", "m1m2_labels1000").model.alpha == \
       results.PAPER_ALPHA  # so 600000 is 100x the alpha the other rows train with
   # M2 on pixels at that alpha, and each M1+M2 row compared with the M2 at its own alpha
-  m2 = reproduce.run_command(results.RUNS["m2_labels100_alpha100x"], 0, "W", "B", 20, "", 2)
+  m2 = reproduce_run.run_command(results.RUNS["m2_labels100_alpha100x"], 0, "W", "B", 20, "", 2)
   assert "--config.model.alpha=600000.0" in m2 and "--config.data.num_labelled=100" in m2
   assert "m1_workdir" not in " ".join(m2) and not results.RUNS["m2_labels100_alpha100x"].needs
   group_b = next(g for g in results.GROUPS if g.name == "b")
@@ -327,13 +329,46 @@ def test_the_fid_classifier_trains_its_fixed_steps_at_every_budget(tmp_path, mon
   assert results.RUNS["vae_mlp_10x"].steps(30) == 300 and results.RUNS["vae_mlp"].steps(30) == 30
 
 
+def test_an_archived_fid_classifier_scores_the_gans_instead_of_a_retrained_one(tmp_path,
+                                                                              monkeypatch):
+  """--fid_classifier copies a finished classifier run (checkpoints and all) into the budget,
+  so the GANs' FIDs are over its features on any machine; it is not trained again."""
+  calls = []
+  monkeypatch.setattr(reproduce_run, "execute", lambda command, log: (calls.append(command)
+                                                                      or (1, "error: x", 0.0)))
+  monkeypatch.setattr(reproduce, "describe_device", lambda: "cpu")
+  archive = tmp_path / "archive" / "seed_0"
+  (archive / "checkpoints" / "1000").mkdir(parents=True)
+  (archive / "checkpoints" / "1000" / "state").write_text("weights")
+  wanted = reproduce_run.final_eval_overrides(results.RUNS["fmnist_classifier"], 5000)
+  record = {**fake_record("fmnist_classifier", 0, 0.9, steps=1000), "final_eval": {
+      "metrics": {}, "command": " ".join(["-m gen_jax.main --mode eval", *wanted])}}
+  (archive / "reproduce.json").write_text(json.dumps(record))
+  flags_ = ["--budget=steps:20", "--groups=d", "--models=dcgan_hinge", "--seeds=1",
+            f"--root={tmp_path / 'runs'}"]
+  reproduce_main(*flags_, f"--fid_classifier={archive}")
+  adopted = tmp_path / "runs" / "steps_20" / "fmnist_classifier" / "seed_0"
+  assert (adopted / "checkpoints" / "1000" / "state").read_text() == "weights"
+  (gan,) = calls  # only the GAN trained (and failed here); the classifier was not
+  assert "configs/dcgan.py" in gan and f"--config.eval.classifier_workdir={adopted}" in gan
+  tables = (tmp_path / "runs" / "results.md").read_text()
+  assert f"--fid_classifier={archive}" in tables.split("\n")[0]
+  reproduce_main(*flags_, f"--fid_classifier={archive}")  # the same run there: fine again
+  (adopted / "reproduce.json").write_text(json.dumps({**record, "wall_s": 1.0}))
+  with pytest.raises(app.UsageError, match="steps_20/fmnist_classifier/seed_0 holds another"):
+    reproduce_main(*flags_, f"--fid_classifier={archive}")
+  with pytest.raises(app.UsageError, match="not a finished run's workdir"):
+    reproduce_main(*flags_, f"--fid_classifier={tmp_path / 'archive'}")
+  assert len(calls) == 2
+
+
 def test_tabulate_only_writes_the_tables_of_finished_runs_and_runs_nothing(tmp_path,
                                                                             monkeypatch):
   calls = []
-  monkeypatch.setattr(reproduce, "execute", lambda command, log: (calls.append(command)
+  monkeypatch.setattr(reproduce_run, "execute", lambda command, log: (calls.append(command)
                                                                   or (0, "trained", 0.0)))
   monkeypatch.setattr(reproduce, "describe_device", lambda: "cpu")
-  wanted = reproduce.final_eval_overrides(results.RUNS["pixelcnn"], 5000)
+  wanted = reproduce_run.final_eval_overrides(results.RUNS["pixelcnn"], 5000)
   for seed, value in ((0, 3.0), (1, 3.4)):  # as an archive holds them
     workdir = tmp_path / "steps_100" / "pixelcnn" / f"seed_{seed}"
     workdir.mkdir(parents=True)
@@ -375,7 +410,7 @@ def test_tabulate_only_writes_the_tables_of_finished_runs_and_runs_nothing(tmp_p
 
 def test_a_finished_run_is_not_repeated_and_an_unfinished_one_is(tmp_path, monkeypatch):
   calls = []
-  monkeypatch.setattr(reproduce, "execute", lambda command, log: (calls.append(command)
+  monkeypatch.setattr(reproduce_run, "execute", lambda command, log: (calls.append(command)
                                                                   or (1, "error: x", 0.0)))
   workdir = tmp_path / "steps_100" / "pixelcnn" / "seed_0"
   workdir.mkdir(parents=True)
@@ -383,10 +418,10 @@ def test_a_finished_run_is_not_repeated_and_an_unfinished_one_is(tmp_path, monke
       "metrics": {}, "command": "-m gen_jax.main --mode eval --config.data.max_eval_examples=0"}}
   (workdir / "reproduce.json").write_text(json.dumps(record))
   run = results.RUNS["pixelcnn"]
-  assert reproduce.train_one(run, 0, str(tmp_path / "steps_100"), 100, "cpu") == record
+  assert reproduce_run.train_one(run, 0, str(tmp_path / "steps_100"), 100, "cpu") == record
   assert not calls
   # another budget runs again
-  assert reproduce.train_one(run, 0, str(tmp_path / "steps_100"), 200, "cpu") == "error: x"
+  assert reproduce_run.train_one(run, 0, str(tmp_path / "steps_100"), 200, "cpu") == "error: x"
   assert "--config.data.max_eval_examples=1000" in calls[-1] and "--mode" not in calls[-1]
   # a trained run without its final evaluation gets only that, on the whole test split
   vae_dir = tmp_path / "steps_100" / "vae_mlp" / "seed_0"
@@ -395,54 +430,78 @@ def test_a_finished_run_is_not_repeated_and_an_unfinished_one_is(tmp_path, monke
   (vae_dir / "metrics.jsonl").write_text(json.dumps({"step": 100, "split": "eval",
                                                      "nll_nats": 250.0}) + "\n")
   vae = results.RUNS["vae_mlp"]
-  assert reproduce.train_one(vae, 0, str(tmp_path / "steps_100"), 100, "cpu",
+  assert reproduce_run.train_one(vae, 0, str(tmp_path / "steps_100"), 100, "cpu",
                              final_eval=False)["metrics"] == {"bits_per_dim": 3.0}
   assert len(calls) == 1
-  assert reproduce.train_one(vae, 0, str(tmp_path / "steps_100"), 100, "cpu",
+  assert reproduce_run.train_one(vae, 0, str(tmp_path / "steps_100"), 100, "cpu",
                              iwae_samples=700) == "error: x"
   assert len(calls) == 2 and "--mode" in calls[-1]  # only the final eval, no training
   final = calls[-1][calls[-1].index("--mode"):]
   assert {"--config.eval.iwae_samples=700", "--config.data.max_eval_examples=0"} <= set(final)
-  assert not any("iwae" in flag for flag in reproduce.final_eval_overrides(run, 700))
+  assert not any("iwae" in flag for flag in reproduce_run.final_eval_overrides(run, 700))
   # a final eval made with other settings (k=1000, asked for 5000) is redone, not the training
   evaluated = {**fake_record("vae_mlp", 0, 3.0), "final_eval": {"metrics": {}, "command": (
-      "-m gen_jax.main --mode eval " + " ".join(reproduce.final_eval_overrides(vae, 1000)))}}
+      "-m gen_jax.main --mode eval " + " ".join(reproduce_run.final_eval_overrides(vae, 1000)))}}
   (vae_dir / "reproduce.json").write_text(json.dumps(evaluated))
-  assert reproduce.train_one(vae, 0, str(tmp_path / "steps_100"), 100, "cpu",
+  assert reproduce_run.train_one(vae, 0, str(tmp_path / "steps_100"), 100, "cpu",
                              iwae_samples=1000) == evaluated
   assert len(calls) == 2
-  assert reproduce.train_one(vae, 0, str(tmp_path / "steps_100"), 100, "cpu",
+  assert reproduce_run.train_one(vae, 0, str(tmp_path / "steps_100"), 100, "cpu",
                              iwae_samples=5000) == "error: x"
   assert len(calls) == 3 and "--config.eval.iwae_samples=5000" in calls[-1][
       calls[-1].index("--mode"):]
 
 
-def test_runs_go_in_parallel_each_after_the_runs_it_needs():
+def test_runs_go_in_parallel_each_after_the_trainings_it_needs():
   jobs = [("vqvae", 0), ("vqvae", 1), ("vqvae_prior", 0), ("vqvae_prior", 1)]
   both_stage_1 = threading.Barrier(2, timeout=10)  # breaks unless two runs overlap
   log, lock = [], threading.Lock()
 
-  def work(job):
-    with lock:
-      log.append(("start", job))
-    if job[0] == "vqvae":
-      both_stage_1.wait()
-    with lock:
-      log.append(("end", job))
-    return job[1]
+  def step(name):
+    def work(job, *trained):
+      with lock:
+        log.append((name, job))
+      if name == "train" and job[0] == "vqvae":
+        both_stage_1.wait()
+      with lock:
+        log.append(("end " + name, job))
+      return {"seed": job[1], "evaluated": bool(trained)}
+    return work
 
-  outcomes = reproduce.run_jobs(jobs, work, parallel=2)
-  assert outcomes == {job: job[1] for job in jobs}
-  for seed in (0, 1):  # a prior starts after its own seed's stage 1 ended
-    assert log.index(("end", ("vqvae", seed))) < log.index(("start", ("vqvae_prior", seed)))
+  outcomes = schedule.run_jobs(jobs, reproduce.needed, step("train"), 2, step("evaluate"))
+  assert outcomes == {job: {"seed": job[1], "evaluated": True} for job in jobs}
+  for job in jobs:
+    assert log.index(("end train", job)) < log.index(("evaluate", job))
+  for seed in (0, 1):  # a prior trains after its own seed's stage 1 trained
+    assert log.index(("end train", ("vqvae", seed))) < log.index(("train", ("vqvae_prior", seed)))
+  # ... and not after stage 1's final evaluation: that one waits for the prior to start
+  prior_started = threading.Event()
+
+  def slow_evaluation(job, trained):
+    assert job[0] != "vqvae" or prior_started.wait(timeout=10), "the prior waited for it"
+    return trained
+
+  def train(job):
+    if job[0] == "vqvae_prior":
+      prior_started.set()
+    return {"seed": job[1]}
+
+  assert schedule.run_jobs(jobs[::2], reproduce.needed, train, 2, slow_evaluation) == {
+      ("vqvae", 0): {"seed": 0}, ("vqvae_prior", 0): {"seed": 0}}
   with pytest.raises(threading.BrokenBarrierError):  # one at a time: the barrier never fills
-    reproduce.run_jobs(jobs[:2], lambda job: threading.Barrier(2, timeout=0.5).wait(), 1)
-  # a prior whose stage 1 failed (a str outcome) is not run and says why; the other seed's is
+    schedule.run_jobs(jobs[:2], reproduce.needed,
+                      lambda job: threading.Barrier(2, timeout=0.5).wait(), 1)
+  # a prior whose stage 1 failed to train (a str outcome) is not run and says why; the other
+  # seed's is, and a failed training is not evaluated
   ran = []
-  outcomes = reproduce.run_jobs(jobs, lambda job: ran.append(job) or (
-      "error: boom" if job == ("vqvae", 1) else {"seed": job[1]}), parallel=2)
+  outcomes = schedule.run_jobs(jobs, reproduce.needed, lambda job: ran.append(job) or (
+      "error: boom" if job == ("vqvae", 1) else {"seed": job[1]}), 2,
+                               lambda job, trained: ran.append(("evaluate", job)) or trained)
   assert outcomes[("vqvae_prior", 1)] == "not run: vqvae seed 1 failed"
+  assert outcomes[("vqvae", 1)] == "error: boom" and ("evaluate", ("vqvae", 1)) not in ran
   assert ("vqvae_prior", 1) not in ran and outcomes[("vqvae_prior", 0)] == {"seed": 0}
+  assert reproduce.needed(("m1m2_labels100", 2)) == [("vae_mlp", 2)]
+  assert reproduce.needed(("dcgan_hinge", 2)) == [("fmnist_classifier", 0)]
 
 
 def test_wall_seconds_continue_across_a_resume(tmp_path, monkeypatch):
@@ -574,19 +633,19 @@ def test_reproduce_end_to_end_two_models_one_seed(tiny_idx, tmp_path):
 
 def test_a_run_gets_the_workdirs_it_needs(tmp_path, monkeypatch):
   budget_dir = str(tmp_path / "steps_10")
-  prior = reproduce.run_command(results.RUNS["vqvae_prior"], 2, "W", budget_dir, 10, "", 5)
+  prior = reproduce_run.run_command(results.RUNS["vqvae_prior"], 2, "W", budget_dir, 10, "", 5)
   assert f"--config.vqvae_workdir={budget_dir}/vqvae/seed_2" in prior  # its own seed's codes
-  m1m2 = reproduce.run_command(results.RUNS["m1m2_labels100"], 2, "W", budget_dir, 10, "", 5)
+  m1m2 = reproduce_run.run_command(results.RUNS["m1m2_labels100"], 2, "W", budget_dir, 10, "", 5)
   assert f"--config.data.m1_workdir={budget_dir}/vae_mlp/seed_2" in m1m2  # its own seed's M1
-  gan = reproduce.run_command(results.RUNS["dcgan_hinge_r1"], 2, "W", budget_dir, 10, "", 5)
+  gan = reproduce_run.run_command(results.RUNS["dcgan_hinge_r1"], 2, "W", budget_dir, 10, "", 5)
   assert f"--config.eval.classifier_workdir={budget_dir}/fmnist_classifier/seed_0" in gan
   assert {"--config.model.loss=hinge", "--config.model.r1_gamma=1.0", "--config.seed=2",
           "--config.train.num_steps=10", "--config.train.eval_every=5"} <= set(gan)
   # the curve's FIDs from 2000 samples, the table's (the final eval's, later flag wins) 10000
-  final = gan + list(reproduce.final_eval_overrides(results.RUNS["dcgan_hinge_r1"], 10))
+  final = gan + list(reproduce_run.final_eval_overrides(results.RUNS["dcgan_hinge_r1"], 10))
   fid_flags = [f for f in final if f.startswith("--config.eval.num_fid_samples=")]
   assert fid_flags[0].endswith("=2000") and fid_flags[-1].endswith("=10000")
-  assert reproduce.eval_every(2000, 10) == 200 and reproduce.eval_every(3, 10) == 1
+  assert reproduce_run.eval_every(2000, 10) == 200 and reproduce_run.eval_every(3, 10) == 1
   unmarked = tmp_path / "README.md"
   unmarked.write_text("no markers\n")
   with pytest.raises(app.UsageError, match="no <!-- reproduce:begin -->"):
@@ -713,7 +772,7 @@ def test_calibration_runs_once_per_model_and_records_its_arithmetic(tmp_path, mo
         f.write(json.dumps({"step": step, "split": "train", "steps_per_s": rate}) + "\n")
     return 0, "", 1.0
 
-  monkeypatch.setattr(reproduce, "execute", fake_execute)
+  monkeypatch.setattr(reproduce_run, "execute", fake_execute)
   budget_dir = str(tmp_path / "minutes_5")
   entry = reproduce.calibrate(results.RUNS["pixelcnn"], budget_dir, 5, "", "cpu", 30)
   assert entry["seconds_per_step"] == pytest.approx(0.5) and entry["steps"] == 600
@@ -729,7 +788,7 @@ def test_every_override_names_a_key_of_its_config():
   for run in results.RUNS.values():
     config = load_config(f"{run.config}.py")
     needed = tuple(f"--config.{key}=x" for key, _, _ in run.needs)
-    flags_ = run.overrides + reproduce.final_eval_overrides(run, 10) + needed
+    flags_ = run.overrides + reproduce_run.final_eval_overrides(run, 10) + needed
     for flag in flags_:
       node = config
       for part in flag.removeprefix("--config.").split("=")[0].split("."):
