@@ -124,14 +124,6 @@ def evaluate_run(run: results.Run, trained: dict, budget_dir: str, *, variant: s
   return record
 
 
-def train_one(run: results.Run, seed: int, budget_dir: str, steps: int, device: str,
-              **settings) -> dict | str:
-  """train_run, then evaluate_run: one run trained (or resumed) and evaluated."""
-  trained = train_run(run, seed, budget_dir, steps, device, **settings)
-  return trained if isinstance(trained, str) else evaluate_run(run, trained, budget_dir,
-                                                               **settings)
-
-
 def adopt_run(source: str, workdir: str, flag: str) -> None:
   """Copies the finished run `source` to `workdir`, where it counts as finished (a run
   there already must be the same one: its reproduce.json equal to `source`'s)."""

@@ -13,7 +13,7 @@ import pytest
 from absl import app, flags
 from absl.testing import flagsaver
 
-from conftest import REPO, load_config
+from conftest import REPO, load_config, read_only
 from gen_jax import (figures, flatness, plots, reproduce, reproduce_run, results, schedule,
                      tables_file, writers)
 
@@ -362,6 +362,33 @@ def test_an_archived_fid_classifier_scores_the_gans_instead_of_a_retrained_one(t
   assert len(calls) == 2
 
 
+def test_the_archived_fid_classifier_restores_read_only_and_scores_what_it_recorded(tmp_path):
+  """The classifier that --fid_classifier adopts (docs/reproduce/fid_classifier) restores with
+  today's code, from a read-only copy, and scores the first 1000 real test images as its
+  training run's last eval did: the FID features are the ones the archived FIDs used."""
+  from gen_jax.data import idx_builder
+  if not idx_builder.has_idx_files("/usr/share/datasets/fashion-mnist"):
+    pytest.skip("dataset-fashion-mnist is not installed (make test installs it as root)")
+  archive = os.path.join(REPO, "docs/reproduce/fid_classifier/fmnist_classifier/seed_0")
+  copy = tmp_path / "fmnist_classifier" / "seed_0"
+  reproduce_run.adopt_run(archive, str(copy), "--fid_classifier")
+  record = json.loads((copy / "reproduce.json").read_text())
+  (last,) = [r for r in map(json.loads, (copy / "metrics.jsonl").read_text().splitlines())
+             if r["split"] == "eval" and r["step"] == 1000]
+  command = record["command"].split()
+  command[command.index("--workdir") + 1] = str(copy)
+  output = tmp_path / "eval"
+  with read_only(str(copy)):
+    done = subprocess.run([sys.executable, *command, "--mode", "eval", f"--output_dir={output}"],
+                          cwd=REPO, env={**os.environ, "TFDS_DATA_DIR": str(tmp_path / "tfds")},
+                          capture_output=True, text=True, timeout=300)
+  assert done.returncode == 0, done.stderr[-2000:]
+  (scored,) = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
+  assert scored["step"] == 1000 and "max_eval_examples=1000" in record["command"]
+  assert abs(scored["accuracy"] - last["accuracy"]) <= 0.003  # 3 of 1000 images: other CPUs
+  assert abs(scored["cross_entropy"] - last["cross_entropy"]) < 1e-3
+
+
 def test_tabulate_only_writes_the_tables_of_finished_runs_and_runs_nothing(tmp_path,
                                                                             monkeypatch):
   calls = []
@@ -408,6 +435,13 @@ def test_tabulate_only_writes_the_tables_of_finished_runs_and_runs_nothing(tmp_p
   assert not calls
 
 
+def train_one(run, seed, budget_dir, steps, device, **settings):
+  """reproduce's two steps of one run: train_run, then evaluate_run unless training failed."""
+  trained = reproduce_run.train_run(run, seed, budget_dir, steps, device, **settings)
+  return trained if isinstance(trained, str) else reproduce_run.evaluate_run(
+      run, trained, budget_dir, **settings)
+
+
 def test_a_finished_run_is_not_repeated_and_an_unfinished_one_is(tmp_path, monkeypatch):
   calls = []
   monkeypatch.setattr(reproduce_run, "execute", lambda command, log: (calls.append(command)
@@ -418,10 +452,10 @@ def test_a_finished_run_is_not_repeated_and_an_unfinished_one_is(tmp_path, monke
       "metrics": {}, "command": "-m gen_jax.main --mode eval --config.data.max_eval_examples=0"}}
   (workdir / "reproduce.json").write_text(json.dumps(record))
   run = results.RUNS["pixelcnn"]
-  assert reproduce_run.train_one(run, 0, str(tmp_path / "steps_100"), 100, "cpu") == record
+  assert train_one(run, 0, str(tmp_path / "steps_100"), 100, "cpu") == record
   assert not calls
   # another budget runs again
-  assert reproduce_run.train_one(run, 0, str(tmp_path / "steps_100"), 200, "cpu") == "error: x"
+  assert train_one(run, 0, str(tmp_path / "steps_100"), 200, "cpu") == "error: x"
   assert "--config.data.max_eval_examples=1000" in calls[-1] and "--mode" not in calls[-1]
   # a trained run without its final evaluation gets only that, on the whole test split
   vae_dir = tmp_path / "steps_100" / "vae_mlp" / "seed_0"
@@ -430,10 +464,10 @@ def test_a_finished_run_is_not_repeated_and_an_unfinished_one_is(tmp_path, monke
   (vae_dir / "metrics.jsonl").write_text(json.dumps({"step": 100, "split": "eval",
                                                      "nll_nats": 250.0}) + "\n")
   vae = results.RUNS["vae_mlp"]
-  assert reproduce_run.train_one(vae, 0, str(tmp_path / "steps_100"), 100, "cpu",
+  assert train_one(vae, 0, str(tmp_path / "steps_100"), 100, "cpu",
                              final_eval=False)["metrics"] == {"bits_per_dim": 3.0}
   assert len(calls) == 1
-  assert reproduce_run.train_one(vae, 0, str(tmp_path / "steps_100"), 100, "cpu",
+  assert train_one(vae, 0, str(tmp_path / "steps_100"), 100, "cpu",
                              iwae_samples=700) == "error: x"
   assert len(calls) == 2 and "--mode" in calls[-1]  # only the final eval, no training
   final = calls[-1][calls[-1].index("--mode"):]
@@ -443,10 +477,10 @@ def test_a_finished_run_is_not_repeated_and_an_unfinished_one_is(tmp_path, monke
   evaluated = {**fake_record("vae_mlp", 0, 3.0), "final_eval": {"metrics": {}, "command": (
       "-m gen_jax.main --mode eval " + " ".join(reproduce_run.final_eval_overrides(vae, 1000)))}}
   (vae_dir / "reproduce.json").write_text(json.dumps(evaluated))
-  assert reproduce_run.train_one(vae, 0, str(tmp_path / "steps_100"), 100, "cpu",
+  assert train_one(vae, 0, str(tmp_path / "steps_100"), 100, "cpu",
                              iwae_samples=1000) == evaluated
   assert len(calls) == 2
-  assert reproduce_run.train_one(vae, 0, str(tmp_path / "steps_100"), 100, "cpu",
+  assert train_one(vae, 0, str(tmp_path / "steps_100"), 100, "cpu",
                              iwae_samples=5000) == "error: x"
   assert len(calls) == 3 and "--config.eval.iwae_samples=5000" in calls[-1][
       calls[-1].index("--mode"):]
