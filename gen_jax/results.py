@@ -68,7 +68,9 @@ M1M2_VARIANTS = {"": ("vae_mlp", ""), "_m1_10x": ("vae_mlp_10x", ""),
                  "_m1_10x_best_val": ("vae_mlp_10x", "_best_val"),
                  "_m1_10x_alpha100x_best_val": ("vae_mlp_10x", "_alpha100x_best_val"),
                  # a convolutional M1 (configs/vae_conv.py at the budget's steps)
-                 "_m1_conv": ("vae_conv", ""), "_m1_conv_alpha100x": ("vae_conv", "_alpha100x")}
+                 "_m1_conv": ("vae_conv", ""), "_m1_conv_alpha100x": ("vae_conv", "_alpha100x"),
+                 "_m1_conv_best_val": ("vae_conv", "_best_val"),
+                 "_m1_conv_alpha100x_best_val": ("vae_conv", "_alpha100x_best_val")}
 GROUPS = (
     Group("a", "Autoregressive models, Fashion-MNIST 8-bit (test bits/dim)",
           ("pixelcnn", "gated_pixelcnn", "pixelcnn_pp", "row_lstm", "diagonal_bilstm"),

@@ -857,6 +857,22 @@ def test_an_m1m2_run_has_its_config_variants_settings(num, m1):
   assert run.needs == (("data.m1_workdir", "vae_conv" if m1 else "vae_mlp", True),)
 
 
+@pytest.mark.parametrize("m1,m1_run", [("_m1_10x", "vae_mlp_10x"), ("_m1_conv", "vae_conv")])
+def test_an_m1m2_row_judged_on_validation_is_its_m2_rows_pick_over_its_m1(m1, m1_run):
+  """m1m2_labels<num><m1>_best_val (and _alpha100x_best_val): the M1+M2 overrides, its M2
+  row's held-out 10% and accuracy pick, its M1's workdir, and that M2 row to beat."""
+  group_b = next(g for g in results.GROUPS if g.name == "b")
+  beats = {o.best_first[0]: o.best_first[1] for o in group_b.orderings if "M1+M2" in o.source}
+  for m2 in ("_best_val", "_alpha100x_best_val"):
+    name = f"m1m2_labels100{m1}{m2}"
+    command = reproduce_run.run_command(results.RUNS[name], 2, "W", "B", 20, "", 2)
+    assert {*results.M2_VARIANTS[m2], "--config.data.binarization=none",
+            f"--config.data.m1_workdir=B/{m1_run}/seed_2"} <= set(command)
+    assert {"--config.data.validation_fraction=0.1", "--config.train.select_metric=accuracy",
+            "--config.train.select_mode=max"} <= set(command)
+    assert beats[name] == f"m2_labels100{m2}" and name in group_b.models
+
+
 def test_readme_summary_is_the_one_generated_from_docs_results():
   """The committed README summary is what --summary writes from docs/results.md's tables,
   so a hand edit of either (or a table retabulated without --summary) shows here."""
