@@ -31,7 +31,9 @@ from gen_jax import figures, reproduce_run, results, runs, schedule, tables_file
 
 _BUDGET = flags.DEFINE_string("budget", "steps:2000", "steps:N, or minutes:M per run.")
 _GROUPS = flags.DEFINE_list("groups", [g.name for g in results.GROUPS], "Groups to run.")
-_MODELS = flags.DEFINE_list("models", [], "Only these models of the groups (default: all).")
+_MODELS = flags.DEFINE_list("models", [], "Only these models of the groups, trained in this "
+                            "order, each after the runs it needs (default: all, in the groups' "
+                            "order).")
 _SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds 0..N-1; one run per model and seed.")
 _ROOT = flags.DEFINE_string("root", "runs/reproduce", "Where the runs and tables go.")
 _VARIANT = flags.DEFINE_string("variant", "", "Config variant for every run (e.g. smoke).")
@@ -88,7 +90,8 @@ def steps_for_minutes(minutes: float, step_seconds: float) -> int:
 
 
 def selected_runs(groups: list[str], models: list[str]) -> list[str]:
-  """The chosen groups' models (only `models` when given), each after the runs it needs."""
+  """The chosen groups' models (only `models`, in their order, when given), each after the
+  runs it needs."""
   known = {g.name: g for g in results.GROUPS}
   unknown = [g for g in groups if g not in known]
   if unknown:
@@ -98,7 +101,7 @@ def selected_runs(groups: list[str], models: list[str]) -> list[str]:
   if missing:
     raise app.UsageError(f"--models: {', '.join(missing)} not in groups {','.join(groups)}")
   ordered = []
-  for name in [m for m in names if not models or m in models]:
+  for name in models or names:
     for _, other, _ in results.RUNS[name].needs:
       if other not in ordered:
         ordered.append(other)

@@ -240,6 +240,9 @@ def test_group_table_says_nothing_of_orderings_among_models_it_does_not_hold():
 def test_selected_runs_put_what_a_run_needs_first():
   assert reproduce.selected_runs(["c"], ["vqvae2_prior"]) == ["vqvae2", "vqvae2_prior"]
   assert reproduce.selected_runs(["d"], ["vaegan"]) == ["fmnist_classifier", "vaegan"]
+  # --models' order, not the group's: a session can put the runs it can finish first
+  assert reproduce.selected_runs(["d"], ["vaegan", "dcgan_hinge_r1", "dcgan_hinge"]) == [
+      "fmnist_classifier", "vaegan", "dcgan_hinge_r1", "dcgan_hinge"]
   assert reproduce.selected_runs(["a"], [])[0] == "pixelcnn"
   assert reproduce.selected_runs(["b"], ["m1m2_labels100", "m1m2_labels1000"]) == [
       "vae_mlp", "m1m2_labels100", "m1m2_labels1000"]  # M1 first
